@@ -1,0 +1,187 @@
+"""Operands: what an operator argument is made of, whatever array library it came from.
+
+An Operand knows its shape, dtype, element strides and offset, where its data lives, and owns its aclTensor
+descriptor. Host arrays (numpy, torch CPU, DLPack CPU producers) are staged through device memory; device
+arrays (DeviceArray, torch NPU tensors) are described in place, with their strides, so non-contiguous inputs
+never need a copy.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._dtypes import acl_dtype, bfloat16, name_of, numpy_dtype
+from ._errors import ArgumentError, check
+from ._runtime import DeviceArray
+from .capi import ffi, lib
+
+HOST, TORCH_CPU, DEVICE, TORCH_NPU = "numpy", "torch", "device", "torch_npu"
+
+
+def _torch_module(value):
+    mod = type(value).__module__
+    return mod.startswith("torch") and hasattr(value, "data_ptr")
+
+
+def _torch_to_numpy(t) -> np.ndarray:
+    import torch
+
+    if t.dtype == torch.bfloat16:
+        return t.detach().view(torch.int16).numpy().view(bfloat16)
+    return t.detach().numpy()
+
+
+def numpy_to_torch(a: np.ndarray):
+    import torch
+
+    if a.dtype == bfloat16:
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
+
+
+def _extent(shape, strides) -> int:
+    """Elements spanned by a view with non-negative strides (0 for an empty view)."""
+    if any(s == 0 for s in shape):
+        return 0
+    return 1 + sum((d - 1) * s for d, s in zip(shape, strides))
+
+
+class Operand:
+    """One tensor argument (input or output) of an operation."""
+
+    __slots__ = ("name", "kind", "shape", "dtype", "strides", "offset", "storage", "host", "ptr", "tensor",
+                 "source", "device_obj")
+
+    def __init__(self, name: str, value=None, *, shape=None, dtype=None, like_kind=HOST, device_like=None):
+        self.name = name
+        self.tensor = None
+        self.ptr = None  # device address of the storage base
+        self.source = value
+        self.device_obj = None
+        if value is None:  # an output to allocate
+            self.shape = tuple(int(s) for s in shape)
+            self.dtype = name_of(dtype)
+            self.strides = _contiguous(self.shape)
+            self.offset = 0
+            self.storage = int(np.prod(self.shape, dtype=np.int64))
+            self._allocate_output(like_kind, device_like)
+            return
+        self._describe_input(value)
+
+    # ---- inputs
+    def _describe_input(self, value):
+        if isinstance(value, DeviceArray):
+            self.kind, self.shape, self.dtype = DEVICE, value.shape, value.dtype.name
+            self.strides, self.offset = _contiguous(self.shape), 0
+            self.storage = int(np.prod(self.shape, dtype=np.int64))
+            self.ptr, self.host, self.device_obj = value.ptr, None, value
+            return
+        if _torch_module(value):
+            if value.device.type not in ("cpu",):
+                self._describe_torch_device(value)
+                return
+            self.kind = TORCH_CPU
+            value = _torch_to_numpy(value)
+        else:
+            self.kind = HOST
+            if not isinstance(value, np.ndarray):
+                value = np.from_dlpack(value) if hasattr(value, "__dlpack__") else np.asarray(value)
+        if value.dtype.byteorder == ">" or any(s < 0 or s % value.itemsize for s in value.strides):
+            value = np.ascontiguousarray(value)  # negative / unaligned strides have no aclTensor form
+        self.shape = value.shape
+        self.dtype = value.dtype.name
+        self.strides = tuple(s // value.itemsize for s in value.strides)
+        self.offset = 0
+        self.storage = _extent(self.shape, self.strides)
+        self.host = value
+        self.source = value
+
+    def _describe_torch_device(self, t):
+        self.kind = TORCH_NPU
+        self.shape = tuple(t.shape)
+        self.dtype = name_of(t.dtype)
+        self.strides = tuple(t.stride())
+        self.offset = int(t.storage_offset())
+        st = t.untyped_storage()
+        self.storage = st.nbytes() // t.element_size()
+        self.ptr = st.data_ptr()
+        self.host = None
+        self.device_obj = t
+
+    # ---- outputs
+    def _allocate_output(self, like_kind, device_like):
+        if like_kind == TORCH_NPU:
+            import torch
+
+            t = torch.empty(self.shape, dtype=getattr(torch, self.dtype), device=device_like.device)
+            self.kind, self.ptr, self.host, self.device_obj = TORCH_NPU, t.data_ptr(), None, t
+        elif like_kind == DEVICE:
+            d = DeviceArray(self.shape, self.dtype)
+            self.kind, self.ptr, self.host, self.device_obj = DEVICE, d.ptr, None, d
+        else:
+            self.kind = like_kind
+            self.host = np.empty(self.shape, numpy_dtype(self.dtype))
+
+    @property
+    def staged(self) -> bool:
+        """Whether the data lives on the host and travels through a staging buffer."""
+        return self.host is not None
+
+    @property
+    def staging_nbytes(self) -> int:
+        return self.storage * numpy_dtype(self.dtype).itemsize
+
+    def host_span(self) -> np.ndarray:
+        """The host memory the view covers, as one contiguous 1-D array (what gets uploaded)."""
+        a = self.host
+        if a.flags.c_contiguous:
+            return a.reshape(-1)
+        return np.lib.stride_tricks.as_strided(a, shape=(self.storage,), strides=(a.itemsize,))
+
+    def layout_key(self):
+        return (self.shape, self.dtype, self.strides, self.offset, self.storage)
+
+    # ---- descriptor
+    def create_tensor(self) -> None:
+        dims = ffi.new("int64_t[]", list(self.shape) or [0])
+        strides = ffi.new("int64_t[]", list(self.strides) or [0])
+        storage = ffi.new("int64_t[]", [self.storage])
+        t = lib.aclCreateTensor(dims, len(self.shape), acl_dtype(self.dtype), strides, self.offset,
+                                lib.ACL_FORMAT_ND, storage, 1, ffi.cast("void *", self.ptr or 0))
+        if t == ffi.NULL:
+            from ._errors import AclnnError, recent_message
+
+            raise AclnnError(lib.ACLNN_ERR_PARAM_INVALID, "aclCreateTensor", f"{self.name}: {recent_message()}")
+        self.tensor = t
+
+    def destroy_tensor(self) -> None:
+        if self.tensor is not None:
+            t, self.tensor = self.tensor, None
+            check(lib.aclDestroyTensor(t), "aclDestroyTensor")
+
+    def result(self):
+        """The output in the caller's array library."""
+        if self.kind == HOST:
+            return self.host
+        if self.kind == TORCH_CPU:
+            return numpy_to_torch(self.host)
+        return self.device_obj
+
+
+def _contiguous(shape):
+    strides, acc = [], 1
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= max(int(d), 1)
+    return tuple(reversed(strides))
+
+
+def check_input(op_name: str, operand: Operand, dtypes=None, ndim=None) -> None:
+    """The facade's up-front checks of one input; raise ArgumentError naming it."""
+    if dtypes is not None and operand.dtype not in dtypes:
+        raise ArgumentError(operand.name, f"{op_name} does not support dtype {operand.dtype}; "
+                                          f"expected one of {', '.join(dtypes)}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if len(operand.shape) not in allowed:
+            want = " or ".join(f"{n}-D" for n in allowed)
+            raise ArgumentError(operand.name, f"{op_name} needs a {want} tensor, got shape {operand.shape}")

@@ -1,0 +1,293 @@
+"""``Operation``: the stateful form of every operator, and the engine under the function forms.
+
+Lifecycle, modelled on nvmath-python and mapped onto the two-phase aclnn API::
+
+    op = MoeGatingTopK(x, 8, bias=b, ...)   # checks arguments, describes operands (no C call yet)
+    op.plan()                               # phase 1 + aclSetAclOpExecutorRepeatable: executor kept
+    y, idx, _ = op.execute()                # phase 2 (uploads host inputs, downloads host outputs)
+    op.reset_operands(x=x2)                 # same layout: host data re-staged / device address rebound
+    y2, idx2, _ = op.execute()
+    op.free()                               # or `with MoeGatingTopK(...) as op:`
+
+The function forms (``moe_gating_top_k(...)``) build an Operation, execute it once without a repeatable
+executor, and free it. Executors are keyed by layout (shape, strides, dtype, attributes), never by address:
+addresses are rebound with aclSetInputTensorAddr / aclSetOutputTensorAddr.
+
+Writing an operator module (see ``ops/compute_expert_tokens.py`` for a complete small example)::
+
+    class MoeFoo(Operation):
+        api = "aclnnMoeFoo"                              # phase 1 is api + "GetWorkspaceSize"
+        def __init__(self, x, k, *, bias=None, stream=None):
+            super().__init__(stream=stream)
+            x = self._input("x", x, dtypes=FLOATS, ndim=2)            # inputs in PROTOTYPE ORDER,
+            bias = self._input("bias", bias, dtypes=FLOATS, ndim=1, optional=True)  # absent -> None
+            if k > x.shape[1]: raise ArgumentError("k", "...")        # facade checks name the parameter
+            y = self._output("y", (x.shape[0], k), x.dtype)          # outputs in prototype order
+            self._args = [x, bias, k, y]                             # C argument order without ws/executor;
+                                                                     # Operand -> aclTensor*, None -> NULL,
+                                                                     # self._int_array([..]) -> aclIntArray*
+            self._results = (y,)                                     # what execute() returns (None allowed)
+    def moe_foo(x, k, *, bias=None, stream=None):
+        return MoeFoo(x, k, bias=bias, stream=stream).run_once()
+
+Python ints / floats / bools in ``_args`` are converted by cffi to the declared C types (int64_t, double,
+bool). Each operator module also defines ``OPERATOR`` (the CANN name), ``APIS`` (the phase-2 functions it
+needs) and ``selftest(rng)``, which raises AssertionError when the backend disagrees with the reference.
+"""
+from __future__ import annotations
+
+import sys
+
+from ._errors import AclnnError, ArgumentError, check
+from ._operands import DEVICE, HOST, TORCH_CPU, TORCH_NPU, Operand, check_input
+from ._runtime import DeviceBuffer, as_stream_handle, current_device, workspace_pool
+from .capi import ffi, lib
+
+_ALIGN = 64
+
+
+class _IntArray:
+    __slots__ = ("values", "handle")
+
+    def __init__(self, values):
+        self.values = [int(v) for v in values]
+        self.handle = None
+
+    def create(self):
+        h = lib.aclCreateIntArray(ffi.new("int64_t[]", self.values or [0]), len(self.values))
+        if h == ffi.NULL:
+            raise AclnnError(lib.ACLNN_ERR_PARAM_INVALID, "aclCreateIntArray", str(self.values))
+        self.handle = h
+
+    def destroy(self):
+        if self.handle is not None:
+            h, self.handle = self.handle, None
+            check(lib.aclDestroyIntArray(h), "aclDestroyIntArray")
+
+
+class Operation:
+    api: str = ""
+
+    def __init__(self, *, stream=None):
+        self._stream = stream
+        self._device = current_device()
+        self._inputs: list[Operand | None] = []
+        self._outputs: list[Operand] = []
+        self._arrays: list[_IntArray] = []
+        self._args: list | None = None
+        self._results = None
+        self._kind = None  # the caller's array library, from the first tensor input
+        self._like = None
+        self._arena = None
+        self._described = False
+        self._executor = None
+        self._workspace_size = 0
+        self._oneshot = None
+        self._freed = False
+
+    # ------------------------------------------------------------------ building blocks for subclasses
+    def _input(self, name, value, *, dtypes=None, ndim=None, optional=False) -> Operand | None:
+        if value is None:
+            if not optional:
+                raise ArgumentError(name, f"{type(self).__name__} requires {name}")
+            self._inputs.append(None)
+            return None
+        op = Operand(name, value)
+        check_input(self.api, op, dtypes, ndim)
+        if self._kind is None:
+            self._kind, self._like = op.kind, op.device_obj
+        self._inputs.append(op)
+        return op
+
+    def _output(self, name, shape, dtype) -> Operand:
+        kind = self._kind or HOST
+        op = Operand(name, shape=shape, dtype=dtype, like_kind=kind, device_like=self._like)
+        self._outputs.append(op)
+        return op
+
+    def _int_array(self, values) -> _IntArray:
+        a = _IntArray(values)
+        self._arrays.append(a)
+        return a
+
+    # ------------------------------------------------------------------ descriptors and staging
+    def _describe(self) -> None:
+        """Lay staged operands out in one device arena and create every descriptor."""
+        if self._described:
+            return
+        staged = [o for o in self._inputs + self._outputs if o is not None and o.staged]
+        total, offsets = 0, []
+        for o in staged:
+            offsets.append(total)
+            total += (o.staging_nbytes + _ALIGN - 1) // _ALIGN * _ALIGN
+        if staged:
+            self._arena = DeviceBuffer(max(total, 1))
+            for o, off in zip(staged, offsets):
+                o.ptr = self._arena.ptr + off
+        try:
+            for o in self._inputs + self._outputs:
+                if o is not None:
+                    o.create_tensor()
+            for a in self._arrays:
+                a.create()
+        except BaseException:
+            self._destroy_descriptors()
+            raise
+        self._described = True
+
+    def _upload_inputs(self) -> None:
+        for o in self._inputs:
+            if o is not None and o.staged and o.storage:
+                span = o.host_span()
+                check(lib.aclrtMemcpy(ffi.cast("void *", o.ptr), o.staging_nbytes, ffi.from_buffer(span),
+                                      o.staging_nbytes, lib.ACL_MEMCPY_HOST_TO_DEVICE), "aclrtMemcpy")
+
+    def _download_outputs(self, stream) -> None:
+        pending = [o for o in self._outputs if o.staged and o.storage]
+        if not pending:
+            return
+        check(lib.aclrtSynchronizeStream(stream), "aclrtSynchronizeStream")
+        for o in pending:
+            check(lib.aclrtMemcpy(ffi.from_buffer(o.host), o.staging_nbytes, ffi.cast("void *", o.ptr),
+                                  o.staging_nbytes, lib.ACL_MEMCPY_DEVICE_TO_HOST), "aclrtMemcpy")
+
+    def _c_args(self) -> list:
+        out = []
+        for a in self._args:
+            if isinstance(a, Operand):
+                out.append(a.tensor)
+            elif isinstance(a, _IntArray):
+                out.append(a.handle)
+            elif a is None:
+                out.append(ffi.NULL)
+            else:
+                out.append(a)
+        return out
+
+    def _stream_handle(self, stream):
+        s = stream if stream is not None else self._stream
+        if s is None and self._kind == TORCH_NPU:
+            import torch_npu  # noqa: F401  (the current stream of the operands' library)
+            import torch
+
+            s = torch.npu.current_stream()
+        return as_stream_handle(s)
+
+    # ------------------------------------------------------------------ the two phases
+    def _phase1(self):
+        self._device.set_current()
+        self._describe()
+        ws = ffi.new("uint64_t *")
+        ex = ffi.new("aclOpExecutor **")
+        name = self.api + "GetWorkspaceSize"
+        check(getattr(lib, name)(*self._c_args(), ws, ex), name)
+        return int(ws[0]), ex[0]
+
+    def plan(self) -> "Operation":
+        """Run phase 1 once and keep a repeatable executor for every later execute()."""
+        self._check_alive()
+        if self._executor is not None:
+            return self
+        ws, ex = self._phase1()
+        if lib.aclSetAclOpExecutorRepeatable(ex) != 0:
+            # A backend that refuses repeatable executors: the executor just made is consumed by the next
+            # execute(), and later calls plan per call (the degradation ATB uses).
+            self._oneshot = (ws, ex)
+            return self
+        self._executor, self._workspace_size = ex, ws
+        return self
+
+    def execute(self, *, stream=None):
+        """Run the operator; returns the results in the caller's array library."""
+        self._check_alive()
+        stream_h = self._stream_handle(stream)
+        self._device.set_current()
+        self._describe()
+        self._upload_inputs()
+        if self._executor is not None:
+            ws, ex = self._workspace_size, self._executor
+        elif self._oneshot is not None:
+            (ws, ex), self._oneshot = self._oneshot, None
+        else:
+            ws, ex = self._phase1()
+        check(getattr(lib, self.api)(workspace_pool.get(ws, stream_h), ws, ex, stream_h), self.api)
+        self._download_outputs(stream_h)
+        return self._collect()
+
+    def run_once(self, *, stream=None):
+        """Function form: execute once and free everything, whatever happens."""
+        try:
+            return self.execute(stream=stream)
+        finally:
+            self.free()
+
+    def _collect(self):
+        res = self._results
+        if isinstance(res, tuple):
+            return tuple(r.result() if isinstance(r, Operand) else r for r in res)
+        return res.result() if isinstance(res, Operand) else res
+
+    # ------------------------------------------------------------------ operands
+    def reset_operands(self, **new) -> None:
+        """Replace inputs by arrays of the same layout; the plan (executor) stays valid."""
+        self._check_alive()
+        by_name = {o.name: (i, o) for i, o in enumerate(self._inputs) if o is not None}
+        for name, value in new.items():
+            if name not in by_name:
+                raise ArgumentError(name, f"is not a tensor input of this {type(self).__name__}")
+            index, old = by_name[name]
+            fresh = Operand(name, value)
+            if fresh.layout_key() != old.layout_key() or fresh.staged != old.staged:
+                raise ArgumentError(name, f"layout {fresh.layout_key()} differs from the planned "
+                                          f"{old.layout_key()}; create a new operation for it")
+            if old.staged:
+                old.host, old.source = fresh.host, fresh.source
+                continue
+            old.ptr, old.source, old.device_obj = fresh.ptr, fresh.source, fresh.device_obj
+            if self._executor is not None:
+                check(lib.aclSetInputTensorAddr(self._executor, index, old.tensor, ffi.cast("void *", old.ptr)),
+                      "aclSetInputTensorAddr")
+            elif old.tensor is not None:
+                check(lib.aclSetRawTensorAddr(old.tensor, ffi.cast("void *", old.ptr)), "aclSetRawTensorAddr")
+
+    # ------------------------------------------------------------------ lifetime
+    def _check_alive(self):
+        if self._freed:
+            raise RuntimeError(f"{type(self).__name__} was freed")
+
+    def _destroy_descriptors(self):
+        for o in self._inputs + self._outputs:
+            if o is not None:
+                o.destroy_tensor()
+        for a in self._arrays:
+            a.destroy()
+
+    def free(self) -> None:
+        """Release the executor, the descriptors and the staging memory (idempotent)."""
+        if self._freed:
+            return
+        self._freed = True
+        try:
+            if self._executor is not None:
+                ex, self._executor = self._executor, None
+                check(lib.aclDestroyAclOpExecutor(ex), "aclDestroyAclOpExecutor")
+        finally:
+            self._destroy_descriptors()
+            if self._arena is not None:
+                self._arena.close()
+                self._arena = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.free()
+
+    def __del__(self):
+        # A forgotten free(): release the C objects while the runtime is still there; at interpreter shutdown
+        # leak instead of calling into a runtime that may be gone.
+        try:
+            if not self._freed and not sys.is_finalizing():
+                self.free()
+        except Exception:  # noqa: BLE001  (a finalizer must not raise)
+            pass

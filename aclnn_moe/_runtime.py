@@ -1,0 +1,292 @@
+"""Pythonic ownership of runtime objects: Device, Stream, Event, device memory and the workspace pool.
+
+Lifetimes are explicit (``close()`` / ``with``), never left to the garbage collector alone; a finalizer frees
+what a caller forgot, except during interpreter shutdown, where leaking is safer than calling into a runtime
+that may already be torn down.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import weakref
+
+import numpy as np
+
+from ._dtypes import name_of, numpy_dtype
+from ._errors import check
+from .capi import ffi, lib
+
+_init_lock = threading.Lock()
+_initialized = False
+_thread = threading.local()
+
+
+def _ensure_init() -> None:
+    global _initialized
+    if not _initialized:
+        with _init_lock:
+            if not _initialized:
+                status = lib.aclInit(ffi.NULL)
+                if status not in (0, lib.ACL_ERROR_REPEAT_INITIALIZE):
+                    check(status, "aclInit")
+                _initialized = True
+
+
+def default_device_id() -> int:
+    return int(os.environ.get("ACLNN_MOE_DEVICE", "0"))
+
+
+class Device:
+    """An NPU (or the host runtime's CPU device). ``set_current()`` binds the calling thread to it."""
+
+    def __init__(self, device_id: int | None = None):
+        self.id = default_device_id() if device_id is None else int(device_id)
+
+    def set_current(self) -> "Device":
+        _ensure_init()
+        if getattr(_thread, "device", None) != self.id:
+            check(lib.aclrtSetDevice(self.id), "aclrtSetDevice")
+            _thread.device = self.id
+        return self
+
+    @staticmethod
+    def count() -> int:
+        n = ffi.new("uint32_t *")
+        check(lib.aclrtGetDeviceCount(n), "aclrtGetDeviceCount")
+        return int(n[0])
+
+    def __repr__(self):
+        return f"Device({self.id})"
+
+
+def current_device() -> Device:
+    """The calling thread's device, set on first use (ACLNN_MOE_DEVICE, default 0)."""
+    dev = getattr(_thread, "device", None)
+    return Device(dev).set_current() if dev is not None else Device().set_current()
+
+
+def _finalizing() -> bool:
+    return sys.is_finalizing()
+
+
+class _Owned:
+    """Base of objects owning one runtime handle, released by close() or, as a fallback, by the GC."""
+
+    _release = None  # name of the C function releasing the handle
+
+    def _own(self, handle):
+        self._handle = handle
+        self._finalizer = weakref.finalize(self, _release_handle, self._release, handle)
+
+    def close(self) -> None:
+        if getattr(self, "_finalizer", None) is not None and self._finalizer.alive:
+            self._finalizer()
+
+    @property
+    def closed(self) -> bool:
+        return not (getattr(self, "_finalizer", None) is not None and self._finalizer.alive)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _release_handle(func_name, handle):
+    if not _finalizing():
+        check(getattr(lib, func_name)(handle), func_name)
+
+
+class Stream(_Owned):
+    """An aclrtStream. ``Stream()`` creates one; ``Stream.wrap(handle)`` borrows a foreign one (an int from
+    torch_npu's ``npu_stream``, for instance) without owning it."""
+
+    _release = "aclrtDestroyStream"
+
+    def __init__(self, device: Device | None = None):
+        (device or current_device()).set_current()
+        out = ffi.new("aclrtStream *")
+        check(lib.aclrtCreateStream(out), "aclrtCreateStream")
+        self._own(out[0])
+
+    @classmethod
+    def wrap(cls, handle) -> "Stream":
+        s = cls.__new__(cls)
+        s._handle = ffi.cast("aclrtStream", int(handle))
+        s._finalizer = None
+        return s
+
+    @property
+    def handle(self):
+        """The aclrtStream (a cffi pointer)."""
+        return self._handle
+
+    def synchronize(self) -> None:
+        check(lib.aclrtSynchronizeStream(self._handle), "aclrtSynchronizeStream")
+
+    def __int__(self):
+        return int(ffi.cast("uintptr_t", self._handle))
+
+
+def as_stream_handle(stream):
+    """The aclrtStream for a ``stream=`` argument: None (default stream), a Stream, an int handle, or an object
+    with ``npu_stream`` (torch_npu.npu.Stream) or ``__aclrt_stream__()``."""
+    if stream is None:
+        return ffi.NULL
+    if isinstance(stream, Stream):
+        return stream.handle
+    if isinstance(stream, int):
+        return ffi.cast("aclrtStream", stream)
+    if hasattr(stream, "__aclrt_stream__"):
+        return ffi.cast("aclrtStream", int(stream.__aclrt_stream__()))
+    if hasattr(stream, "npu_stream"):
+        return ffi.cast("aclrtStream", int(stream.npu_stream))
+    if isinstance(stream, ffi.CData):
+        return stream
+    raise TypeError(f"stream: cannot use {type(stream).__name__} as an aclrtStream")
+
+
+class Event(_Owned):
+    """An aclrtEvent with timing: ``end.elapsed_ms(start)`` after both were recorded."""
+
+    _release = "aclrtDestroyEvent"
+
+    def __init__(self):
+        current_device()
+        out = ffi.new("aclrtEvent *")
+        check(lib.aclrtCreateEvent(out), "aclrtCreateEvent")
+        self._own(out[0])
+
+    def record(self, stream=None) -> "Event":
+        check(lib.aclrtRecordEvent(self._handle, as_stream_handle(stream)), "aclrtRecordEvent")
+        return self
+
+    def synchronize(self) -> None:
+        check(lib.aclrtSynchronizeEvent(self._handle), "aclrtSynchronizeEvent")
+
+    def elapsed_ms(self, start: "Event") -> float:
+        ms = ffi.new("float *")
+        check(lib.aclrtEventElapsedTime(ms, start._handle, self._handle), "aclrtEventElapsedTime")
+        return float(ms[0])
+
+
+class DeviceBuffer(_Owned):
+    """``nbytes`` of device memory from aclrtMalloc. ``ptr`` is the address as an int, ``cptr`` as void*."""
+
+    _release = "aclrtFree"
+
+    def __init__(self, nbytes: int):
+        current_device()
+        self.nbytes = int(nbytes)
+        out = ffi.new("void **")
+        check(lib.aclrtMalloc(out, max(self.nbytes, 1), lib.ACL_MEM_MALLOC_HUGE_FIRST), "aclrtMalloc")
+        self._own(out[0])
+        self.cptr = out[0]
+        self.ptr = int(ffi.cast("uintptr_t", out[0]))
+
+    def upload(self, array: np.ndarray, offset: int = 0) -> None:
+        """Copy a C-contiguous host array into the buffer at byte `offset`."""
+        n = array.nbytes
+        if n:
+            check(lib.aclrtMemcpy(ffi.cast("char *", self.cptr) + offset, self.nbytes - offset,
+                                  ffi.from_buffer(array), n, lib.ACL_MEMCPY_HOST_TO_DEVICE), "aclrtMemcpy")
+
+    def download(self, array: np.ndarray, offset: int = 0) -> np.ndarray:
+        """Fill a C-contiguous writable host array from the buffer at byte `offset`."""
+        n = array.nbytes
+        if n:
+            check(lib.aclrtMemcpy(ffi.from_buffer(array), n, ffi.cast("char *", self.cptr) + offset, n,
+                                  lib.ACL_MEMCPY_DEVICE_TO_HOST), "aclrtMemcpy")
+        return array
+
+
+class WorkspacePool:
+    """Device scratch reused across calls: one buffer per stream, grown (never shrunk) on demand.
+
+    ``allocator(nbytes) -> object with .cptr`` can replace aclrtMalloc (e.g. a framework's caching
+    allocator). Work on one stream runs in order, so a buffer is free for the next call on the same stream once
+    the previous call was enqueued; calls on different streams get different buffers."""
+
+    def __init__(self, allocator=DeviceBuffer):
+        self._allocator = allocator
+        self._buffers: dict[int, object] = {}
+        self._lock = threading.Lock()
+
+    def get(self, nbytes: int, stream_handle=ffi.NULL):
+        if nbytes == 0:
+            return ffi.NULL
+        key = int(ffi.cast("uintptr_t", stream_handle))
+        with self._lock:
+            buf = self._buffers.get(key)
+            if buf is None or buf.nbytes < nbytes:
+                if buf is not None and hasattr(buf, "close"):
+                    buf.close()
+                # grow by at least a quarter so that slowly rising sizes do not reallocate every call
+                size = max(int(nbytes), int(buf.nbytes * 1.25) if buf is not None else 0)
+                buf = self._allocator(size)
+                self._buffers[key] = buf
+            return buf.cptr
+
+    def release(self) -> None:
+        with self._lock:
+            for buf in self._buffers.values():
+                if hasattr(buf, "close"):
+                    buf.close()
+            self._buffers.clear()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(b.nbytes for b in self._buffers.values())
+
+
+workspace_pool = WorkspacePool()
+
+
+class DeviceArray:
+    """A tensor resident in device memory: shape, dtype and a DeviceBuffer (or a borrowed address).
+
+    Passing DeviceArrays to the operators skips every host<->device copy; results then come back as
+    DeviceArrays too. ``to_device(ndarray)`` and ``.to_host()`` move data explicitly."""
+
+    def __init__(self, shape, dtype, buffer: DeviceBuffer | None = None, *, ptr: int | None = None, owner=None):
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = numpy_dtype(name_of(dtype))
+        self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        self.buffer = buffer if buffer is not None or ptr is not None else DeviceBuffer(self.nbytes)
+        self.ptr = self.buffer.ptr if ptr is None else int(ptr)
+        self._owner = owner  # keeps borrowed memory alive
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def to_host(self) -> np.ndarray:
+        out = np.empty(self.shape, self.dtype)
+        if out.nbytes:
+            check(lib.aclrtMemcpy(ffi.from_buffer(out), out.nbytes, ffi.cast("void *", self.ptr), out.nbytes,
+                                  lib.ACL_MEMCPY_DEVICE_TO_HOST), "aclrtMemcpy")
+        return out
+
+    def copy_from(self, array) -> "DeviceArray":
+        a = np.ascontiguousarray(array, dtype=self.dtype)
+        if a.shape != self.shape:
+            raise ValueError(f"copy_from: shape {a.shape} does not match {self.shape}")
+        if a.nbytes:
+            check(lib.aclrtMemcpy(ffi.cast("void *", self.ptr), self.nbytes, ffi.from_buffer(a), a.nbytes,
+                                  lib.ACL_MEMCPY_HOST_TO_DEVICE), "aclrtMemcpy")
+        return self
+
+    def close(self) -> None:
+        if isinstance(self.buffer, DeviceBuffer):
+            self.buffer.close()
+
+    def __repr__(self):
+        return f"DeviceArray(shape={self.shape}, dtype={self.dtype.name}, ptr=0x{self.ptr:x})"
+
+
+def to_device(array) -> DeviceArray:
+    """Copy a host array (numpy, or anything numpy accepts) into a new DeviceArray."""
+    a = np.ascontiguousarray(array)
+    return DeviceArray(a.shape, a.dtype).copy_from(a)

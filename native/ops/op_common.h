@@ -1,0 +1,120 @@
+/*
+ * Shared helpers of the operator implementations (libopapi): argument checks that return the NPU's status
+ * codes with a message naming the operator, the parameter and the rule, and dtype-generic element access so
+ * that kernels read fp16/bf16/fp32 (any strides) as fp32 and store with round-to-nearest-even.
+ *
+ * Status code convention (spec/semantics.md, "Generic aclnn error codes"):
+ *   161001 ACLNN_ERR_PARAM_NULLPTR  a required tensor (or out-parameter) is NULL
+ *   161002 ACLNN_ERR_PARAM_INVALID  dtype / format not supported, or a data-dependent value out of range
+ *   561002 ACLNN_ERR_INNER_TILING_ERROR  shape or attribute rule broken (the NPU's tiling/infershape checks)
+ */
+#ifndef ACLNN_MOE_OP_COMMON_H_
+#define ACLNN_MOE_OP_COMMON_H_
+
+#include <stdint.h>
+#include <string.h>
+#include "../common/host_internal.h"
+#include "../common/half.h"
+
+#define OP_TRY(expr)                          \
+    do {                                      \
+        aclnnStatus op_try_status_ = (expr);  \
+        if (op_try_status_ != ACLNN_SUCCESS)  \
+            return op_try_status_;            \
+    } while (0)
+
+/* ---- checks (phase 1); each returns ACLNN_SUCCESS or records a message and returns the status ---- */
+aclnnStatus op_check_not_null(const char *api, const char *param, const void *ptr);
+/* dtype must be one of `allowed` (terminated by ACL_DT_UNDEFINED) -> 161002 */
+aclnnStatus op_check_dtype(const char *api, const char *param, const aclTensor *t, const aclDataType *allowed);
+aclnnStatus op_check_same_dtype(const char *api, const char *param, const aclTensor *t, const char *ref_param,
+                                const aclTensor *ref);
+/* format must be ND (or a plain format: NCHW/NHWC/NCL/NCDHW/NC, which describe ND data) -> 161002 */
+aclnnStatus op_check_format(const char *api, const char *param, const aclTensor *t);
+aclnnStatus op_check_ndim(const char *api, const char *param, const aclTensor *t, int ndim);      /* -> 561002 */
+/* shape must equal dims[0..ndim) -> 561002 */
+aclnnStatus op_check_shape(const char *api, const char *param, const aclTensor *t, int ndim, const int64_t *dims);
+/* formatted 561002 / 161002 helpers for rules on attributes */
+aclnnStatus op_fail_tiling(const char *api, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+aclnnStatus op_fail_param(const char *api, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- element access (phase 2) ---- */
+static inline int64_t op_elem_size(const aclTensor *t) { return acl_host_dtype_size(t->dtype); }
+
+/* address of element with the given multi-index */
+static inline char *op_ptr(const aclTensor *t, const int64_t *idx)
+{
+    int64_t off = t->offset;
+    for (int d = 0; d < t->ndim; d++) off += idx[d] * t->strides[d];
+    return (char *)t->data + off * op_elem_size(t);
+}
+
+/* address of element (row, col) of a 2-D tensor, or of element i of a 1-D tensor (row = i, col ignored) */
+static inline char *op_ptr2(const aclTensor *t, int64_t row, int64_t col)
+{
+    int64_t off = t->offset + row * t->strides[0] + (t->ndim > 1 ? col * t->strides[1] : 0);
+    return (char *)t->data + off * op_elem_size(t);
+}
+
+/* flat (row-major logical) index -> element address, any rank */
+char *op_ptr_flat(const aclTensor *t, int64_t flat);
+
+/* read a float element (fp32/fp16/bf16) as fp32; store fp32 with RNE */
+static inline float op_load_f(aclDataType dt, const void *p)
+{
+    switch (dt) {
+    case ACL_FLOAT16: return host_f16_to_f32(*(const uint16_t *)p);
+    case ACL_BF16: return host_bf16_to_f32(*(const uint16_t *)p);
+    case ACL_DOUBLE: return (float)*(const double *)p;
+    default: return *(const float *)p;
+    }
+}
+static inline void op_store_f(aclDataType dt, void *p, float v)
+{
+    switch (dt) {
+    case ACL_FLOAT16: *(uint16_t *)p = host_f32_to_f16(v); break;
+    case ACL_BF16: *(uint16_t *)p = host_f32_to_bf16(v); break;
+    default: *(float *)p = v; break;
+    }
+}
+/* read an integer element (int32/int64/int8/uint8/int16/bool) as int64 */
+static inline int64_t op_load_i(aclDataType dt, const void *p)
+{
+    switch (dt) {
+    case ACL_INT64: return *(const int64_t *)p;
+    case ACL_INT32: return *(const int32_t *)p;
+    case ACL_INT16: return *(const int16_t *)p;
+    case ACL_INT8: return *(const int8_t *)p;
+    case ACL_UINT8: case ACL_BOOL: return *(const uint8_t *)p;
+    default: return 0;
+    }
+}
+static inline void op_store_i(aclDataType dt, void *p, int64_t v)
+{
+    switch (dt) {
+    case ACL_INT64: *(int64_t *)p = v; break;
+    case ACL_INT32: *(int32_t *)p = (int32_t)v; break;
+    case ACL_INT16: *(int16_t *)p = (int16_t)v; break;
+    default: *(int8_t *)p = (int8_t)v; break;
+    }
+}
+
+/* Row helpers for 2-D tensors (1-D: row i is the single element i, n must be 1).
+ * Fast paths when the row is contiguous (last stride 1). */
+void op_load_row_f32(const aclTensor *t, int64_t row, int64_t n, float *dst);
+void op_store_row_f32(const aclTensor *t, int64_t row, int64_t n, const float *src);
+/* copy row `src_row` of `src` into row `dst_row` of `dst` (same dtype, any element size, n elements) */
+void op_copy_row(const aclTensor *dst, int64_t dst_row, const aclTensor *src, int64_t src_row, int64_t n);
+/* zero row of a 2-D tensor */
+void op_zero_row(const aclTensor *t, int64_t row, int64_t n);
+
+/* Whole-tensor index reads: gather every element (row-major logical order) of an integer tensor into int64 */
+void op_read_all_i64(const aclTensor *t, int64_t *dst);
+void op_write_all_i64(const aclTensor *t, const int64_t *src);
+
+/* Stable sort helpers used by the routing ops: sorts keys ascending, ties by original position (stable),
+ * producing the permutation `order` (order[j] = original position of the j-th smallest key).
+ * `scratch` must hold 2*n int64 values. Radix sort over the key range [0, key_limit). Multithreaded. */
+void op_stable_argsort_i64(const int64_t *keys, int64_t n, int64_t key_limit, int64_t *order, int64_t *scratch);
+
+#endif /* ACLNN_MOE_OP_COMMON_H_ */
