@@ -34,27 +34,25 @@ class SymbolNotFoundError(AttributeError):
 
 _lock = threading.RLock()
 _backend: Backend | None = None
-_cdef: str | None = None
+# The declarations come from this package's headers whatever the backend (CANN's own are C++-only), so they
+# are parsed at import: ffi.new("aclrtStream *") works before any library is opened, as in a C program.
+_cdef: str = build_cdef(binding_include_dir())
 ffi = cffi.FFI()
+ffi.cdef(_cdef)
 
 
 def backend() -> Backend:
     """The active backend (chosen once per process; see ``_backend.choose_backend``)."""
-    global _backend, _cdef
+    global _backend
     if _backend is None:
         with _lock:
             if _backend is None:
-                b = choose_backend()
-                # the declarations always come from this package's headers (CANN's own are C++-only)
-                _cdef = build_cdef(binding_include_dir())
-                ffi.cdef(_cdef)
-                _backend = b
+                _backend = choose_backend()
     return _backend
 
 
 def cdef_source() -> str:
     """The cdef text the binding was declared with (generated from include/)."""
-    backend()
     return _cdef
 
 

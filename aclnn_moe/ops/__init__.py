@@ -5,6 +5,12 @@ import importlib
 OP_MODULES = {
     "gating_top_k": ("moe_gating_top_k", "MoeGatingTopK"),
     "compute_expert_tokens": ("moe_compute_expert_tokens", "MoeComputeExpertTokens"),
+    "re_routing": ("moe_re_routing", "MoeReRouting"),
+    "finalize_routing": ("moe_finalize_routing", "MoeFinalizeRouting"),
+    "init_routing": ("moe_init_routing", "MoeInitRouting"),
+    "init_routing_v2": ("moe_init_routing_v2", "MoeInitRoutingV2"),
+    "token_permute_with_ep": ("moe_token_permute_with_ep", "MoeTokenPermuteWithEp"),
+    "token_unpermute_with_ep": ("moe_token_unpermute_with_ep", "MoeTokenUnpermuteWithEp"),
 }
 
 __all__ = []

@@ -1,0 +1,262 @@
+"""MoeComputeExpertTokens: host runtime vs the numpy reference (the official binary-search golden), every
+validation rule, out-of-range values, strides, plans."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aclnn_moe import AclnnError, ArgumentError, DeviceBuffer
+from aclnn_moe._dtypes import acl_dtype
+from aclnn_moe._errors import recent_message
+from aclnn_moe.capi import ffi, lib
+from aclnn_moe.ops.compute_expert_tokens import MoeComputeExpertTokens, moe_compute_expert_tokens
+from aclnn_moe.reference import moe_compute_expert_tokens as ref_compute
+from aclnn_moe.reference import moe_compute_expert_tokens as ref
+
+API = "aclnnMoeComputeExpertTokens"
+NULLPTR, INVALID, TILING = 161001, 161002, 561002
+
+
+def check(src, num_expert):
+    got = moe_compute_expert_tokens(src, num_expert)
+    want = ref(src, num_expert)
+    assert got.dtype == np.int32 and got.shape == (num_expert,)
+    np.testing.assert_array_equal(got, want)
+    return got
+
+
+def test_official_example():
+    np.testing.assert_array_equal(check(np.array([0, 0, 1, 1, 2, 2], np.int32), 3), [2, 4, 6])
+
+
+def test_torch_doc_example():
+    np.testing.assert_array_equal(check(np.array([0, 0, 0, 1, 1, 2], np.int32), 3), [3, 5, 6])
+
+
+def test_absent_experts_repeat_the_previous_end():
+    np.testing.assert_array_equal(check(np.array([1, 1, 4, 4, 4], np.int32), 7), [0, 2, 2, 2, 5, 5, 5])
+    np.testing.assert_array_equal(check(np.array([], np.int32), 4), [0, 0, 0, 0])
+
+
+def test_value_equal_to_num_expert_is_ignored():
+    """The official torch test draws values in [0, num_expert] inclusive and compares with the golden."""
+    src = np.array([0, 1, 1, 3, 3, 3], np.int32)
+    np.testing.assert_array_equal(check(src, 3), [1, 3, 3])
+
+
+@pytest.mark.parametrize("m,num_expert", [
+    (1, 1), (302, 31), (4096, 256), (65536, 8), (200_000, 2048), (1 << 20, 160), (1000, 2048)])
+def test_shapes(rng, m, num_expert):
+    src = np.sort(rng.integers(0, num_expert, m)).astype(np.int32)
+    check(src, num_expert)
+
+
+def test_official_test_distribution(rng):
+    """OPP test_npu_moe_compute_tokens: length 302, num_expert 31, values randint(0, num_expert) inclusive."""
+    for _ in range(5):
+        src = np.sort(rng.integers(0, 32, 302)).astype(np.int32)
+        check(src, 31)
+
+
+def test_limit_2_pow_24_rows():
+    """M == 2^24 is accepted (the tiling rejects only M > 2^24); multithreaded histogram."""
+    m = 1 << 24
+    src = np.repeat(np.arange(256, dtype=np.int32), m // 256)
+    got = check(src, 256)
+    assert got[-1] == m
+
+
+def test_non_contiguous_input(rng):
+    big = np.sort(rng.integers(0, 64, 300_000)).astype(np.int32)
+    check(big[::3], 64)
+    check(big[1000:2000:7], 64)
+    two_d = np.sort(rng.integers(0, 16, (50, 4)), axis=0).astype(np.int32)
+    check(two_d[:, 2], 16)  # a column: stride 4
+
+
+def _tensor(holder, base, shape, strides, offset, fmt=None):
+    buf = DeviceBuffer(max(base.nbytes, 1))
+    buf.upload(np.ascontiguousarray(base))
+    holder.append(buf)
+    t = lib.aclCreateTensor(ffi.new("int64_t[]", list(shape)), len(shape), acl_dtype(base.dtype.name),
+                            ffi.new("int64_t[]", list(strides)), offset,
+                            lib.ACL_FORMAT_ND if fmt is None else fmt, ffi.new("int64_t[]", [base.size]), 1, buf.cptr)
+    assert t != ffi.NULL, recent_message()
+    holder.append(("t", t))
+    return t, buf
+
+
+def _release(holder):
+    for h in holder:
+        if isinstance(h, tuple):
+            lib.aclDestroyTensor(h[1])
+        else:
+            h.close()
+
+
+def _run(src_t, num_expert, out_t):
+    ws = ffi.new("uint64_t *")
+    ex = ffi.new("aclOpExecutor **")
+    status = lib.aclnnMoeComputeExpertTokensGetWorkspaceSize(src_t, num_expert, out_t, ws, ex)
+    if status:
+        return status
+    w = DeviceBuffer(ws[0]) if ws[0] else None
+    try:
+        return lib.aclnnMoeComputeExpertTokens(w.cptr if w else ffi.NULL, ws[0], ex[0], ffi.NULL)
+    finally:
+        if w:
+            w.close()
+
+
+def test_strided_output(rng):
+    src = np.sort(rng.integers(0, 10, 100)).astype(np.int32)
+    holder = []
+    try:
+        st_, _ = _tensor(holder, src, (100,), (1,), 0)
+        out_base = np.full(25, -5, np.int32)
+        ot, obuf = _tensor(holder, out_base, (10,), (2,), 3)  # elements 3, 5, ..., 21
+        assert _run(st_, 10, ot) == 0, recent_message()
+        got = obuf.download(out_base.copy())
+    finally:
+        _release(holder)
+    np.testing.assert_array_equal(got[3:23:2], ref(src, 10))
+    mask = np.ones(25, bool)
+    mask[3:23:2] = False
+    assert (got[mask] == -5).all()  # nothing written outside the view
+
+
+def test_plan_once_execute_many(rng):
+    a = np.sort(rng.integers(0, 32, 5000)).astype(np.int32)
+    b = np.sort(rng.integers(0, 32, 5000)).astype(np.int32)
+    with MoeComputeExpertTokens(a, 32) as op:
+        op.plan()
+        np.testing.assert_array_equal(op.execute(), ref(a, 32))
+        op.reset_operands(sorted_expert_for_source_row=b)
+        np.testing.assert_array_equal(op.execute(), ref(b, 32))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 2048), st.integers(0, 3000), st.integers(0, 2**32 - 1), st.booleans())
+def test_property_matches_reference(num_expert, m, seed, with_sentinel):
+    rng = np.random.default_rng(seed)
+    hi = num_expert + 1 if with_sentinel else num_expert  # values == num_expert are ignored
+    src = np.sort(rng.integers(0, hi, m)).astype(np.int32)
+    got = check(src, num_expert)
+    # independent invariants: non-decreasing, ends at the number of in-range rows, counts per expert
+    assert (np.diff(got) >= 0).all()
+    assert got[-1] == int((src < num_expert).sum())
+    np.testing.assert_array_equal(np.diff(np.r_[0, got]), np.bincount(src, minlength=num_expert + 1)[:num_expert])
+
+
+# ---------------------------------------------------------------------------------------------------- errors
+def test_null_arguments(ws_status):
+    src, out = np.zeros(6, np.int32), np.zeros(3, np.int32)
+    assert ws_status(API, None, 3, out)[0] == NULLPTR
+    assert ws_status(API, src, 3, None)[0] == NULLPTR
+    holder = []
+    try:
+        st_, _ = _tensor(holder, src, (6,), (1,), 0)
+        ot, _ = _tensor(holder, out, (3,), (1,), 0)
+        assert lib.aclnnMoeComputeExpertTokensGetWorkspaceSize(st_, 3, ot, ffi.NULL,
+                                                               ffi.new("aclOpExecutor **")) == NULLPTR
+        assert lib.aclnnMoeComputeExpertTokensGetWorkspaceSize(st_, 3, ot, ffi.new("uint64_t *"),
+                                                               ffi.NULL) == NULLPTR
+    finally:
+        _release(holder)
+
+
+@pytest.mark.parametrize("src_dtype,out_dtype", [
+    (np.int64, np.int64), (np.float32, np.float32), (np.int16, np.int32), (np.int32, np.int64),
+    (np.int32, np.float32)])
+def test_dtype_rules(ws_status, src_dtype, out_dtype):
+    status, msg = ws_status(API, np.zeros(6, src_dtype), 3, np.zeros(3, out_dtype))
+    assert status == INVALID, msg
+    assert msg.startswith(API)
+
+
+def test_format_rule():
+    holder = []
+    try:
+        st_, _ = _tensor(holder, np.zeros(6, np.int32), (6,), (1,), 0, fmt=lib.ACL_FORMAT_FRACTAL_NZ)
+        ot, _ = _tensor(holder, np.zeros(3, np.int32), (3,), (1,), 0)
+        assert _run(st_, 3, ot) == INVALID
+    finally:
+        _release(holder)
+
+
+@pytest.mark.parametrize("name,src_shape,num_expert,out_shape", [
+    ("src_2d", (2, 3), 3, (3,)),
+    ("src_0d", (), 3, (3,)),
+    ("out_2d", (6,), 3, (3, 1)),
+    ("out_size", (6,), 3, (4,)),
+    ("num_expert_zero", (6,), 0, (1,)),
+    ("num_expert_negative", (6,), -3, (3,)),
+    ("num_expert_2049", (6,), 2049, (2049,)),
+])
+def test_shape_rules(ws_status, name, src_shape, num_expert, out_shape):
+    status, msg = ws_status(API, np.zeros(src_shape, np.int32), num_expert, np.zeros(out_shape, np.int32))
+    assert status == TILING, f"{name}: {status} {msg}"
+    assert msg.startswith(API)
+
+
+def test_more_than_2_pow_24_rows(ws_status):
+    status, msg = ws_status(API, np.zeros((1 << 24) + 1, np.int32), 8, np.zeros(8, np.int32))
+    assert status == TILING and "2^24" in msg
+
+
+def test_num_expert_2048_passes(ws_status):
+    out = np.zeros(2048, np.int32)
+    status, msg = ws_status(API, np.array([0, 5, 2047], np.int32), 2048, out, run=True)
+    assert status == 0, msg
+    assert out[0] == 1 and out[4] == 1 and out[5] == 2 and out[2046] == 2 and out[2047] == 3
+
+
+@pytest.mark.parametrize("m", [10, 300_000])  # serial and multithreaded kernels
+@pytest.mark.parametrize("bad", [-1, -(1 << 31)])
+def test_negative_values_are_rejected(m, bad):
+    """A negative expert id would make the NPU write before its output: the host runtime refuses it, names the
+    first offending position and value, and leaves the output untouched."""
+    src = np.sort(np.random.default_rng(m).integers(0, 3, m)).astype(np.int32)
+    pos = m // 2 + 1
+    src[pos] = bad
+    src[-1] = bad
+    holder = []
+    try:
+        st_, _ = _tensor(holder, src, (m,), (1,), 0)
+        out = np.full(3, -9, np.int32)
+        ot, obuf = _tensor(holder, out, (3,), (1,), 0)
+        assert _run(st_, 3, ot) == INVALID
+        msg = recent_message()
+        assert f"sortedExperts[{pos}] = {bad}" in msg, msg
+        assert (obuf.download(out.copy()) == -9).all()
+    finally:
+        _release(holder)
+    with pytest.raises(AclnnError) as e:
+        moe_compute_expert_tokens(src, 3)
+    assert e.value.status == INVALID
+
+
+@pytest.mark.parametrize("m", [10, 300_000])
+@pytest.mark.parametrize("big", [4, 7, 1 << 30])
+def test_ids_beyond_the_last_expert_belong_to_no_expert(m, big):
+    """Ids >= num_expert are ignored, as the official golden's binary search does; the torch_npu doc's own
+    example passes [3, 3, 4, 5, 6, 7] with num_expert 5."""
+    src = np.sort(np.random.default_rng(m).integers(0, 3, m)).astype(np.int32)
+    src[-(m // 3):] = big
+    got = moe_compute_expert_tokens(src, 3)
+    np.testing.assert_array_equal(got, ref_compute(src, 3))
+    np.testing.assert_array_equal(moe_compute_expert_tokens(np.array([3, 3, 4, 5, 6, 7], np.int32), 5),
+                                  [0, 0, 0, 2, 3])
+
+
+def test_facade_argument_errors():
+    with pytest.raises(ArgumentError, match="num_expert"):
+        moe_compute_expert_tokens(np.zeros(4, np.int32), 0)
+    with pytest.raises(ArgumentError, match="num_expert"):
+        moe_compute_expert_tokens(np.zeros(4, np.int32), 2049)
+    with pytest.raises(ArgumentError):
+        moe_compute_expert_tokens(np.zeros(4, np.int64), 3)
+    with pytest.raises(ArgumentError):
+        moe_compute_expert_tokens(np.zeros((2, 2), np.int32), 3)
