@@ -114,7 +114,7 @@ void op_write_all_i64(const aclTensor *t, const int64_t *src);
 
 /* Stable sort helpers used by the routing ops: sorts keys ascending, ties by original position (stable),
  * producing the permutation `order` (order[j] = original position of the j-th smallest key).
- * `scratch` must hold 2*n int64 values. Radix sort over the key range [0, key_limit). Multithreaded. */
+ * `scratch` must hold 2*n int64 values. Counting or radix sort over the key range [0, key_limit). */
 void op_stable_argsort_i64(const int64_t *keys, int64_t n, int64_t key_limit, int64_t *order, int64_t *scratch);
 
 #endif /* ACLNN_MOE_OP_COMMON_H_ */

@@ -1,0 +1,265 @@
+/*
+ * aclnnMoeInitRoutingV2: sort the (token, slot) pairs by expert and gather the token rows in that order.
+ *
+ *   fe    = expertIdx.reshape(-1)               p = i*K + k (row-major)
+ *   order = stable_argsort(fe)                  ties -> lower p
+ * dropless (dropPadMode 0):
+ *   expandedRowIdxOut[order[j]] = j             for every j (row-major "scatter" index, == token_permute's)
+ *   expandedXOut[j] = x[order[j] // K]          for j < rows, rows = N*K if activeNum == 0 else min(activeNum, N*K)
+ *   expertTokensCountOrCumsumOut = histogram(fe, expertNum) (flag 2) or its inclusive cumsum (flag 1)
+ * drop/pad (dropPadMode 1):
+ *   within expert e, the pos-th pair in sorted order is kept when pos < C: slot = e*C + pos,
+ *   expandedRowIdxOut[p] = slot, expandedXOut[e, pos] = x[p // K]; dropped pairs get expandedRowIdxOut[p] = -1;
+ *   slots with no pair are zero-filled; expertTokensBeforeCapacityOut = histogram(fe, expertNum) (flag set).
+ * As in the official tiling, the count/cumsum output is ignored in drop/pad mode and the before-capacity output in
+ * dropless mode (neither checked nor written).
+ * Data checks (before anything is written): negative expert ids are rejected; ids >= expertNum are rejected
+ * whenever expertNum bounds them (drop/pad mode or a count output), as the documentation requires.
+ * Validation follows the A2/A3 tiling (moe_init_routing_v2_tiling.cpp): expertIdx must be 2-D and activeNum >= 0
+ * (the 910_95 tiling also accepts a 1-D expertIdx and a negative activeNum; not modelled here).
+ */
+#include "aclnnop/aclnn_moe_init_routing_v2.h"
+#include "op_common.h"
+
+typedef struct {
+    int64_t n, k, h;         /* x [N, H], expertIdx [N, K] */
+    int64_t rows;            /* dropless: rows of expandedXOut */
+    int64_t capacity, expert_num;
+    int64_t drop_pad;        /* 0 / 1 */
+    int64_t count_flag;      /* 0 none, 1 cumsum, 2 count (0 in drop/pad mode) */
+    int before_flag;         /* drop/pad only */
+} InitRoutingV2Params;
+
+typedef struct {
+    const InitRoutingV2Params *p;
+    const aclTensor *x;
+    aclTensor out2d;          /* expandedXOut viewed as [rows or E*C, H] */
+    const int64_t *order;
+    const int64_t *seg_start; /* drop/pad: first sorted position of each expert */
+    const int64_t *count;     /* drop/pad: pairs per expert */
+} InitRoutingV2Gather;
+
+static void init_routing_v2_dropless_rows(void *vctx, int64_t begin, int64_t end)
+{
+    const InitRoutingV2Gather *c = vctx;
+    for (int64_t j = begin; j < end; j++)
+        op_copy_row(&c->out2d, j, c->x, c->order[j] / c->p->k, c->p->h);
+}
+
+static void init_routing_v2_drop_rows(void *vctx, int64_t begin, int64_t end)
+{
+    const InitRoutingV2Gather *c = vctx;
+    const int64_t cap = c->p->capacity;
+    for (int64_t s = begin; s < end; s++) {
+        int64_t e = s / cap, pos = s % cap;
+        if (pos < c->count[e])
+            op_copy_row(&c->out2d, s, c->x, c->order[c->seg_start[e] + pos] / c->p->k, c->p->h);
+        else
+            op_zero_row(&c->out2d, s, c->p->h);
+    }
+}
+
+/* [E, C, H] -> [E*C, H] when the two leading dims merge into one strided dim (always true when contiguous) */
+static int init_routing_v2_view2d(const aclTensor *src, aclTensor *dst)
+{
+    *dst = *src;
+    if (src->ndim == 2) return 1;
+    if (src->ndim != 3) return 0;
+    int64_t lead = src->dims[0] * src->dims[1];
+    int64_t stride = src->dims[1] == 1 ? src->strides[0] : src->strides[1];
+    if (lead != 0 && src->dims[0] != 1 && src->dims[1] != 1 && src->strides[0] != src->strides[1] * src->dims[1])
+        return 0;
+    dst->ndim = 2;
+    dst->dims[0] = lead;
+    dst->strides[0] = stride;
+    dst->dims[1] = src->dims[2];
+    dst->strides[1] = src->strides[2];
+    return 1;
+}
+
+static uint64_t init_routing_v2_ws(const InitRoutingV2Params *p)
+{
+    /* keys, order, argsort scratch (2n), row index out; per-expert counts and segment starts */
+    uint64_t n = (uint64_t)(p->n * p->k);
+    uint64_t e = p->expert_num > 0 ? (uint64_t)p->expert_num : 0u;
+    if (n == 0) return 0;
+    return (5u * n + 2u * e) * sizeof(int64_t);
+}
+
+static aclnnStatus init_routing_v2_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
+{
+    static const char *api = "aclnnMoeInitRoutingV2";
+    const InitRoutingV2Params *p = ex->params;
+    const aclTensor *x = ex->inputs[0];
+    const int64_t n = p->n * p->k, e_num = p->expert_num;
+    const int bounded = p->drop_pad == 1 || p->count_flag != 0;
+    if (n == 0) {
+        /* no pairs: counts are zero and every drop/pad slot is empty (zero-filled) */
+        if (p->count_flag != 0)
+            for (int64_t e = 0; e < e_num; e++) op_store_i(ACL_INT32, op_ptr2(ex->outputs[2], e, 0), 0);
+        if (p->drop_pad == 1) {
+            if (p->before_flag)
+                for (int64_t e = 0; e < e_num; e++) op_store_i(ACL_INT32, op_ptr2(ex->outputs[3], e, 0), 0);
+            aclTensor out2d;
+            if (!init_routing_v2_view2d(ex->outputs[0], &out2d))
+                return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: expandedXOut view cannot be read as 2-D", api);
+            for (int64_t s = 0; s < e_num * p->capacity; s++) op_zero_row(&out2d, s, p->h);
+        }
+        return ACLNN_SUCCESS;
+    }
+    if (ws == NULL || wsSize < init_routing_v2_ws(p))
+        return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: workspace of %llu bytes is too small", api,
+                              (unsigned long long)wsSize);
+    int64_t *keys = ws, *order = keys + n, *scratch = order + n, *row_idx = scratch + 2 * n;
+    int64_t *count = row_idx + n, *seg_start = count + (e_num > 0 ? e_num : 0);
+
+    op_read_all_i64(ex->inputs[1], keys);
+    int64_t max_key = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t v = keys[i];
+        if (v < 0 || (bounded && v >= e_num))
+            return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: expertIdx[%lld] = %lld is outside [0, %lld)", api,
+                                  (long long)i, (long long)v, (long long)(bounded ? e_num : INT32_MAX));
+        if (v > max_key) max_key = v;
+    }
+    op_stable_argsort_i64(keys, n, max_key + 1, order, scratch);
+
+    InitRoutingV2Gather g = {p, x, *ex->outputs[0], order, seg_start, count};
+    if (!init_routing_v2_view2d(ex->outputs[0], &g.out2d))
+        return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: expandedXOut view cannot be read as 2-D", api);
+    int64_t grain = p->h > 0 ? 1 + 16384 / p->h : 4096;
+
+    if (bounded) {
+        for (int64_t e = 0; e < e_num; e++) count[e] = 0;
+        for (int64_t i = 0; i < n; i++) count[keys[i]]++;
+        int64_t acc = 0;
+        for (int64_t e = 0; e < e_num; e++) { seg_start[e] = acc; acc += count[e]; }
+    }
+
+    if (p->drop_pad == 0) {
+        for (int64_t j = 0; j < n; j++) row_idx[order[j]] = j;
+        op_write_all_i64(ex->outputs[1], row_idx);
+        if (p->count_flag != 0) {
+            int64_t acc = 0;
+            for (int64_t e = 0; e < e_num; e++) {
+                acc += count[e];
+                op_store_i(ACL_INT32, op_ptr2(ex->outputs[2], e, 0), p->count_flag == 1 ? acc : count[e]);
+            }
+        }
+        acl_host_parallel_for(p->rows, grain, init_routing_v2_dropless_rows, &g);
+    } else {
+        for (int64_t j = 0; j < n; j++) {
+            int64_t e = keys[order[j]], pos = j - seg_start[e];
+            row_idx[order[j]] = pos < p->capacity ? e * p->capacity + pos : -1;
+        }
+        op_write_all_i64(ex->outputs[1], row_idx);
+        if (p->before_flag)
+            for (int64_t e = 0; e < e_num; e++) op_store_i(ACL_INT32, op_ptr2(ex->outputs[3], e, 0), count[e]);
+        acl_host_parallel_for(e_num * p->capacity, grain, init_routing_v2_drop_rows, &g);
+    }
+    return ACLNN_SUCCESS;
+}
+
+static const aclDataType init_routing_v2_float_types[] = {ACL_FLOAT16, ACL_BF16, ACL_FLOAT, ACL_DT_UNDEFINED};
+static const aclDataType init_routing_v2_int32_type[] = {ACL_INT32, ACL_DT_UNDEFINED};
+
+aclnnStatus aclnnMoeInitRoutingV2GetWorkspaceSize(const aclTensor *x, const aclTensor *expertIdx,
+                                                  int64_t activeNumOptional, int64_t expertCapacityOptional,
+                                                  int64_t expertNumOptional, int64_t dropPadModeOptional,
+                                                  int64_t expertTokensCountOrCumsumFlagOptional,
+                                                  bool expertTokensBeforeCapacityFlagOptional,
+                                                  const aclTensor *expandedXOut, const aclTensor *expandedRowIdxOut,
+                                                  const aclTensor *expertTokensCountOrCumsumOutOptional,
+                                                  const aclTensor *expertTokensBeforeCapacityOutOptional,
+                                                  uint64_t *workspaceSize, aclOpExecutor **executor)
+{
+    static const char *api = "aclnnMoeInitRoutingV2";
+    const int64_t active = activeNumOptional, cap = expertCapacityOptional, e_num = expertNumOptional;
+    const int64_t mode = dropPadModeOptional, flag = expertTokensCountOrCumsumFlagOptional;
+    /* which optional outputs the mode actually produces (the official tiling resets the other flag) */
+    const int want_count = mode == 0 && flag != 0;
+    const int want_before = mode == 1 && expertTokensBeforeCapacityFlagOptional;
+    const aclTensor *count_out = expertTokensCountOrCumsumOutOptional;
+    const aclTensor *before_out = expertTokensBeforeCapacityOutOptional;
+
+    /* 161001 */
+    OP_TRY(op_check_not_null(api, "x", x));
+    OP_TRY(op_check_not_null(api, "expertIdx", expertIdx));
+    OP_TRY(op_check_not_null(api, "expandedXOut", expandedXOut));
+    OP_TRY(op_check_not_null(api, "expandedRowIdxOut", expandedRowIdxOut));
+    if (want_count) OP_TRY(op_check_not_null(api, "expertTokensCountOrCumsumOutOptional", count_out));
+    if (want_before) OP_TRY(op_check_not_null(api, "expertTokensBeforeCapacityOutOptional", before_out));
+    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
+    OP_TRY(op_check_not_null(api, "executor", executor));
+
+    /* 161002 */
+    OP_TRY(op_check_dtype(api, "x", x, init_routing_v2_float_types));
+    OP_TRY(op_check_dtype(api, "expertIdx", expertIdx, init_routing_v2_int32_type));
+    OP_TRY(op_check_same_dtype(api, "expandedXOut", expandedXOut, "x", x));
+    OP_TRY(op_check_dtype(api, "expandedRowIdxOut", expandedRowIdxOut, init_routing_v2_int32_type));
+    OP_TRY(op_check_format(api, "x", x));
+    OP_TRY(op_check_format(api, "expertIdx", expertIdx));
+    OP_TRY(op_check_format(api, "expandedXOut", expandedXOut));
+    OP_TRY(op_check_format(api, "expandedRowIdxOut", expandedRowIdxOut));
+    if (want_count) {
+        OP_TRY(op_check_dtype(api, "expertTokensCountOrCumsumOutOptional", count_out, init_routing_v2_int32_type));
+        OP_TRY(op_check_format(api, "expertTokensCountOrCumsumOutOptional", count_out));
+    }
+    if (want_before) {
+        OP_TRY(op_check_dtype(api, "expertTokensBeforeCapacityOutOptional", before_out, init_routing_v2_int32_type));
+        OP_TRY(op_check_format(api, "expertTokensBeforeCapacityOutOptional", before_out));
+    }
+
+    /* 561002: official tiling GetShapeAttrsInfo, in its order */
+    if (x->ndim != 2) return op_fail_tiling(api, "x must be 2-D [N, H], got %d-D", x->ndim);
+    if (expertIdx->ndim < 1 || x->dims[0] != expertIdx->dims[0])
+        return op_fail_tiling(api, "x dim 0 (%lld) must equal expertIdx dim 0 (%lld)", (long long)x->dims[0],
+                              (long long)(expertIdx->ndim >= 1 ? expertIdx->dims[0] : -1));
+    if (cap < 0) return op_fail_tiling(api, "expertCapacity (%lld) must not be negative", (long long)cap);
+    if (e_num < 0) return op_fail_tiling(api, "expertNum (%lld) must not be negative", (long long)e_num);
+    if (mode < 0 || mode > 1) return op_fail_tiling(api, "dropPadMode must be 0 or 1, got %lld", (long long)mode);
+    if (mode == 1 && (cap < 1 || e_num < 1))
+        return op_fail_tiling(api, "expertCapacity (%lld) and expertNum (%lld) must be positive when dropPadMode is 1",
+                              (long long)cap, (long long)e_num);
+    if (flag < 0 || flag > 2)
+        return op_fail_tiling(api, "expertTokensCountOrCumsumFlag must be 0, 1 or 2, got %lld", (long long)flag);
+    if (flag > 0 && e_num <= 0)
+        return op_fail_tiling(api, "expertNum must be positive when expertTokensCountOrCumsumFlag is %lld",
+                              (long long)flag);
+    if (mode == 1 && cap > x->dims[0])
+        return op_fail_tiling(api, "expertCapacity (%lld) must not exceed the number of tokens N (%lld)",
+                              (long long)cap, (long long)x->dims[0]);
+    if (active < 0) return op_fail_tiling(api, "activeNum (%lld) must not be negative", (long long)active);
+    if (expertIdx->ndim != 2) return op_fail_tiling(api, "expertIdx must be 2-D [N, K], got %d-D", expertIdx->ndim);
+
+    const int64_t n_tok = x->dims[0], h = x->dims[1], k = expertIdx->dims[1], total = n_tok * k;
+    int64_t rows = active == 0 ? total : (active < total ? active : total);
+    if (mode == 1) {
+        const int64_t dims[3] = {e_num, cap, h};
+        OP_TRY(op_check_shape(api, "expandedXOut", expandedXOut, 3, dims));
+    } else {
+        const int64_t dims[2] = {rows, h};
+        OP_TRY(op_check_shape(api, "expandedXOut", expandedXOut, 2, dims));
+    }
+    const int64_t idx_dims[1] = {total};
+    OP_TRY(op_check_shape(api, "expandedRowIdxOut", expandedRowIdxOut, 1, idx_dims));
+    const int64_t e_dims[1] = {e_num};
+    if (want_count) OP_TRY(op_check_shape(api, "expertTokensCountOrCumsumOutOptional", count_out, 1, e_dims));
+    if (want_before) OP_TRY(op_check_shape(api, "expertTokensBeforeCapacityOutOptional", before_out, 1, e_dims));
+    aclTensor v;
+    if (!init_routing_v2_view2d(expandedXOut, &v))
+        return op_fail_param(api, "expandedXOut: dims 0 and 1 of this strided view cannot be merged into one");
+
+    InitRoutingV2Params p = {n_tok, k, h, rows, cap, e_num, mode, want_count ? flag : 0, want_before};
+    const aclTensor *ins[] = {x, expertIdx};
+    const aclTensor *outs[] = {expandedXOut, expandedRowIdxOut, want_count ? count_out : NULL,
+                               want_before ? before_out : NULL};
+    return acl_host_executor_create(api, init_routing_v2_kernel, ins, 2, outs, 4, &p, sizeof p,
+                                    init_routing_v2_ws(&p), workspaceSize, executor);
+}
+
+aclnnStatus aclnnMoeInitRoutingV2(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,
+                                  aclrtStream stream)
+{
+    return acl_host_executor_run(executor, workspace, workspaceSize, stream, "aclnnMoeInitRoutingV2");
+}

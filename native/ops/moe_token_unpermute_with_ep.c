@@ -1,0 +1,232 @@
+/*
+ * aclnnMoeTokenUnpermuteWithEp: the inverse of MoeTokenPermuteWithEp, gathering back the rows of this rank's window.
+ *
+ *   for t in [0, T): acc = 0 (fp32)
+ *     for k ascending: d = sortedIndices[t*K + k]
+ *       if start <= d < end and (no probs or probs[t, k] != 0): acc += float(permutedTokens[d - start]) * prob
+ *     out[t] = RNE(acc)
+ *
+ * Range handling:
+ *   - rangeOptional given ([start, end]): used as is, like the official kernel (moe_token_unpermute_with_ep.h);
+ *     an empty window (start >= end, e.g. {0, 0}) contributes nothing and the output is all zeros, as on the NPU.
+ *   - rangeOptional NULL (or of size 0): the documented fallback to MoeTokenUnpermute, i.e. start = 0 and
+ *     end = rows of permutedTokens (rows dropped by numOutTokens are skipped). Note: the official tiling sets
+ *     start = end = 0 in this case, which would make the kernel output zeros; we follow the documentation.
+ * Safety: the NPU trusts the range; here a row d inside the window with d - start >= rows of permutedTokens that
+ * would be read, or any negative sortedIndices value, is an error (ACLNN_ERR_PARAM_INVALID) reported before any
+ * output is written.
+ * probsOptional may have a different float dtype than permutedTokens (the official tiling keys on the probs dtype).
+ * restoreShapeOptional: CANN documents it as "nullptr only"; we accept NULL or a 2-element array equal to [T, H].
+ */
+#include "aclnnop/aclnn_moe_token_unpermute_with_ep.h"
+#include "op_common.h"
+
+#define UNPERMUTE_EP_MAX_TOPK 512
+
+typedef struct {
+    int64_t t, k, h, rows; /* out [T, H], sortedIndices [T*K], permutedTokens [rows, H] */
+    int64_t start, end;
+    int has_probs;
+} UnpermuteEpParams;
+
+typedef struct {
+    const UnpermuteEpParams *p;
+    const aclTensor *permuted, *probs, *out;
+    const int64_t *idx;   /* sortedIndices as int64 */
+    float *scratch;       /* per chunk: 2*H floats */
+    int64_t n_chunks;
+} UnpermuteEpCtx;
+
+/* acc += float(row) * prob, the product rounded to fp32 before the add (no fused multiply-add: the project builds
+ * without FMA contraction on x86-64; see the report about -ffp-contract=off for other targets). Contiguous rows of
+ * each dtype take a fused convert-and-accumulate loop; other layouts go through `tmp`. */
+static void unpermute_ep_accumulate(const aclTensor *t, int64_t r, int64_t h, float prob, float *acc, float *tmp)
+{
+    const int64_t s = t->strides[1];
+    const char *base = op_ptr2(t, r, 0);
+    if (s == 1 && t->dtype == ACL_BF16) {
+        const uint16_t *x = (const uint16_t *)base;
+        for (int64_t j = 0; j < h; j++) {
+            float prod = host_bf16_to_f32(x[j]) * prob;
+            acc[j] += prod;
+        }
+        return;
+    }
+    if (s == 1 && t->dtype == ACL_FLOAT) {
+        const float *x = (const float *)base;
+        for (int64_t j = 0; j < h; j++) {
+            float prod = x[j] * prob;
+            acc[j] += prod;
+        }
+        return;
+    }
+    op_load_row_f32(t, r, h, tmp);
+    for (int64_t j = 0; j < h; j++) {
+        float prod = tmp[j] * prob;
+        acc[j] += prod;
+    }
+}
+
+static void unpermute_ep_chunks(void *vctx, int64_t begin, int64_t end)
+{
+    const UnpermuteEpCtx *c = vctx;
+    const UnpermuteEpParams *p = c->p;
+    const int64_t h = p->h;
+    for (int64_t chunk = begin; chunk < end; chunk++) {
+        float *acc = c->scratch + chunk * 2 * h;
+        float *row = acc + h;
+        int64_t t0 = p->t * chunk / c->n_chunks, t1 = p->t * (chunk + 1) / c->n_chunks;
+        for (int64_t t = t0; t < t1; t++) {
+            for (int64_t j = 0; j < h; j++) acc[j] = 0.0f;
+            for (int64_t k = 0; k < p->k; k++) {
+                int64_t d = c->idx[t * p->k + k];
+                if (d < p->start || d >= p->end) continue;
+                float prob = 1.0f;
+                if (p->has_probs) {
+                    prob = op_load_f(c->probs->dtype, op_ptr2(c->probs, t, k));
+                    if (prob == 0.0f) continue;
+                }
+                unpermute_ep_accumulate(c->permuted, d - p->start, h, prob, acc, row);
+            }
+            op_store_row_f32(c->out, t, h, acc);
+        }
+    }
+}
+
+static int64_t unpermute_ep_chunk_count(int64_t t)
+{
+    int64_t n = acl_host_num_threads();
+    if (n < 1) n = 1;
+    if (n > t) n = t;
+    return n < 1 ? 1 : n;
+}
+
+#define UNPERMUTE_EP_ALIGN(x) (((x) + 63u) & ~(uint64_t)63u)
+
+static aclnnStatus unpermute_ep_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
+{
+    static const char *api = "aclnnMoeTokenUnpermuteWithEp";
+    const UnpermuteEpParams *p = ex->params;
+    const int64_t n = p->t * p->k;
+    if (n == 0) return ACLNN_SUCCESS;
+    const uint64_t idx_bytes = UNPERMUTE_EP_ALIGN((uint64_t)n * sizeof(int64_t));
+    const uint64_t chunk_bytes = (uint64_t)p->h * 2u * sizeof(float);
+    if (ws == NULL || wsSize < idx_bytes + chunk_bytes)
+        return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: workspace of %llu bytes is too small", api,
+                              (unsigned long long)wsSize);
+    int64_t *idx = ws;
+    const aclTensor *probs = ex->inputs[2];
+
+    /* data checks before anything is written */
+    op_read_all_i64(ex->inputs[1], idx);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t d = idx[i];
+        if (d < 0)
+            return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: sortedIndices[%lld] = %lld is negative", api,
+                                  (long long)i, (long long)d);
+        if (d < p->start || d >= p->end || d - p->start < p->rows) continue;
+        if (p->has_probs && op_load_f(probs->dtype, op_ptr2(probs, i / p->k, i % p->k)) == 0.0f) continue;
+        return acl_host_error(ACLNN_ERR_PARAM_INVALID,
+                              "%s: sortedIndices[%lld] = %lld selects row %lld of permutedTokens, which has %lld "
+                              "rows (range [%lld, %lld))",
+                              api, (long long)i, (long long)d, (long long)(d - p->start), (long long)p->rows,
+                              (long long)p->start, (long long)p->end);
+    }
+    if (p->h == 0) return ACLNN_SUCCESS;
+
+    int64_t n_chunks = unpermute_ep_chunk_count(p->t);
+    uint64_t fit = (wsSize - idx_bytes) / chunk_bytes;
+    if ((uint64_t)n_chunks > fit) n_chunks = (int64_t)fit;
+    UnpermuteEpCtx c = {p, ex->inputs[0], probs, ex->outputs[0], idx, (float *)((char *)ws + idx_bytes), n_chunks};
+    acl_host_parallel_for(n_chunks, 1, unpermute_ep_chunks, &c);
+    return ACLNN_SUCCESS;
+}
+
+static const aclDataType unpermute_ep_float_types[] = {ACL_FLOAT16, ACL_BF16, ACL_FLOAT, ACL_DT_UNDEFINED};
+static const aclDataType unpermute_ep_int32_type[] = {ACL_INT32, ACL_DT_UNDEFINED};
+
+aclnnStatus aclnnMoeTokenUnpermuteWithEpGetWorkspaceSize(const aclTensor *permutedTokens,
+                                                         const aclTensor *sortedIndices,
+                                                         const aclTensor *probsOptional, int64_t numTopk,
+                                                         const aclIntArray *rangeOptional, bool paddedMode,
+                                                         const aclIntArray *restoreShapeOptional,
+                                                         const aclTensor *out, uint64_t *workspaceSize,
+                                                         aclOpExecutor **executor)
+{
+    static const char *api = "aclnnMoeTokenUnpermuteWithEp";
+    /* 161001 */
+    OP_TRY(op_check_not_null(api, "permutedTokens", permutedTokens));
+    OP_TRY(op_check_not_null(api, "sortedIndices", sortedIndices));
+    OP_TRY(op_check_not_null(api, "out", out));
+    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
+    OP_TRY(op_check_not_null(api, "executor", executor));
+
+    /* 161002 */
+    OP_TRY(op_check_dtype(api, "permutedTokens", permutedTokens, unpermute_ep_float_types));
+    OP_TRY(op_check_dtype(api, "sortedIndices", sortedIndices, unpermute_ep_int32_type));
+    OP_TRY(op_check_same_dtype(api, "out", out, "permutedTokens", permutedTokens));
+    OP_TRY(op_check_format(api, "permutedTokens", permutedTokens));
+    OP_TRY(op_check_format(api, "sortedIndices", sortedIndices));
+    OP_TRY(op_check_format(api, "out", out));
+    if (probsOptional != NULL) {
+        OP_TRY(op_check_dtype(api, "probsOptional", probsOptional, unpermute_ep_float_types));
+        OP_TRY(op_check_format(api, "probsOptional", probsOptional));
+    }
+
+    /* 561002: attributes and shapes (official tiling MoeTokenUnpermuteWithEpInputParamCheck / Init) */
+    if (numTopk < 1) return op_fail_tiling(api, "numTopk must be at least 1, got %lld", (long long)numTopk);
+    if (paddedMode) return op_fail_tiling(api, "paddedMode true is not supported (only false)");
+    if (permutedTokens->ndim != 2)
+        return op_fail_tiling(api, "permutedTokens must be 2-D [rows, H], got %d-D", permutedTokens->ndim);
+    if (sortedIndices->ndim != 1)
+        return op_fail_tiling(api, "sortedIndices must be 1-D [T*K], got %d-D", sortedIndices->ndim);
+    const int64_t rows = permutedTokens->dims[0], h = permutedTokens->dims[1], n = sortedIndices->dims[0];
+    int64_t start = 0, end = rows;
+    if (rangeOptional != NULL && rangeOptional->size != 0) {
+        if (rangeOptional->size != 2)
+            return op_fail_tiling(api, "rangeOptional must have 2 elements [start, end], got %llu",
+                                  (unsigned long long)rangeOptional->size);
+        start = rangeOptional->values[0];
+        end = rangeOptional->values[1];
+    }
+    if (numTopk > UNPERMUTE_EP_MAX_TOPK)
+        return op_fail_tiling(api, "numTopk (%lld) must not exceed %d", (long long)numTopk, UNPERMUTE_EP_MAX_TOPK);
+    if (probsOptional != NULL) {
+        if (probsOptional->ndim != 2)
+            return op_fail_tiling(api, "probsOptional must be 2-D [T, K], got %d-D", probsOptional->ndim);
+        if (probsOptional->dims[1] != numTopk)
+            return op_fail_tiling(api, "numTopk (%lld) must equal probsOptional dim 1 (%lld)", (long long)numTopk,
+                                  (long long)probsOptional->dims[1]);
+        if (n != probsOptional->dims[0] * probsOptional->dims[1])
+            return op_fail_tiling(api, "sortedIndices length (%lld) must equal probsOptional dim 0 * dim 1 (%lld)",
+                                  (long long)n, (long long)(probsOptional->dims[0] * probsOptional->dims[1]));
+    }
+    if (n % numTopk != 0)
+        return op_fail_tiling(api, "sortedIndices length (%lld) must be a multiple of numTopk (%lld)", (long long)n,
+                              (long long)numTopk);
+    const int64_t t = n / numTopk;
+    if (restoreShapeOptional != NULL && restoreShapeOptional->size != 0) {
+        if (restoreShapeOptional->size != 2 || restoreShapeOptional->values[0] != t ||
+            restoreShapeOptional->values[1] != h)
+            return op_fail_tiling(api, "restoreShapeOptional must be NULL or [T, H] = [%lld, %lld]", (long long)t,
+                                  (long long)h);
+    }
+    const int64_t out_dims[2] = {t, h};
+    OP_TRY(op_check_shape(api, "out", out, 2, out_dims));
+
+    UnpermuteEpParams p = {t, numTopk, h, rows, start, end, probsOptional != NULL};
+    const aclTensor *ins[] = {permutedTokens, sortedIndices, probsOptional};
+    const aclTensor *outs[] = {out};
+    uint64_t ws = 0;
+    if (n > 0)
+        ws = UNPERMUTE_EP_ALIGN((uint64_t)n * sizeof(int64_t)) +
+             (uint64_t)unpermute_ep_chunk_count(t) * (uint64_t)h * 2u * sizeof(float);
+    return acl_host_executor_create(api, unpermute_ep_kernel, ins, 3, outs, 1, &p, sizeof p, ws, workspaceSize,
+                                    executor);
+}
+
+aclnnStatus aclnnMoeTokenUnpermuteWithEp(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,
+                                         aclrtStream stream)
+{
+    return acl_host_executor_run(executor, workspace, workspaceSize, stream, "aclnnMoeTokenUnpermuteWithEp");
+}
