@@ -7,6 +7,8 @@ never need a copy.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._dtypes import acl_dtype, bfloat16, name_of, numpy_dtype
@@ -15,6 +17,12 @@ from ._runtime import DeviceArray
 from .capi import ffi, lib
 
 HOST, TORCH_CPU, DEVICE, TORCH_NPU = "numpy", "torch", "device", "torch_npu"
+# ctypes parsed once: ffi.new("int64_t[]") re-parses its string on every call
+_I64_ARRAY = ffi.typeof("int64_t[]")
+_VOID_P = ffi.typeof("void *")
+_FORMAT_ND = int(lib.ACL_FORMAT_ND)
+_ITEMSIZE = {n: numpy_dtype(n).itemsize for n in ("float32", "float16", "bfloat16", "float64", "int8", "uint8",
+                                                  "int16", "uint16", "int32", "uint32", "int64", "uint64", "bool")}
 
 
 def _torch_module(value):
@@ -62,7 +70,7 @@ class Operand:
             self.dtype = name_of(dtype)
             self.strides = _contiguous(self.shape)
             self.offset = 0
-            self.storage = int(np.prod(self.shape, dtype=np.int64))
+            self.storage = math.prod(self.shape)
             self._allocate_output(like_kind, device_like)
             return
         self._describe_input(value)
@@ -70,7 +78,7 @@ class Operand:
     # ---- inputs
     def _describe_input(self, value):
         if isinstance(value, DeviceArray):
-            self.kind, self.shape, self.dtype = DEVICE, value.shape, value.dtype.name
+            self.kind, self.shape, self.dtype = DEVICE, value.shape, name_of(value.dtype)
             self.strides, self.offset = _contiguous(self.shape), 0
             self.storage = int(np.prod(self.shape, dtype=np.int64))
             self.ptr, self.host, self.device_obj = value.ptr, None, value
@@ -88,7 +96,7 @@ class Operand:
         if value.dtype.byteorder == ">" or any(s < 0 or s % value.itemsize for s in value.strides):
             value = np.ascontiguousarray(value)  # negative / unaligned strides have no aclTensor form
         self.shape = value.shape
-        self.dtype = value.dtype.name
+        self.dtype = name_of(value.dtype)
         self.strides = tuple(s // value.itemsize for s in value.strides)
         self.offset = 0
         self.storage = _extent(self.shape, self.strides)
@@ -128,7 +136,7 @@ class Operand:
 
     @property
     def staging_nbytes(self) -> int:
-        return self.storage * numpy_dtype(self.dtype).itemsize
+        return self.storage * _ITEMSIZE[self.dtype]
 
     def host_span(self) -> np.ndarray:
         """The host memory the view covers, as one contiguous 1-D array (what gets uploaded)."""
@@ -142,11 +150,11 @@ class Operand:
 
     # ---- descriptor
     def create_tensor(self) -> None:
-        dims = ffi.new("int64_t[]", list(self.shape) or [0])
-        strides = ffi.new("int64_t[]", list(self.strides) or [0])
-        storage = ffi.new("int64_t[]", [self.storage])
+        dims = ffi.new(_I64_ARRAY, list(self.shape) or [0])
+        strides = ffi.new(_I64_ARRAY, list(self.strides) or [0])
+        storage = ffi.new(_I64_ARRAY, [self.storage])
         t = lib.aclCreateTensor(dims, len(self.shape), acl_dtype(self.dtype), strides, self.offset,
-                                lib.ACL_FORMAT_ND, storage, 1, ffi.cast("void *", self.ptr or 0))
+                                _FORMAT_ND, storage, 1, ffi.cast(_VOID_P, self.ptr or 0))
         if t == ffi.NULL:
             from ._errors import AclnnError, recent_message
 

@@ -40,10 +40,11 @@ import sys
 
 from ._errors import AclnnError, ArgumentError, check
 from ._operands import DEVICE, HOST, TORCH_CPU, TORCH_NPU, Operand, check_input
-from ._runtime import DeviceBuffer, as_stream_handle, current_device, workspace_pool
+from ._runtime import as_stream_handle, current_device, staging_pool, workspace_pool
 from .capi import ffi, lib
 
 _ALIGN = 64
+_I64_ARRAY = ffi.typeof("int64_t[]")
 
 
 class _IntArray:
@@ -54,7 +55,7 @@ class _IntArray:
         self.handle = None
 
     def create(self):
-        h = lib.aclCreateIntArray(ffi.new("int64_t[]", self.values or [0]), len(self.values))
+        h = lib.aclCreateIntArray(ffi.new(_I64_ARRAY, self.values or [0]), len(self.values))
         if h == ffi.NULL:
             raise AclnnError(lib.ACLNN_ERR_PARAM_INVALID, "aclCreateIntArray", str(self.values))
         self.handle = h
@@ -121,7 +122,7 @@ class Operation:
             offsets.append(total)
             total += (o.staging_nbytes + _ALIGN - 1) // _ALIGN * _ALIGN
         if staged:
-            self._arena = DeviceBuffer(max(total, 1))
+            self._arena = staging_pool.lease(total)
             for o, off in zip(staged, offsets):
                 o.ptr = self._arena.ptr + off
         try:
@@ -274,7 +275,7 @@ class Operation:
         finally:
             self._destroy_descriptors()
             if self._arena is not None:
-                self._arena.close()
+                staging_pool.give_back(self._arena)
                 self._arena = None
 
     def __enter__(self):

@@ -244,6 +244,42 @@ class WorkspacePool:
 workspace_pool = WorkspacePool()
 
 
+class StagingPool:
+    """Device buffers that carry host operands to and from the device, leased per operation and reused, so
+    that a function-form call does not pay an aclrtMalloc/aclrtFree pair. Buffers larger than `keep_bytes`
+    are freed when given back rather than kept."""
+
+    def __init__(self, keep_bytes: int = 64 << 20, keep_count: int = 4):
+        self._free: list[DeviceBuffer] = []
+        self._lock = threading.Lock()
+        self.keep_bytes, self.keep_count = keep_bytes, keep_count
+
+    def lease(self, nbytes: int) -> DeviceBuffer:
+        nbytes = max(int(nbytes), 1)
+        with self._lock:
+            for i, b in enumerate(self._free):
+                if b.nbytes >= nbytes:
+                    return self._free.pop(i)
+        return DeviceBuffer(nbytes)
+
+    def give_back(self, buf: DeviceBuffer) -> None:
+        with self._lock:
+            if buf.nbytes <= self.keep_bytes and len(self._free) < self.keep_count:
+                self._free.append(buf)
+                self._free.sort(key=lambda b: b.nbytes)
+                return
+        buf.close()
+
+    def release(self) -> None:
+        with self._lock:
+            bufs, self._free = self._free, []
+        for b in bufs:
+            b.close()
+
+
+staging_pool = StagingPool()
+
+
 class DeviceArray:
     """A tensor resident in device memory: shape, dtype and a DeviceBuffer (or a borrowed address).
 
