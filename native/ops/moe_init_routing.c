@@ -1,0 +1,168 @@
+/*
+ * aclnnMoeInitRouting (V1): sort the (token, slot) pairs by expert and gather the token rows in that order.
+ *
+ *   fe = expertIdx.flatten(), fr = rowIdx.flatten()                 (row-major, p = i*K + k)
+ *   order = stable_argsort(fe)                                      (ties -> lower p, as the official golden)
+ *   expandedExpertIdxOut[j] = fe[order[j]]
+ *   expandedRowIdxOut[fr[order[j]]] = j                             (scattered by the VALUE of rowIdx)
+ *   expandedXOut[j] = x[fr[order[j]] % N]   for j < min(N, activeNum) * K
+ *
+ * With the standard rowIdx[i, k] = k*N + i, expandedRowIdxOut is k-major (finalize_routing dropPadMode 0).
+ *
+ * Data checks in the kernel, before anything is written (ACLNN_ERR_PARAM_INVALID):
+ *  - expertIdx values must lie in (-2^24, 2^24]: the official doc's constraint (the NPU sorts the ids as fp32 keys,
+ *    exact only in that range). Negative ids are legal and sort first, exactly as in the golden's stable argsort.
+ *  - rowIdx must be a permutation of [0, N*K): a value outside the range would scatter out of bounds and a
+ *    duplicate would leave a hole in expandedRowIdxOut (detected with a seen-bitmap in the workspace).
+ */
+#include "aclnnop/aclnn_moe_init_routing.h"
+#include "op_common.h"
+
+#define INIT_ROUTING_EXPERT_BOUND (1LL << 24)
+
+typedef struct {
+    int64_t N, K, H, active_rows; /* active_rows = min(N, activeNum) * K */
+} InitRoutingParams;
+
+typedef struct {
+    const InitRoutingParams *p;
+    const aclTensor *x, *ex, *erow, *eexp;
+    const int64_t *keys, *rows, *order;
+    int64_t kmin;
+} InitRoutingCtx;
+
+static void init_routing_rows(void *vctx, int64_t begin, int64_t end)
+{
+    const InitRoutingCtx *c = vctx;
+    const InitRoutingParams *p = c->p;
+    for (int64_t j = begin; j < end; j++) {
+        const int64_t src = c->order[j];
+        const int64_t row = c->rows[src];
+        *(int32_t *)op_ptr2(c->eexp, j, 0) = (int32_t)(c->keys[src] + c->kmin);
+        *(int32_t *)op_ptr2(c->erow, row, 0) = (int32_t)j;
+        if (j < p->active_rows && p->H > 0) op_copy_row(c->ex, j, c->x, row % p->N, p->H);
+    }
+}
+
+static aclnnStatus init_routing_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
+{
+    static const char *api = "aclnnMoeInitRouting";
+    (void)wsSize;
+    const InitRoutingParams *p = ex->params;
+    const aclTensor *x = ex->inputs[0], *row_idx = ex->inputs[1], *expert_idx = ex->inputs[2];
+    const int64_t NK = p->N * p->K;
+    if (NK == 0) return ACLNN_SUCCESS;
+
+    int64_t *keys = (int64_t *)ws;     /* [NK] expert id - min */
+    int64_t *rows = keys + NK;         /* [NK] rowIdx values */
+    int64_t *order = rows + NK;        /* [NK] */
+    int64_t *scratch = order + NK;     /* [2*NK] */
+    uint64_t *seen = (uint64_t *)(scratch + 2 * NK); /* [(NK+63)/64] */
+
+    op_read_all_i64(expert_idx, keys);
+    op_read_all_i64(row_idx, rows);
+
+    int64_t kmin = keys[0], kmax = keys[0];
+    for (int64_t q = 0; q < NK; q++) {
+        const int64_t e = keys[q];
+        if (e <= -INIT_ROUTING_EXPERT_BOUND || e > INIT_ROUTING_EXPERT_BOUND)
+            return acl_host_error(ACLNN_ERR_PARAM_INVALID,
+                                  "%s: expertIdx[%lld, %lld] = %lld is outside (-2^24, 2^24], the range in which the "
+                                  "expert ids sort exactly", api, (long long)(q / p->K), (long long)(q % p->K),
+                                  (long long)e);
+        if (e < kmin) kmin = e;
+        if (e > kmax) kmax = e;
+    }
+    memset(seen, 0, (size_t)((NK + 63) / 64) * sizeof(uint64_t));
+    for (int64_t q = 0; q < NK; q++) {
+        const int64_t r = rows[q];
+        if (r < 0 || r >= NK)
+            return acl_host_error(ACLNN_ERR_PARAM_INVALID,
+                                  "%s: rowIdx[%lld, %lld] = %lld is outside [0, %lld) (N*K)", api,
+                                  (long long)(q / p->K), (long long)(q % p->K), (long long)r, (long long)NK);
+        const uint64_t bit = 1ull << (r & 63);
+        if (seen[r >> 6] & bit)
+            return acl_host_error(ACLNN_ERR_PARAM_INVALID,
+                                  "%s: rowIdx[%lld, %lld] = %lld occurs more than once; rowIdx must be a permutation "
+                                  "of [0, %lld)", api, (long long)(q / p->K), (long long)(q % p->K), (long long)r,
+                                  (long long)NK);
+        seen[r >> 6] |= bit;
+    }
+    for (int64_t q = 0; q < NK; q++) keys[q] -= kmin;
+    op_stable_argsort_i64(keys, NK, kmax - kmin + 1, order, scratch);
+
+    InitRoutingCtx c = {p, x, ex->outputs[0], ex->outputs[1], ex->outputs[2], keys, rows, order, kmin};
+    int64_t grain = 65536 / (p->H * op_elem_size(x) + 16);
+    if (grain < 1) grain = 1;
+    acl_host_parallel_for(NK, grain, init_routing_rows, &c);
+    return ACLNN_SUCCESS;
+}
+
+aclnnStatus aclnnMoeInitRoutingGetWorkspaceSize(const aclTensor *x, const aclTensor *rowIdx,
+                                                const aclTensor *expertIdx, int64_t activeNum,
+                                                const aclTensor *expandedXOut, const aclTensor *expandedRowIdxOut,
+                                                const aclTensor *expandedExpertIdxOut, uint64_t *workspaceSize,
+                                                aclOpExecutor **executor)
+{
+    static const char *api = "aclnnMoeInitRouting";
+    static const aclDataType x_dt[] = {ACL_FLOAT16, ACL_BF16, ACL_FLOAT, ACL_DT_UNDEFINED};
+    static const aclDataType i32_dt[] = {ACL_INT32, ACL_DT_UNDEFINED};
+
+    OP_TRY(op_check_not_null(api, "x", x));
+    OP_TRY(op_check_not_null(api, "rowIdx", rowIdx));
+    OP_TRY(op_check_not_null(api, "expertIdx", expertIdx));
+    OP_TRY(op_check_not_null(api, "expandedXOut", expandedXOut));
+    OP_TRY(op_check_not_null(api, "expandedRowIdxOut", expandedRowIdxOut));
+    OP_TRY(op_check_not_null(api, "expandedExpertIdxOut", expandedExpertIdxOut));
+
+    /* dtypes / formats -> 161002 */
+    OP_TRY(op_check_dtype(api, "x", x, x_dt));
+    OP_TRY(op_check_dtype(api, "rowIdx", rowIdx, i32_dt));
+    OP_TRY(op_check_dtype(api, "expertIdx", expertIdx, i32_dt));
+    OP_TRY(op_check_same_dtype(api, "expandedXOut", expandedXOut, "x", x));
+    OP_TRY(op_check_dtype(api, "expandedRowIdxOut", expandedRowIdxOut, i32_dt));
+    OP_TRY(op_check_dtype(api, "expandedExpertIdxOut", expandedExpertIdxOut, i32_dt));
+    OP_TRY(op_check_format(api, "x", x));
+    OP_TRY(op_check_format(api, "rowIdx", rowIdx));
+    OP_TRY(op_check_format(api, "expertIdx", expertIdx));
+    OP_TRY(op_check_format(api, "expandedXOut", expandedXOut));
+    OP_TRY(op_check_format(api, "expandedRowIdxOut", expandedRowIdxOut));
+    OP_TRY(op_check_format(api, "expandedExpertIdxOut", expandedExpertIdxOut));
+
+    /* shapes and attributes (tiling) -> 561002 */
+    OP_TRY(op_check_ndim(api, "x", x, 2));
+    OP_TRY(op_check_ndim(api, "expertIdx", expertIdx, 2));
+    OP_TRY(op_check_ndim(api, "rowIdx", rowIdx, 2));
+    const int64_t N = x->dims[0], H = x->dims[1], K = expertIdx->dims[1];
+    if (rowIdx->dims[0] != expertIdx->dims[0] || rowIdx->dims[1] != K)
+        return op_fail_tiling(api, "rowIdx shape [%lld, %lld] must equal expertIdx shape [%lld, %lld]",
+                              (long long)rowIdx->dims[0], (long long)rowIdx->dims[1], (long long)expertIdx->dims[0],
+                              (long long)K);
+    if (expertIdx->dims[0] != N)
+        return op_fail_tiling(api, "expertIdx.shape[0] (%lld) must equal the rows of x (%lld)",
+                              (long long)expertIdx->dims[0], (long long)N);
+    if (activeNum < 0) return op_fail_tiling(api, "activeNum (%lld) must be >= 0", (long long)activeNum);
+    const int64_t active = (activeNum < N ? activeNum : N) * K;
+    const int64_t xo[2] = {active, H}, nk[1] = {N * K};
+    OP_TRY(op_check_shape(api, "expandedXOut", expandedXOut, 2, xo));
+    OP_TRY(op_check_shape(api, "expandedRowIdxOut", expandedRowIdxOut, 1, nk));
+    OP_TRY(op_check_shape(api, "expandedExpertIdxOut", expandedExpertIdxOut, 1, nk));
+    if (N * K > INT32_MAX)
+        return op_fail_tiling(api, "N*K (%lld) must fit the int32 expandedRowIdxOut", (long long)(N * K));
+
+    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
+    OP_TRY(op_check_not_null(api, "executor", executor));
+
+    InitRoutingParams p = {N, K, H, active};
+    const aclTensor *ins[] = {x, rowIdx, expertIdx};
+    const aclTensor *outs[] = {expandedXOut, expandedRowIdxOut, expandedExpertIdxOut};
+    const uint64_t nk_u = (uint64_t)(N * K);
+    const uint64_t ws = nk_u * 5u * sizeof(int64_t) + (nk_u + 63u) / 64u * sizeof(uint64_t);
+    return acl_host_executor_create(api, init_routing_kernel, ins, 3, outs, 3, &p, sizeof p, ws, workspaceSize,
+                                    executor);
+}
+
+aclnnStatus aclnnMoeInitRouting(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor, aclrtStream stream)
+{
+    return acl_host_executor_run(executor, workspace, workspaceSize, stream, "aclnnMoeInitRouting");
+}

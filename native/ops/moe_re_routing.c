@@ -1,0 +1,197 @@
+/*
+ * aclnnMoeReRouting: after the all-to-all of expert parallelism, tokens arrive grouped by source rank and, within
+ * a rank, by local expert. This operator reorders them expert-major (then source rank ascending, keeping the order
+ * inside each block), moving the per-token scales the same way, and reports the gather index and per-expert counts.
+ *
+ *   cnt[r, e]  tokens received from rank r for local expert e (the input is rank-major: r, then e)
+ *   src(r, e)  = sum of cnt over every block before (r, e) in rank-major order      (exclusive prefix sum)
+ *   dst(r, e)  = sum_{e' < e} total[e'] + sum_{r' < r} cnt[r', e]                   (exclusive prefix sums)
+ *   permute_tokens[dst + t] = tokens[src + t], permute_token_idx[dst + t] = src + t  for t < cnt[r, e]
+ *   expert_token_num[e] = total[e] = sum_r cnt[r, e]   (count mode, the only mode the A2/A3 tiling accepts)
+ *
+ * The prototype is UNCONFIRMED (spec/abi.md 5.2); see include/aclnnop/aclnn_moe_re_routing.h.
+ *
+ * Data checks (done in the kernel before anything is written): every count must be >= 0 and the counts must sum
+ * to A. The NPU checks neither (spec/semantics.md 2(d)); the host runtime must, because a sum above A would read
+ * rows past the end of `tokens` and a sum below A would leave output rows unwritten.
+ *
+ * permutePerTokenScalesOut without perTokenScalesOptional: the NPU leaves it unwritten (the torch doc calls it
+ * "invalid"). The host runtime ZERO-FILLS it so that its content is deterministic; callers must not rely on it.
+ */
+#include "aclnnop/aclnn_moe_re_routing.h"
+#include "op_common.h"
+
+#define RE_ROUTING_MAX_H 16384 /* membase tiling: "tokenSize should <= 16384" (the doc's H < 16384 is stricter) */
+
+typedef struct {
+    int64_t expert_token_num_type;
+    int64_t idx_type;
+} ReRoutingParams;
+
+typedef struct {
+    const aclTensor *tokens, *scales, *ptok, *pscale, *pidx;
+    const int64_t *blk_dst; /* [E*N], expert-major block b = e*N + r: first output row of block (r, e) */
+    const int64_t *blk_src; /* [E*N]: first input row of block (r, e) */
+    int64_t nblk, A, H;
+} ReRoutingCtx;
+
+static void re_routing_rows(void *vctx, int64_t begin, int64_t end)
+{
+    const ReRoutingCtx *c = vctx;
+    /* the blocks tile [0, A) in expert-major order; find the last block starting at or before `begin`: it is the
+     * non-empty block containing row `begin` (empty blocks share their start with the next block) */
+    int64_t lo = 0, hi = c->nblk - 1;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo + 1) / 2;
+        if (c->blk_dst[mid] <= begin) lo = mid;
+        else hi = mid - 1;
+    }
+    int64_t b = lo;
+    int64_t b_end = (b + 1 < c->nblk) ? c->blk_dst[b + 1] : c->A;
+    for (int64_t j = begin; j < end; j++) {
+        while (j >= b_end) {
+            b++;
+            b_end = (b + 1 < c->nblk) ? c->blk_dst[b + 1] : c->A;
+        }
+        int64_t src = c->blk_src[b] + (j - c->blk_dst[b]);
+        if (c->H > 0) op_copy_row(c->ptok, j, c->tokens, src, c->H);
+        *(int32_t *)op_ptr2(c->pidx, j, 0) = (int32_t)src;
+        float *ps = (float *)op_ptr2(c->pscale, j, 0);
+        *ps = c->scales ? *(const float *)op_ptr2(c->scales, src, 0) : 0.0f;
+    }
+}
+
+static aclnnStatus re_routing_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
+{
+    static const char *api = "aclnnMoeReRouting";
+    (void)wsSize;
+    const aclTensor *tokens = ex->inputs[0], *cnt = ex->inputs[1], *scales = ex->inputs[2];
+    const aclTensor *ptok = ex->outputs[0], *pscale = ex->outputs[1], *pidx = ex->outputs[2], *etn = ex->outputs[3];
+    const int64_t A = tokens->dims[0], H = tokens->dims[1];
+    const int64_t N = cnt->dims[0], E = cnt->dims[1], NE = N * E;
+
+    int64_t *cv = (int64_t *)ws;     /* [N*E] counts, rank-major */
+    int64_t *blk_dst = cv + NE;      /* [E*N] expert-major */
+    int64_t *blk_src = blk_dst + NE; /* [E*N] expert-major */
+    if (NE > 0) op_read_all_i64(cnt, cv);
+
+    /* data checks first: nothing is written when they fail */
+    int64_t sum = 0;
+    for (int64_t p = 0; p < NE; p++) {
+        if (cv[p] < 0)
+            return acl_host_error(ACLNN_ERR_PARAM_INVALID,
+                                  "%s: expertTokenNumPerRank[%lld, %lld] = %lld is negative; counts must be >= 0", api,
+                                  (long long)(p / E), (long long)(p % E), (long long)cv[p]);
+        sum = (cv[p] > INT64_MAX - sum) ? INT64_MAX : sum + cv[p];
+    }
+    if (sum != A)
+        return acl_host_error(ACLNN_ERR_PARAM_INVALID,
+                              "%s: sum(expertTokenNumPerRank) = %s%lld must equal the number of tokens A = %lld "
+                              "(tokens.shape[0]); the host runtime cannot read rows past A",
+                              api, sum == INT64_MAX ? ">= " : "", (long long)sum, (long long)A);
+
+    /* exclusive prefix sums. Source: rank-major running offset. Destination: expert-major, then rank. */
+    int64_t off = 0;
+    for (int64_t r = 0; r < N; r++)
+        for (int64_t e = 0; e < E; e++) {
+            blk_src[e * N + r] = off;
+            off += cv[r * E + e];
+        }
+    off = 0;
+    for (int64_t e = 0; e < E; e++) {
+        int64_t total = 0;
+        for (int64_t r = 0; r < N; r++) {
+            blk_dst[e * N + r] = off;
+            off += cv[r * E + e];
+            total += cv[r * E + e];
+        }
+        op_store_i(etn->dtype, op_ptr2(etn, e, 0), total);
+    }
+
+    if (A > 0) {
+        ReRoutingCtx c = {tokens, scales, ptok, pscale, pidx, blk_dst, blk_src, NE, A, H};
+        int64_t row_bytes = H * op_elem_size(tokens) + 8;
+        int64_t grain = 65536 / row_bytes;
+        if (grain < 1) grain = 1;
+        acl_host_parallel_for(A, grain, re_routing_rows, &c);
+    }
+    return ACLNN_SUCCESS;
+}
+
+aclnnStatus aclnnMoeReRoutingGetWorkspaceSize(const aclTensor *tokens, const aclTensor *expertTokenNumPerRank,
+                                              const aclTensor *perTokenScalesOptional, int64_t expertTokenNumType,
+                                              int64_t idxType, const aclTensor *permuteTokensOut,
+                                              const aclTensor *permutePerTokenScalesOut,
+                                              const aclTensor *permuteTokenIdxOut, const aclTensor *expertTokenNumOut,
+                                              uint64_t *workspaceSize, aclOpExecutor **executor)
+{
+    static const char *api = "aclnnMoeReRouting";
+    static const aclDataType tok_dt[] = {ACL_FLOAT16, ACL_BF16, ACL_INT8, ACL_DT_UNDEFINED};
+    static const aclDataType cnt_dt[] = {ACL_INT32, ACL_INT64, ACL_DT_UNDEFINED};
+    static const aclDataType f32_dt[] = {ACL_FLOAT, ACL_DT_UNDEFINED};
+    static const aclDataType i32_dt[] = {ACL_INT32, ACL_DT_UNDEFINED};
+
+    OP_TRY(op_check_not_null(api, "tokens", tokens));
+    OP_TRY(op_check_not_null(api, "expertTokenNumPerRank", expertTokenNumPerRank));
+    OP_TRY(op_check_not_null(api, "permuteTokensOut", permuteTokensOut));
+    OP_TRY(op_check_not_null(api, "permutePerTokenScalesOut", permutePerTokenScalesOut));
+    OP_TRY(op_check_not_null(api, "permuteTokenIdxOut", permuteTokenIdxOut));
+    OP_TRY(op_check_not_null(api, "expertTokenNumOut", expertTokenNumOut));
+
+    /* dtypes: every (tokens, counts) pair of {fp16, bf16, int8} x {int32, int64} has a tiling key -> 161002 */
+    OP_TRY(op_check_dtype(api, "tokens", tokens, tok_dt));
+    OP_TRY(op_check_dtype(api, "expertTokenNumPerRank", expertTokenNumPerRank, cnt_dt));
+    if (perTokenScalesOptional) OP_TRY(op_check_dtype(api, "perTokenScalesOptional", perTokenScalesOptional, f32_dt));
+    OP_TRY(op_check_same_dtype(api, "permuteTokensOut", permuteTokensOut, "tokens", tokens));
+    OP_TRY(op_check_dtype(api, "permutePerTokenScalesOut", permutePerTokenScalesOut, f32_dt));
+    OP_TRY(op_check_dtype(api, "permuteTokenIdxOut", permuteTokenIdxOut, i32_dt));
+    OP_TRY(op_check_same_dtype(api, "expertTokenNumOut", expertTokenNumOut, "expertTokenNumPerRank",
+                               expertTokenNumPerRank));
+    OP_TRY(op_check_format(api, "tokens", tokens));
+    OP_TRY(op_check_format(api, "expertTokenNumPerRank", expertTokenNumPerRank));
+    if (perTokenScalesOptional) OP_TRY(op_check_format(api, "perTokenScalesOptional", perTokenScalesOptional));
+    OP_TRY(op_check_format(api, "permuteTokensOut", permuteTokensOut));
+    OP_TRY(op_check_format(api, "permutePerTokenScalesOut", permutePerTokenScalesOut));
+    OP_TRY(op_check_format(api, "permuteTokenIdxOut", permuteTokenIdxOut));
+    OP_TRY(op_check_format(api, "expertTokenNumOut", expertTokenNumOut));
+
+    /* shapes and attributes (tiling / infershape) -> 561002 */
+    OP_TRY(op_check_ndim(api, "tokens", tokens, 2));
+    OP_TRY(op_check_ndim(api, "expertTokenNumPerRank", expertTokenNumPerRank, 2));
+    const int64_t A = tokens->dims[0], H = tokens->dims[1], E = expertTokenNumPerRank->dims[1];
+    const int64_t N = expertTokenNumPerRank->dims[0];
+    if (H > RE_ROUTING_MAX_H)
+        return op_fail_tiling(api, "tokens hidden size H (%lld) must be <= %d (tokenSize should <= 16384)",
+                              (long long)H, RE_ROUTING_MAX_H);
+    if (expertTokenNumType != 1)
+        return op_fail_tiling(api, "expertTokenNumType (%lld) must be 1 (count mode); cumsum mode 0 is not supported",
+                              (long long)expertTokenNumType);
+    if (idxType != 0)
+        return op_fail_tiling(api, "idxType (%lld) must be 0 (gather index); scatter index 1 is not supported",
+                              (long long)idxType);
+    const int64_t shape_a[1] = {A}, shape_ah[2] = {A, H}, shape_e[1] = {E};
+    if (perTokenScalesOptional)
+        OP_TRY(op_check_shape(api, "perTokenScalesOptional", perTokenScalesOptional, 1, shape_a));
+    OP_TRY(op_check_shape(api, "permuteTokensOut", permuteTokensOut, 2, shape_ah));
+    OP_TRY(op_check_shape(api, "permutePerTokenScalesOut", permutePerTokenScalesOut, 1, shape_a));
+    OP_TRY(op_check_shape(api, "permuteTokenIdxOut", permuteTokenIdxOut, 1, shape_a));
+    OP_TRY(op_check_shape(api, "expertTokenNumOut", expertTokenNumOut, 1, shape_e));
+    if (A > INT32_MAX)
+        return op_fail_tiling(api, "tokens has %lld rows; permuteTokenIdxOut is int32, so A must be <= %d",
+                              (long long)A, INT32_MAX);
+
+    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
+    OP_TRY(op_check_not_null(api, "executor", executor));
+
+    ReRoutingParams p = {expertTokenNumType, idxType};
+    const aclTensor *ins[] = {tokens, expertTokenNumPerRank, perTokenScalesOptional};
+    const aclTensor *outs[] = {permuteTokensOut, permutePerTokenScalesOut, permuteTokenIdxOut, expertTokenNumOut};
+    uint64_t ws = (uint64_t)N * (uint64_t)E * 3u * sizeof(int64_t);
+    return acl_host_executor_create(api, re_routing_kernel, ins, 3, outs, 4, &p, sizeof p, ws, workspaceSize,
+                                    executor);
+}
+
+aclnnStatus aclnnMoeReRouting(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor, aclrtStream stream)
+{
+    return acl_host_executor_run(executor, workspace, workspaceSize, stream, "aclnnMoeReRouting");
+}
