@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -15,8 +16,10 @@ from aclnn_moe.capi import backend
 def _run(code, **env):
     e = {k: v for k, v in os.environ.items() if not k.startswith(("ASCEND_", "ACLNN_MOE_BACKEND"))}
     e.update(env)
+    # run from tests/: `python -c` puts its working directory first on sys.path, and the repository root would
+    # shadow the installed package with the unbuilt source tree
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=e,
-                          timeout=120)
+                          timeout=120, cwd=Path(__file__).parent)
 
 
 def test_host_runtime_is_chosen_without_cann():
