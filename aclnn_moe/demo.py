@@ -8,7 +8,11 @@ computation of the same layer:
   k-major:   gating_top_k -> init_routing -> compute_expert_tokens -> experts -> finalize_routing (mode 0)
   row-major: gating_top_k -> init_routing_v2 -> experts -> finalize_routing (mode 2)
                                                        \\-> token_unpermute_with_ep
-and the expert-parallel split of the same batch: token_permute_with_ep per rank's slice of rows.
+and expert parallelism over 4 simulated ranks of 64 experts each, in two forms:
+  slices:     token_permute_with_ep(range = a rank's rows) -> experts -> token_unpermute_with_ep(range), summed
+  all-to-all: per source rank token_permute_with_ep -> int8 per-token quantization -> exchange ->
+              re_routing (rank-major to expert-major, scales alongside) -> experts -> undo re_routing ->
+              exchange back -> token_unpermute_with_ep
 """
 from __future__ import annotations
 
@@ -47,6 +51,73 @@ def _timed(timings, name, fn, repeat):
     return out
 
 
+def _dense(x, expert_idx, weights, w1, w2, ffn):
+    """The layer computed token by token: every token through its K experts, weighted."""
+    out = np.zeros_like(x)
+    for t in range(x.shape[0]):
+        for j in range(expert_idx.shape[1]):
+            e = expert_idx[t, j]
+            out[t] += weights[t, j] * ffn(x[t:t + 1], w1[e], w2[e])[0]
+    return out
+
+
+def _quantize_rows(rows):
+    """Dynamic per-row int8 quantization, as dispatch does before the all-to-all: (int8 rows, fp32 scales)."""
+    scale = np.maximum(np.abs(rows).max(axis=1), 1e-30).astype(np.float32) / np.float32(127)
+    return np.rint(rows / scale[:, None]).astype(np.int8), scale
+
+
+def _all_to_all(am, x, expert_idx, weights, w1, w2, ffn, ranks, timings, repeat, report_fn, dense_fn):
+    """Expert parallelism with the tokens split over `ranks` source ranks and the experts over as many
+    destination ranks; the exchange is simulated by slicing and concatenating."""
+    T, K = expert_idx.shape
+    E = w1.shape[0]
+    local_e = E // ranks
+    src_tokens = np.array_split(np.arange(T), ranks)
+    sent = []  # per source rank: permuted rows (int8), scales, sorted_indices, rows per (dest rank, local expert)
+    for s, toks in enumerate(src_tokens):
+        pt, sorted_idx, _ = am.moe_token_permute_with_ep(x[toks], expert_idx[toks])
+        q, sc = _quantize_rows(pt)
+        counts = np.bincount(expert_idx[toks].ravel(), minlength=E).reshape(ranks, local_e)
+        sent.append((q, sc, sorted_idx, counts))
+    received = [None] * ranks
+    for d in range(ranks):  # destination rank d gets, from every source, the rows of its experts
+        chunks, scales, counts = [], [], []
+        for q, sc, _, cnt in sent:
+            lo = int(cnt[:d].sum())
+            hi = lo + int(cnt[d].sum())
+            chunks.append(q[lo:hi])
+            scales.append(sc[lo:hi])
+            counts.append(cnt[d])
+        tokens_d, scales_d, counts_d = np.concatenate(chunks), np.concatenate(scales), np.stack(counts)
+        timed = timings if d == 0 else []
+        rt, rs, gather_idx, expert_tokens = _timed(timed, "moe_re_routing (1 rank, int8)", lambda: am.moe_re_routing(
+            tokens_d, counts_d.astype(np.int32), per_token_scales=scales_d), repeat)
+        ends = np.cumsum(expert_tokens)
+        h = np.empty((rt.shape[0], x.shape[1]), np.float32)
+        start = 0
+        for e in range(local_e):  # the experts of rank d work on their contiguous segments
+            if ends[e] > start:
+                seg = rt[start:ends[e]].astype(np.float32) * rs[start:ends[e], None]
+                h[start:ends[e]] = ffn(seg, w1[d * local_e + e], w2[d * local_e + e])
+            start = int(ends[e])
+        back = np.empty_like(h)
+        back[gather_idx] = h  # undo re_routing: rows return to source-rank order
+        received[d] = (back, counts_d.sum(axis=1))
+    outs = []
+    for s, toks in enumerate(src_tokens):  # each source rank collects its rows back and combines them
+        rows = np.concatenate([received[d][0][int(received[d][1][:s].sum()):int(received[d][1][:s + 1].sum())]
+                               for d in range(ranks)])
+        outs.append(am.moe_token_unpermute_with_ep(rows, sent[s][2], probs=weights[toks]))
+    got = np.concatenate(outs)
+    # the dense layer sees the same int8-rounded tokens the experts saw
+    xq = np.empty_like(x)
+    for toks in src_tokens:
+        q, sc = _quantize_rows(x[toks])
+        xq[toks] = q.astype(np.float32) * sc[:, None]
+    return report_fn(f"EP x{ranks} all-to-all: permute .. int8 .. re_routing .. unpermute", got, dense_fn(xq))
+
+
 def main(tokens: int = 512, repeat: int = 5, hidden: int = 256, ffn_hidden: int = 128, seed: int = 0) -> int:
     import aclnn_moe as am
     from .capi import backend
@@ -72,12 +143,7 @@ def main(tokens: int = 512, repeat: int = 5, hidden: int = 256, ffn_hidden: int 
     print(f"routing      weights {weights.shape} sum/token {weights.sum(1).mean():.3f} (= scaling {SCALING}); "
           f"experts used {np.count_nonzero(load)}/{E}, tokens per expert min {load.min()} max {load.max()}")
 
-    # dense reference of the layer: every token through its K experts, weighted
-    dense = np.zeros((T, H), np.float32)
-    for t in range(T):
-        for j in range(K):
-            e = expert_idx[t, j]
-            dense[t] += weights[t, j] * ffn(x[t:t + 1], w1[e], w2[e])[0]
+    dense = _dense(x, expert_idx, weights, w1, w2, ffn)
 
     def experts(rows, ends):
         out = np.empty_like(rows)
@@ -91,12 +157,14 @@ def main(tokens: int = 512, repeat: int = 5, hidden: int = 256, ffn_hidden: int 
 
     ok = True
 
-    def report(name, got):
+    def report(name, got, want=None):
         nonlocal ok
-        err = float(np.max(np.abs(got - dense)) / (np.max(np.abs(dense)) + 1e-30))
+        want = dense if want is None else want
+        err = float(np.max(np.abs(got - want)) / (np.max(np.abs(want)) + 1e-30))
         good = err < 1e-4
         ok &= good
-        print(f"check        {name:<44} max rel err {err:.2e}  {'ok' if good else 'MISMATCH'}")
+        print(f"check        {name:<64} max rel err {err:.2e}  {'ok' if good else 'MISMATCH'}")
+        return good
 
     # k-major chain (V1 init_routing; row_idx[i, k] = k*T + i as MoeGatingTopKSoftmax would emit)
     row_idx = np.arange(T * K, dtype=np.int32).reshape(K, T).T.copy()
@@ -121,7 +189,8 @@ def main(tokens: int = 512, repeat: int = 5, hidden: int = 256, ffn_hidden: int 
 
     # expert parallelism: 4 ranks of 64 experts; each rank permutes only its slice of the sorted rows
     ranks = 4
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(expert_idx.ravel() // (E // ranks), minlength=ranks))])
+    local_e = E // ranks
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(expert_idx.ravel() // local_e, minlength=ranks))])
     parts = []
     for r in range(ranks):
         rng_r = [int(bounds[r]), int(bounds[r + 1])]
@@ -130,7 +199,10 @@ def main(tokens: int = 512, repeat: int = 5, hidden: int = 256, ffn_hidden: int 
                                     repeat)
         ends_r = np.cumsum(np.bincount(np.sort(expert_idx.ravel())[rng_r[0]:rng_r[1]], minlength=E))
         parts.append(am.moe_token_unpermute_with_ep(experts(pt, ends_r), sorted_idx, probs=weights, range=rng_r))
-    report(f"EP x{ranks}: permute_with_ep .. unpermute_with_ep", np.sum(parts, axis=0))
+    report(f"EP x{ranks} slices: permute_with_ep .. unpermute_with_ep", np.sum(parts, axis=0))
+
+    ok &= _all_to_all(am, x, expert_idx, weights, w1, w2, ffn, ranks, timings, repeat, report_fn=report,
+                      dense_fn=lambda xq: _dense(xq, expert_idx, weights, w1, w2, ffn))
 
     print("timings      median wall time per call, staging included (host arrays are copied to device memory)")
     for name, us in timings:

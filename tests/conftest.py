@@ -92,3 +92,23 @@ def rng(request):
     import zlib
 
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `ascend` need the CANN backend on an NPU, `torch_npu` needs torch_npu: elsewhere they skip
+    with the reason, never fail."""
+    from aclnn_moe.capi import backend
+
+    on_cann = backend().name == "cann"
+    try:
+        import torch_npu  # noqa: F401
+
+        has_torch_npu = True
+    except ImportError:
+        has_torch_npu = False
+    for item in items:
+        if "ascend" in item.keywords and not on_cann:
+            item.add_marker(pytest.mark.skip(reason=f"needs CANN on an Ascend NPU; the active backend is "
+                                                    f"{backend().name} ({backend().reason})"))
+        if "torch_npu" in item.keywords and not has_torch_npu:
+            item.add_marker(pytest.mark.skip(reason="needs torch_npu, which is not installed"))

@@ -88,6 +88,17 @@ def test_repeatable_executor_rebinds_addresses(stream):
         lib.aclrtMemcpy(ffi.from_buffer(out), 8, dout, 8, lib.ACL_MEMCPY_DEVICE_TO_HOST)
         np.testing.assert_array_equal(out, want)
     assert lib.aclSetInputTensorAddr(ex[0], 5, src_t, da) == lib.ACLNN_ERR_PARAM_INVALID  # no input 5
+    # outputs rebind too: the next run writes into a second buffer and leaves the first alone
+    dout2 = _malloc_copy(np.full(2, -1, np.int32))
+    assert lib.aclSetOutputTensorAddr(ex[0], 0, out_t, dout2) == ACL_SUCCESS
+    assert lib.aclSetInputTensorAddr(ex[0], 0, src_t, db) == ACL_SUCCESS
+    assert lib.aclnnMoeComputeExpertTokens(ffi.NULL, 0, ex[0], stream) == ACL_SUCCESS
+    out2 = np.zeros(2, np.int32)
+    lib.aclrtMemcpy(ffi.from_buffer(out2), 8, dout2, 8, lib.ACL_MEMCPY_DEVICE_TO_HOST)
+    lib.aclrtMemcpy(ffi.from_buffer(out), 8, dout, 8, lib.ACL_MEMCPY_DEVICE_TO_HOST)
+    np.testing.assert_array_equal(out2, [3, 4])
+    np.testing.assert_array_equal(out, [1, 4])
+    lib.aclrtFree(dout2)
     assert lib.aclDestroyAclOpExecutor(ex[0]) == ACL_SUCCESS
     assert lib.aclDestroyAclOpExecutor(ex[0]) == lib.ACLNN_ERR_INNER_NULLPTR  # already gone
     for t in (src_t, out_t):
