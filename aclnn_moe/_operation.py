@@ -84,6 +84,7 @@ class Operation:
         self._executor = None
         self._workspace_size = 0
         self._oneshot = None
+        self._unsynced = None  # a stream that may still be reading the staging arena
         self._freed = False
 
     # ------------------------------------------------------------------ building blocks for subclasses
@@ -136,7 +137,14 @@ class Operation:
             raise
         self._described = True
 
+    def _settle(self) -> None:
+        """Wait for work that may still read the staging arena before it is overwritten or given back."""
+        if self._unsynced is not None:
+            stream, self._unsynced = self._unsynced, None
+            check(lib.aclrtSynchronizeStream(stream), "aclrtSynchronizeStream")
+
     def _upload_inputs(self) -> None:
+        self._settle()
         for o in self._inputs:
             if o is not None and o.staged and o.storage:
                 span = o.host_span()
@@ -148,6 +156,7 @@ class Operation:
         if not pending:
             return
         check(lib.aclrtSynchronizeStream(stream), "aclrtSynchronizeStream")
+        self._unsynced = None
         for o in pending:
             check(lib.aclrtMemcpy(ffi.from_buffer(o.host), o.staging_nbytes, ffi.cast("void *", o.ptr),
                                   o.staging_nbytes, lib.ACL_MEMCPY_DEVICE_TO_HOST), "aclrtMemcpy")
@@ -212,6 +221,8 @@ class Operation:
         else:
             ws, ex = self._phase1()
         check(getattr(lib, self.api)(workspace_pool.get(ws, stream_h), ws, ex, stream_h), self.api)
+        if self._arena is not None:
+            self._unsynced = stream_h
         self._download_outputs(stream_h)
         return self._collect()
 
@@ -275,6 +286,7 @@ class Operation:
         finally:
             self._destroy_descriptors()
             if self._arena is not None:
+                self._settle()
                 staging_pool.give_back(self._arena)
                 self._arena = None
 

@@ -203,38 +203,45 @@ class DeviceBuffer(_Owned):
 
 
 class WorkspacePool:
-    """Device scratch reused across calls: one buffer per stream, grown (never shrunk) on demand.
+    """Device scratch reused across calls: one buffer per (stream, thread), grown (never shrunk) on demand.
 
-    ``allocator(nbytes) -> object with .cptr`` can replace aclrtMalloc (e.g. a framework's caching
-    allocator). Work on one stream runs in order, so a buffer is free for the next call on the same stream once
-    the previous call was enqueued; calls on different streams get different buffers."""
+    ``allocator(nbytes) -> object with .cptr and .nbytes`` can replace aclrtMalloc (e.g. a framework's caching
+    allocator). Work on one stream runs in order, so a thread's buffer is free for its next call on the same
+    stream once the previous call was enqueued; a buffer being replaced by a larger one is released only after
+    its stream has drained (stream-ordered release), so an in-flight kernel never loses its scratch. Separate
+    buffers per thread keep concurrent callers of one stream from sharing scratch."""
 
     def __init__(self, allocator=DeviceBuffer):
         self._allocator = allocator
-        self._buffers: dict[int, object] = {}
+        self._buffers: dict[tuple[int, int], object] = {}
         self._lock = threading.Lock()
 
     def get(self, nbytes: int, stream_handle=ffi.NULL):
         if nbytes == 0:
             return ffi.NULL
-        key = int(ffi.cast("uintptr_t", stream_handle))
+        key = (int(ffi.cast("uintptr_t", stream_handle)), threading.get_ident())
         with self._lock:
             buf = self._buffers.get(key)
-            if buf is None or buf.nbytes < nbytes:
-                if buf is not None and hasattr(buf, "close"):
-                    buf.close()
-                # grow by at least a quarter so that slowly rising sizes do not reallocate every call
-                size = max(int(nbytes), int(buf.nbytes * 1.25) if buf is not None else 0)
-                buf = self._allocator(size)
-                self._buffers[key] = buf
-            return buf.cptr
+            if buf is not None and buf.nbytes >= nbytes:
+                return buf.cptr
+        if buf is not None:
+            check(lib.aclrtSynchronizeStream(stream_handle), "aclrtSynchronizeStream")
+            if hasattr(buf, "close"):
+                buf.close()
+        # grow by at least a quarter so that slowly rising sizes do not reallocate every call
+        size = max(int(nbytes), int(buf.nbytes * 1.25) if buf is not None else 0)
+        fresh = self._allocator(size)
+        with self._lock:
+            self._buffers[key] = fresh
+        return fresh.cptr
 
     def release(self) -> None:
+        """Free every buffer (call when no work that uses them is in flight)."""
         with self._lock:
-            for buf in self._buffers.values():
-                if hasattr(buf, "close"):
-                    buf.close()
-            self._buffers.clear()
+            bufs, self._buffers = list(self._buffers.values()), {}
+        for buf in bufs:
+            if hasattr(buf, "close"):
+                buf.close()
 
     @property
     def nbytes(self) -> int:

@@ -113,10 +113,19 @@ def test_streams_events_and_the_workspace_pool(rng):
         assert end.elapsed_ms(start) > 0
         am.moe_gating_top_k(x, 8, stream=int(s))  # a raw handle works too
     assert s.closed
-    before = am.workspace_pool.nbytes
+    am.moe_gating_top_k(x, 8)
+    settled = am.workspace_pool.nbytes
+    assert settled > 0  # gating asks for per-thread scratch
     for _ in range(3):
         am.moe_gating_top_k(x, 8)
-    assert am.workspace_pool.nbytes == max(before, am.workspace_pool.nbytes)  # reused, not regrown per call
+    assert am.workspace_pool.nbytes == settled  # reused, not reallocated per call
+    pool = am.WorkspacePool()
+    a = pool.get(1000)
+    assert pool.get(500) == a  # a smaller request reuses the buffer
+    b = pool.get(4000)
+    assert pool.nbytes >= 4000 and pool.get(4000) == b
+    pool.release()
+    assert pool.nbytes == 0
 
 
 def test_errors_carry_status_api_and_message(rng):
@@ -130,3 +139,27 @@ def test_errors_carry_status_api_and_message(rng):
     with pytest.raises(am.ArgumentError) as a:
         am.moe_compute_expert_tokens(np.zeros(3, np.int32), 0)
     assert a.value.param == "num_expert"
+
+
+def test_concurrent_callers_get_their_own_scratch(rng):
+    """Threads calling on the same (default) stream never share or free each other's workspace."""
+    import threading
+
+    xs = [_logits(rng, 32 + 32 * i, 256) for i in range(4)]
+    want = [ref.moe_gating_top_k(x, 8, k_group=4, group_count=8)[1] for x in xs]
+    errors = []
+
+    def work(i):
+        try:
+            for _ in range(20):
+                _, idx, _ = am.moe_gating_top_k(xs[i], 8, k_group=4, group_count=8)
+                np.testing.assert_array_equal(idx, want[i])
+        except Exception as e:  # noqa: BLE001  (collected and asserted below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
