@@ -1,6 +1,7 @@
 /*
  * aclnnMoeFinalizeRoutingV2 and aclnnMoeFinalizeRouting (V1) sample, written the way the CANN aclnn samples are:
- * init, device memory, tensors, the two-phase call with a workspace, synchronize, copy back, check, release.
+ * init, device memory, tensors, the two-phase call with a workspace, synchronize, copy back, check, release (the
+ * shared steps are in aclnn_sample.h).
  *
  * N = 3 tokens, K = 2 experts each, H = 4, E = 2 experts (the data of the aclnn doc example):
  *   out[i] = x1[i] + x2[i] + sum_k scales[i, k] * (expandedX[expandedRowIdx[k*N + i]] + bias[expertIdx[i, k]])
@@ -12,57 +13,16 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "acl/acl.h"
+#include "aclnn_sample.h"
 #include "aclnnop/aclnn_moe_finalize_routing.h"
 #include "aclnnop/aclnn_moe_finalize_routing_v2.h"
-
-#define CHECK_RET(cond, return_expr) \
-    do {                             \
-        if (!(cond)) {               \
-            return_expr;             \
-        }                            \
-    } while (0)
-
-#define LOG_PRINT(message, ...)         \
-    do {                                \
-        printf(message, ##__VA_ARGS__); \
-    } while (0)
 
 #define N 3
 #define K 2
 #define H 4
 #define E 2
 
-static int Init(int32_t deviceId, aclrtStream *stream)
-{
-    /* fixed pattern: initialise ACL, select the device, create a stream */
-    aclError ret = aclInit(NULL);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("aclInit failed. ERROR: %d\n", ret); return ret);
-    ret = aclrtSetDevice(deviceId);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("aclrtSetDevice failed. ERROR: %d\n", ret); return ret);
-    ret = aclrtCreateStream(stream);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("aclrtCreateStream failed. ERROR: %d\n", ret); return ret);
-    return 0;
-}
-
-/* device copy of a host array (4-byte elements) and a contiguous ND tensor of the given shape over it */
-static int CreateAclTensor(const void *hostData, const int64_t *shape, uint64_t ndim, aclDataType dataType,
-                           void **deviceAddr, aclTensor **tensor)
-{
-    int64_t count = 1;
-    for (uint64_t i = 0; i < ndim; i++) count *= shape[i];
-    size_t size = (size_t)count * 4;
-    aclError ret = aclrtMalloc(deviceAddr, size, ACL_MEM_MALLOC_HUGE_FIRST);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("aclrtMalloc failed. ERROR: %d\n", ret); return ret);
-    ret = aclrtMemcpy(*deviceAddr, size, hostData, size, ACL_MEMCPY_HOST_TO_DEVICE);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("aclrtMemcpy failed. ERROR: %d\n", ret); return ret);
-    int64_t strides[2] = {ndim == 2 ? shape[1] : 1, 1};
-    *tensor = aclCreateTensor(shape, ndim, dataType, strides, 0, ACL_FORMAT_ND, shape, ndim, *deviceAddr);
-    CHECK_RET(*tensor != NULL, LOG_PRINT("aclCreateTensor failed.\n"); return -1);
-    return 0;
-}
-
-/* allocate the workspace phase 1 asked for, run phase 2, wait for the stream */
+/* phase 2 of this sample's three calls: allocate the workspace phase 1 asked for, run, wait for the stream */
 typedef aclnnStatus (*Phase2)(void *, uint64_t, aclOpExecutor *, aclrtStream);
 static int RunPhase2(const char *name, Phase2 fn, uint64_t workspaceSize, aclOpExecutor *executor, aclrtStream stream)
 {
@@ -81,11 +41,12 @@ static int RunPhase2(const char *name, Phase2 fn, uint64_t workspaceSize, aclOpE
     return 0;
 }
 
+/* out back to the host, printed and checked against expected; returns the number of mismatches */
 static int CheckOut(const char *what, void *outAddr, const float *expected)
 {
     float result[N * H];
-    int ret = aclrtMemcpy(result, sizeof result, outAddr, sizeof result, ACL_MEMCPY_DEVICE_TO_HOST);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("copy result from device to host failed. ERROR: %d\n", ret); return -1);
+    int ret = CopyToHost(result, outAddr, sizeof result);
+    CHECK_RET(ret == ACL_SUCCESS, return N * H);
     int mismatches = 0;
     for (int64_t i = 0; i < N * H; i++) {
         float diff = result[i] - expected[i], mag = expected[i] < 0 ? -expected[i] : expected[i];
@@ -139,26 +100,28 @@ int main(void)
     void *expertIdxAddr = NULL, *rowIdxKAddr = NULL, *rowIdxRAddr = NULL, *outAddr = NULL;
     aclTensor *expandedX = NULL, *x1 = NULL, *x2 = NULL, *bias = NULL, *scales = NULL, *expertIdx = NULL;
     aclTensor *rowIdxK = NULL, *rowIdxR = NULL, *out = NULL;
-    ret = CreateAclTensor(expandedXHostData, expandedXShape, 2, ACL_FLOAT, &expandedXAddr, &expandedX);
+    ret = CreateAclTensor(expandedXHostData, sizeof(float), expandedXShape, 2, &expandedXAddr, ACL_FLOAT,
+                          &expandedX);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
-    ret = CreateAclTensor(x1HostData, nhShape, 2, ACL_FLOAT, &x1Addr, &x1);
+    ret = CreateAclTensor(x1HostData, sizeof(float), nhShape, 2, &x1Addr, ACL_FLOAT, &x1);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
-    ret = CreateAclTensor(x2HostData, nhShape, 2, ACL_FLOAT, &x2Addr, &x2);
+    ret = CreateAclTensor(x2HostData, sizeof(float), nhShape, 2, &x2Addr, ACL_FLOAT, &x2);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
-    ret = CreateAclTensor(biasHostData, biasShape, 2, ACL_FLOAT, &biasAddr, &bias);
+    ret = CreateAclTensor(biasHostData, sizeof(float), biasShape, 2, &biasAddr, ACL_FLOAT, &bias);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
-    ret = CreateAclTensor(scalesHostData, nkShape, 2, ACL_FLOAT, &scalesAddr, &scales);
+    ret = CreateAclTensor(scalesHostData, sizeof(float), nkShape, 2, &scalesAddr, ACL_FLOAT, &scales);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
-    ret = CreateAclTensor(expertIdxHostData, nkShape, 2, ACL_INT32, &expertIdxAddr, &expertIdx);
+    ret = CreateAclTensor(expertIdxHostData, sizeof(int32_t), nkShape, 2, &expertIdxAddr, ACL_INT32, &expertIdx);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
-    ret = CreateAclTensor(rowIdxKMajorHostData, rowIdxShape, 1, ACL_INT32, &rowIdxKAddr, &rowIdxK);
+    ret = CreateAclTensor(rowIdxKMajorHostData, sizeof(int32_t), rowIdxShape, 1, &rowIdxKAddr, ACL_INT32, &rowIdxK);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
-    ret = CreateAclTensor(rowIdxRowMajorHostData, rowIdxShape, 1, ACL_INT32, &rowIdxRAddr, &rowIdxR);
+    ret = CreateAclTensor(rowIdxRowMajorHostData, sizeof(int32_t), rowIdxShape, 1, &rowIdxRAddr, ACL_INT32,
+                          &rowIdxR);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
-    ret = CreateAclTensor(outHostData, nhShape, 2, ACL_FLOAT, &outAddr, &out);
+    ret = CreateAclTensor(outHostData, sizeof(float), nhShape, 2, &outAddr, ACL_FLOAT, &out);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
 
-    /* 3. the operator, three ways; each executor is consumed by its phase 2 */
+    /* 3. the operator, three ways; each executor is consumed by its phase 2, each result checked */
     int mismatches = 0;
     uint64_t workspaceSize = 0;
     aclOpExecutor *executor = NULL;
@@ -203,9 +166,7 @@ int main(void)
     aclrtFree(rowIdxKAddr);
     aclrtFree(rowIdxRAddr);
     aclrtFree(outAddr);
-    aclrtDestroyStream(stream);
-    aclrtResetDevice(deviceId);
-    aclFinalize();
-    LOG_PRINT("%s\n", mismatches ? "moe_finalize_routing: FAILED" : "moe_finalize_routing: OK");
+    Finalize(deviceId, stream);
+    LOG_PRINT("moe_finalize_routing: %s\n", mismatches ? "MISMATCH" : "OK");
     return mismatches ? 1 : 0;
 }

@@ -1,12 +1,13 @@
-"""aclnnMoeFinalizeRoutingV2 / aclnnMoeFinalizeRouting (V1) sample: a line-by-line port of
-samples/moe_finalize_routing.c through aclnn_moe.capi.
+"""aclnnMoeFinalizeRoutingV2 / aclnnMoeFinalizeRouting (V1) sample: samples/moe_finalize_routing.c line by line
+through aclnn_moe.capi (the shared steps are in _aclnn_sample.py, the port of aclnn_sample.h).
 
 N = 3 tokens, K = 2, H = 4, E = 2 (the aclnn doc example data), computed with V2 dropPadMode 0 (k-major index),
-V2 dropPadMode 2 (the same routing row-major) and V1; all must match the formula evaluated here in fp32 (to 1e-5
+V2 dropPadMode 2 (the same routing row-major) and V1; all must match the formula evaluated here (to 1e-5
 relative). Exits non-zero when a result differs.
 """
 import sys
 
+from _aclnn_sample import check_ret, copy_to_host, create_acl_tensor, finalize, init, log_print
 from aclnn_moe.capi import ffi, lib
 
 N = 3
@@ -15,132 +16,145 @@ H = 4
 E = 2
 
 
-def check_ret(ret, what):
-    if ret != lib.ACL_SUCCESS:
-        print(f"{what} failed. ERROR: {ret} ({ffi.string(lib.aclGetRecentErrMsg()).decode()})")
-        sys.exit(ret)
-
-
-def init(device_id):
-    # fixed pattern: initialise ACL, select the device, create a stream (returned as an aclrtStream *)
-    check_ret(lib.aclInit(ffi.NULL), "aclInit")
-    check_ret(lib.aclrtSetDevice(device_id), "aclrtSetDevice")
-    stream = ffi.new("aclrtStream *")
-    check_ret(lib.aclrtCreateStream(stream), "aclrtCreateStream")
-    return stream
-
-
-def create_acl_tensor(host_data, shape, data_type, device_addr, tensor):
-    """device copy of a host array and a contiguous ND tensor of the given shape over it"""
-    size = ffi.sizeof(host_data)
-    check_ret(lib.aclrtMalloc(device_addr, size, lib.ACL_MEM_MALLOC_HUGE_FIRST), "aclrtMalloc")
-    check_ret(lib.aclrtMemcpy(device_addr[0], size, host_data, size, lib.ACL_MEMCPY_HOST_TO_DEVICE), "aclrtMemcpy")
-    strides = [shape[1], 1] if len(shape) == 2 else [1]
-    dims = ffi.new("int64_t[]", shape)
-    tensor[0] = lib.aclCreateTensor(dims, len(shape), data_type, ffi.new("int64_t[]", strides), 0,
-                                    lib.ACL_FORMAT_ND, dims, len(shape), device_addr[0])
-    if tensor[0] == ffi.NULL:
-        print("aclCreateTensor failed.")
-        sys.exit(1)
-
-
 def run_phase2(name, fn, workspace_size, executor, stream):
-    """allocate the workspace phase 1 asked for, run phase 2, wait for the stream"""
+    """phase 2 of this sample's three calls: allocate the workspace phase 1 asked for, run, wait for the stream"""
     workspace_addr = ffi.new("void **")
     if workspace_size > 0:
-        check_ret(lib.aclrtMalloc(workspace_addr, workspace_size, lib.ACL_MEM_MALLOC_HUGE_FIRST), "allocate workspace")
-    check_ret(fn(workspace_addr[0], workspace_size, executor, stream), name)
-    check_ret(lib.aclrtSynchronizeStream(stream), "aclrtSynchronizeStream")
+        ret = lib.aclrtMalloc(workspace_addr, workspace_size, lib.ACL_MEM_MALLOC_HUGE_FIRST)
+        check_ret(ret == lib.ACL_SUCCESS, ret, "allocate workspace failed. ERROR: %d\n", ret)
+    ret = fn(workspace_addr[0], workspace_size, executor, stream)
+    check_ret(ret == lib.ACL_SUCCESS, ret, "%s failed. ERROR: %d (%s)\n", name, ret, lib.aclGetRecentErrMsg())
+    ret = lib.aclrtSynchronizeStream(stream)
+    check_ret(ret == lib.ACL_SUCCESS, ret, "aclrtSynchronizeStream failed. ERROR: %d\n", ret)
     if workspace_size > 0:
         lib.aclrtFree(workspace_addr[0])
+    return 0
 
 
 def check_out(what, out_addr, expected):
+    """out back to the host, printed and checked against expected; returns the number of mismatches"""
     result = ffi.new("float[]", N * H)
-    n = ffi.sizeof(result)
-    check_ret(lib.aclrtMemcpy(result, n, out_addr, n, lib.ACL_MEMCPY_DEVICE_TO_HOST), "copy result")
+    ret = copy_to_host(result, out_addr, ffi.sizeof(result))
+    check_ret(ret == lib.ACL_SUCCESS, N * H)
     mismatches = 0
     for i in range(N * H):
-        bad = abs(result[i] - expected[i]) > 1e-5 * (abs(expected[i]) + 1)
+        diff, mag = result[i] - expected[i], abs(expected[i])
+        bad = not (diff <= 1e-5 * (mag + 1.0) and -diff <= 1e-5 * (mag + 1.0))
         mismatches += bad
-        print(f"{what} result[{i}] is: {result[i]:f}{'   <-- MISMATCH' if bad else ''}")
+        log_print("%s result[%ld] is: %f%s\n", what, i, result[i], "   <-- MISMATCH" if bad else "")
     return mismatches
 
 
 def main():
     # 1. device and stream
     device_id = 0
-    stream = init(device_id)
+    stream = ffi.new("aclrtStream *")
+    ret = init(device_id, stream)
+    check_ret(ret == 0, ret, "Init acl failed. ERROR: %d\n", ret)
 
     # 2. inputs and outputs
-    expanded_x = [0.1, 1.1, 2.1, 3.1, 4.1, 5.1, 6.1, 7.1, 8.1, 9.1, 10.1, 11.1] * 2
-    x1 = [0.2, 1.2, 2.2, 3.2, 4.2, 5.2, 6.2, 7.2, 8.2, 9.2, 10.2, 11.2]
-    x2 = list(x1)
-    bias = [0.2, 0.4] * 4
-    scales = [1.3, 1.6, 1.2, 1.8, 1.2, 2.3]
-    expert_idx = [0, 1, 0, 1, 0, 1]
-    row_idx_k_major = [2, 1, 4, 3, 0, 5]  # position k*N + i
-    row_idx_row_major = [row_idx_k_major[k * N + i] for i in range(N) for k in range(K)]  # position i*K + k
-    host = {
-        "expanded_x": (ffi.new("float[]", expanded_x), [N * K, H], lib.ACL_FLOAT),
-        "x1": (ffi.new("float[]", x1), [N, H], lib.ACL_FLOAT),
-        "x2": (ffi.new("float[]", x2), [N, H], lib.ACL_FLOAT),
-        "bias": (ffi.new("float[]", bias), [E, H], lib.ACL_FLOAT),
-        "scales": (ffi.new("float[]", scales), [N, K], lib.ACL_FLOAT),
-        "expert_idx": (ffi.new("int32_t[]", expert_idx), [N, K], lib.ACL_INT32),
-        "row_idx_k": (ffi.new("int32_t[]", row_idx_k_major), [N * K], lib.ACL_INT32),
-        "row_idx_r": (ffi.new("int32_t[]", row_idx_row_major), [N * K], lib.ACL_INT32),
-        "out": (ffi.new("float[]", N * H), [N, H], lib.ACL_FLOAT),
-    }
+    expanded_x_host_data = ffi.new("float[]", [0.1, 1.1, 2.1, 3.1, 4.1, 5.1, 6.1, 7.1,
+                                               8.1, 9.1, 10.1, 11.1, 0.1, 1.1, 2.1, 3.1,
+                                               4.1, 5.1, 6.1, 7.1, 8.1, 9.1, 10.1, 11.1])
+    x1_host_data = ffi.new("float[]", [0.2, 1.2, 2.2, 3.2, 4.2, 5.2, 6.2, 7.2, 8.2, 9.2, 10.2, 11.2])
+    x2_host_data = ffi.new("float[]", [0.2, 1.2, 2.2, 3.2, 4.2, 5.2, 6.2, 7.2, 8.2, 9.2, 10.2, 11.2])
+    bias_host_data = ffi.new("float[]", [0.2, 0.4, 0.2, 0.4, 0.2, 0.4, 0.2, 0.4])
+    scales_host_data = ffi.new("float[]", [1.3, 1.6, 1.2, 1.8, 1.2, 2.3])
+    expert_idx_host_data = ffi.new("int32_t[]", [0, 1, 0, 1, 0, 1])
+    row_idx_k_major_host_data = ffi.new("int32_t[]", [2, 1, 4, 3, 0, 5])  # position k*N + i
+    row_idx_row_major_host_data = ffi.new("int32_t[]", N * K)  # the same routing at position i*K + k
+    for i in range(N):
+        for k in range(K):
+            row_idx_row_major_host_data[i * K + k] = row_idx_k_major_host_data[k * N + i]
+    out_host_data = ffi.new("float[]", N * H)
 
-    # the expected result, in the operator's fp32 order: t = x + bias; t = t * scale; acc = acc + t
-    f32 = host["expanded_x"][0]  # reuse the float32 copies so the arithmetic below sees the same inputs
-    expected = []
+    # the expected result, in the operator's order: t = x + bias; t = t * scale; acc = acc + t
+    expected = ffi.new("float[]", N * H)
     for i in range(N):
         for j in range(H):
-            acc = host["x1"][0][i * H + j] + host["x2"][0][i * H + j]
+            acc = x1_host_data[i * H + j] + x2_host_data[i * H + j]
             for k in range(K):
-                row = row_idx_k_major[k * N + i]
-                t = f32[row * H + j] + host["bias"][0][expert_idx[i * K + k] * H + j]
-                acc += t * host["scales"][0][i * K + k]
-            expected.append(acc)
+                row = row_idx_k_major_host_data[k * N + i]
+                t = expanded_x_host_data[row * H + j] + bias_host_data[expert_idx_host_data[i * K + k] * H + j]
+                t = t * scales_host_data[i * K + k]
+                acc = acc + t
+            expected[i * H + j] = acc
 
-    addrs = {name: ffi.new("void **") for name in host}
-    tensors = {name: ffi.new("aclTensor **") for name in host}
-    for name, (data, shape, dtype) in host.items():
-        create_acl_tensor(data, shape, dtype, addrs[name], tensors[name])
-    t = {name: tensors[name][0] for name in tensors}
+    expanded_x_shape, nh_shape, bias_shape = [N * K, H], [N, H], [E, H]
+    nk_shape, row_idx_shape = [N, K], [N * K]
+    expanded_x_addr, x1_addr, x2_addr, bias_addr, scales_addr = (ffi.new("void **") for _ in range(5))
+    expert_idx_addr, row_idx_k_addr, row_idx_r_addr, out_addr = (ffi.new("void **") for _ in range(4))
+    expanded_x, x1, x2, bias, scales, expert_idx = (ffi.new("aclTensor **") for _ in range(6))
+    row_idx_k, row_idx_r, out = (ffi.new("aclTensor **") for _ in range(3))
+    ret = create_acl_tensor(expanded_x_host_data, ffi.sizeof("float"), expanded_x_shape, 2, expanded_x_addr,
+                            lib.ACL_FLOAT, expanded_x)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = create_acl_tensor(x1_host_data, ffi.sizeof("float"), nh_shape, 2, x1_addr, lib.ACL_FLOAT, x1)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = create_acl_tensor(x2_host_data, ffi.sizeof("float"), nh_shape, 2, x2_addr, lib.ACL_FLOAT, x2)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = create_acl_tensor(bias_host_data, ffi.sizeof("float"), bias_shape, 2, bias_addr, lib.ACL_FLOAT, bias)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = create_acl_tensor(scales_host_data, ffi.sizeof("float"), nk_shape, 2, scales_addr, lib.ACL_FLOAT, scales)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = create_acl_tensor(expert_idx_host_data, ffi.sizeof("int32_t"), nk_shape, 2, expert_idx_addr, lib.ACL_INT32,
+                            expert_idx)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = create_acl_tensor(row_idx_k_major_host_data, ffi.sizeof("int32_t"), row_idx_shape, 1, row_idx_k_addr,
+                            lib.ACL_INT32, row_idx_k)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = create_acl_tensor(row_idx_row_major_host_data, ffi.sizeof("int32_t"), row_idx_shape, 1, row_idx_r_addr,
+                            lib.ACL_INT32, row_idx_r)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = create_acl_tensor(out_host_data, ffi.sizeof("float"), nh_shape, 2, out_addr, lib.ACL_FLOAT, out)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
 
-    # 3. the operator, three ways; each executor is consumed by its phase 2
+    # 3. the operator, three ways; each executor is consumed by its phase 2, each result checked
     mismatches = 0
     workspace_size = ffi.new("uint64_t *")
     executor = ffi.new("aclOpExecutor **")
-    for drop_pad_mode, rows in ((0, t["row_idx_k"]), (2, t["row_idx_r"])):
-        check_ret(lib.aclnnMoeFinalizeRoutingV2GetWorkspaceSize(t["expanded_x"], rows, t["x1"], t["x2"], t["bias"],
-                                                                t["scales"], t["expert_idx"], drop_pad_mode, t["out"],
-                                                                workspace_size, executor),
-                  "aclnnMoeFinalizeRoutingV2GetWorkspaceSize")
-        run_phase2("aclnnMoeFinalizeRoutingV2", lib.aclnnMoeFinalizeRoutingV2, workspace_size[0], executor[0],
-                   stream[0])
-        mismatches += check_out(f"V2 dropPadMode {drop_pad_mode}", addrs["out"][0], expected)
-    check_ret(lib.aclnnMoeFinalizeRoutingGetWorkspaceSize(t["expanded_x"], t["x1"], t["x2"], t["bias"], t["scales"],
-                                                          t["row_idx_k"], t["expert_idx"], t["out"], workspace_size,
-                                                          executor),
-              "aclnnMoeFinalizeRoutingGetWorkspaceSize")
-    run_phase2("aclnnMoeFinalizeRouting", lib.aclnnMoeFinalizeRouting, workspace_size[0], executor[0], stream[0])
-    mismatches += check_out("V1", addrs["out"][0], expected)
+    drop_pad_modes = [0, 2]
+    for m in range(2):
+        ret = lib.aclnnMoeFinalizeRoutingV2GetWorkspaceSize(expanded_x[0], row_idx_k[0] if m == 0 else row_idx_r[0],
+                                                            x1[0], x2[0], bias[0], scales[0], expert_idx[0],
+                                                            drop_pad_modes[m], out[0], workspace_size, executor)
+        check_ret(ret == lib.ACL_SUCCESS, ret, "aclnnMoeFinalizeRoutingV2GetWorkspaceSize failed. ERROR: %d (%s)\n",
+                  ret, lib.aclGetRecentErrMsg())
+        ret = run_phase2("aclnnMoeFinalizeRoutingV2", lib.aclnnMoeFinalizeRoutingV2, workspace_size[0], executor[0],
+                         stream[0])
+        check_ret(ret == 0, ret)
+        mismatches += check_out("V2 dropPadMode 0" if m == 0 else "V2 dropPadMode 2", out_addr[0], expected)
+    ret = lib.aclnnMoeFinalizeRoutingGetWorkspaceSize(expanded_x[0], x1[0], x2[0], bias[0], scales[0], row_idx_k[0],
+                                                      expert_idx[0], out[0], workspace_size, executor)
+    check_ret(ret == lib.ACL_SUCCESS, ret, "aclnnMoeFinalizeRoutingGetWorkspaceSize failed. ERROR: %d (%s)\n", ret,
+              lib.aclGetRecentErrMsg())
+    ret = run_phase2("aclnnMoeFinalizeRouting", lib.aclnnMoeFinalizeRouting, workspace_size[0], executor[0], stream[0])
+    check_ret(ret == 0, ret)
+    mismatches += check_out("V1", out_addr[0], expected)
 
     # 4. release tensors
-    for name in tensors:
-        lib.aclDestroyTensor(tensors[name][0])
+    lib.aclDestroyTensor(expanded_x[0])
+    lib.aclDestroyTensor(x1[0])
+    lib.aclDestroyTensor(x2[0])
+    lib.aclDestroyTensor(bias[0])
+    lib.aclDestroyTensor(scales[0])
+    lib.aclDestroyTensor(expert_idx[0])
+    lib.aclDestroyTensor(row_idx_k[0])
+    lib.aclDestroyTensor(row_idx_r[0])
+    lib.aclDestroyTensor(out[0])
 
     # 5. release device memory, stream and device
-    for name in addrs:
-        lib.aclrtFree(addrs[name][0])
-    lib.aclrtDestroyStream(stream[0])
-    lib.aclrtResetDevice(device_id)
-    lib.aclFinalize()
-    print("moe_finalize_routing: FAILED" if mismatches else "moe_finalize_routing: OK")
+    lib.aclrtFree(expanded_x_addr[0])
+    lib.aclrtFree(x1_addr[0])
+    lib.aclrtFree(x2_addr[0])
+    lib.aclrtFree(bias_addr[0])
+    lib.aclrtFree(scales_addr[0])
+    lib.aclrtFree(expert_idx_addr[0])
+    lib.aclrtFree(row_idx_k_addr[0])
+    lib.aclrtFree(row_idx_r_addr[0])
+    lib.aclrtFree(out_addr[0])
+    finalize(device_id, stream[0])
+    log_print("moe_finalize_routing: %s\n", "MISMATCH" if mismatches else "OK")
     return 1 if mismatches else 0
 
 

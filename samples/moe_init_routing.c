@@ -1,6 +1,6 @@
 /*
  * aclnnMoeInitRouting (V1) sample, written the way the CANN aclnn samples are: init, device memory, tensors, the
- * two-phase call with a workspace, synchronize, copy back, check, release.
+ * two-phase call with a workspace, synchronize, copy back, check, release (the shared steps are in aclnn_sample.h).
  *
  * 3 tokens pick K = 2 experts each: expertIdx = [[1, 2], [0, 1], [0, 2]], with the standard
  * rowIdx[i, k] = k*N + i = [[0, 3], [1, 4], [2, 5]] and activeNum = 3. The (token, slot) pairs are sorted by
@@ -11,53 +11,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "acl/acl.h"
+#include "aclnn_sample.h"
 #include "aclnnop/aclnn_moe_init_routing.h"
-
-#define CHECK_RET(cond, return_expr) \
-    do {                             \
-        if (!(cond)) {               \
-            return_expr;             \
-        }                            \
-    } while (0)
-
-#define LOG_PRINT(message, ...)         \
-    do {                                \
-        printf(message, ##__VA_ARGS__); \
-    } while (0)
 
 #define N 3
 #define K 2
 #define H 4
-
-static int Init(int32_t deviceId, aclrtStream *stream)
-{
-    /* fixed pattern: initialise ACL, select the device, create a stream */
-    aclError ret = aclInit(NULL);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("aclInit failed. ERROR: %d\n", ret); return ret);
-    ret = aclrtSetDevice(deviceId);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("aclrtSetDevice failed. ERROR: %d\n", ret); return ret);
-    ret = aclrtCreateStream(stream);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("aclrtCreateStream failed. ERROR: %d\n", ret); return ret);
-    return 0;
-}
-
-/* device copy of a host array (4-byte elements) and a contiguous ND tensor of the given shape over it */
-static int CreateAclTensor(const void *hostData, const int64_t *shape, uint64_t ndim, aclDataType dataType,
-                           void **deviceAddr, aclTensor **tensor)
-{
-    int64_t count = 1;
-    for (uint64_t i = 0; i < ndim; i++) count *= shape[i];
-    size_t size = (size_t)count * 4;
-    aclError ret = aclrtMalloc(deviceAddr, size, ACL_MEM_MALLOC_HUGE_FIRST);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("aclrtMalloc failed. ERROR: %d\n", ret); return ret);
-    ret = aclrtMemcpy(*deviceAddr, size, hostData, size, ACL_MEMCPY_HOST_TO_DEVICE);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("aclrtMemcpy failed. ERROR: %d\n", ret); return ret);
-    int64_t strides[2] = {ndim == 2 ? shape[1] : 1, 1};
-    *tensor = aclCreateTensor(shape, ndim, dataType, strides, 0, ACL_FORMAT_ND, shape, ndim, *deviceAddr);
-    CHECK_RET(*tensor != NULL, LOG_PRINT("aclCreateTensor failed.\n"); return -1);
-    return 0;
-}
 
 int main(void)
 {
@@ -80,19 +39,20 @@ int main(void)
     void *expandedXAddr = NULL, *expandedRowIdxAddr = NULL, *expandedExpertIdxAddr = NULL;
     aclTensor *x = NULL, *rowIdx = NULL, *expertIdx = NULL;
     aclTensor *expandedXOut = NULL, *expandedRowIdxOut = NULL, *expandedExpertIdxOut = NULL;
-    ret = CreateAclTensor(xHostData, xShape, 2, ACL_FLOAT, &xAddr, &x);
+    ret = CreateAclTensor(xHostData, sizeof(float), xShape, 2, &xAddr, ACL_FLOAT, &x);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
-    ret = CreateAclTensor(rowIdxHostData, idxShape, 2, ACL_INT32, &rowIdxAddr, &rowIdx);
+    ret = CreateAclTensor(rowIdxHostData, sizeof(int32_t), idxShape, 2, &rowIdxAddr, ACL_INT32, &rowIdx);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
-    ret = CreateAclTensor(expertIdxHostData, idxShape, 2, ACL_INT32, &expertIdxAddr, &expertIdx);
+    ret = CreateAclTensor(expertIdxHostData, sizeof(int32_t), idxShape, 2, &expertIdxAddr, ACL_INT32, &expertIdx);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
-    ret = CreateAclTensor(expandedXOutHostData, expandedXShape, 2, ACL_FLOAT, &expandedXAddr, &expandedXOut);
+    ret = CreateAclTensor(expandedXOutHostData, sizeof(float), expandedXShape, 2, &expandedXAddr, ACL_FLOAT,
+                          &expandedXOut);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
-    ret = CreateAclTensor(expandedRowIdxOutHostData, idxOutShape, 1, ACL_INT32, &expandedRowIdxAddr,
+    ret = CreateAclTensor(expandedRowIdxOutHostData, sizeof(int32_t), idxOutShape, 1, &expandedRowIdxAddr, ACL_INT32,
                           &expandedRowIdxOut);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
-    ret = CreateAclTensor(expandedExpertIdxOutHostData, idxOutShape, 1, ACL_INT32, &expandedExpertIdxAddr,
-                          &expandedExpertIdxOut);
+    ret = CreateAclTensor(expandedExpertIdxOutHostData, sizeof(int32_t), idxOutShape, 1, &expandedExpertIdxAddr,
+                          ACL_INT32, &expandedExpertIdxOut);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
 
     /* 3. the operator: phase 1 sizes the workspace, phase 2 runs on the stream */
@@ -119,15 +79,12 @@ int main(void)
     /* 5. results back to the host, printed and checked */
     float expandedXData[N * K * H];
     int32_t expandedRowIdxData[N * K], expandedExpertIdxData[N * K];
-    ret = aclrtMemcpy(expandedXData, sizeof expandedXData, expandedXAddr, sizeof expandedXData,
-                      ACL_MEMCPY_DEVICE_TO_HOST);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("copy result from device to host failed. ERROR: %d\n", ret); return ret);
-    ret = aclrtMemcpy(expandedRowIdxData, sizeof expandedRowIdxData, expandedRowIdxAddr, sizeof expandedRowIdxData,
-                      ACL_MEMCPY_DEVICE_TO_HOST);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("copy result from device to host failed. ERROR: %d\n", ret); return ret);
-    ret = aclrtMemcpy(expandedExpertIdxData, sizeof expandedExpertIdxData, expandedExpertIdxAddr,
-                      sizeof expandedExpertIdxData, ACL_MEMCPY_DEVICE_TO_HOST);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("copy result from device to host failed. ERROR: %d\n", ret); return ret);
+    ret = CopyToHost(expandedXData, expandedXAddr, sizeof expandedXData);
+    CHECK_RET(ret == ACL_SUCCESS, return ret);
+    ret = CopyToHost(expandedRowIdxData, expandedRowIdxAddr, sizeof expandedRowIdxData);
+    CHECK_RET(ret == ACL_SUCCESS, return ret);
+    ret = CopyToHost(expandedExpertIdxData, expandedExpertIdxAddr, sizeof expandedExpertIdxData);
+    CHECK_RET(ret == ACL_SUCCESS, return ret);
 
     static const int32_t expectedRowIdx[N * K] = {2, 0, 1, 4, 3, 5};
     static const int32_t expectedExpertIdx[N * K] = {0, 0, 1, 1, 2, 2};
@@ -166,9 +123,7 @@ int main(void)
     aclrtFree(expandedRowIdxAddr);
     aclrtFree(expandedExpertIdxAddr);
     if (workspaceSize > 0) aclrtFree(workspaceAddr);
-    aclrtDestroyStream(stream);
-    aclrtResetDevice(deviceId);
-    aclFinalize();
-    LOG_PRINT("%s\n", mismatches ? "moe_init_routing: FAILED" : "moe_init_routing: OK");
+    Finalize(deviceId, stream);
+    LOG_PRINT("moe_init_routing: %s\n", mismatches ? "MISMATCH" : "OK");
     return mismatches ? 1 : 0;
 }

@@ -1,89 +1,121 @@
-"""Python port of moe_init_routing_v2.c, line by line through the raw C API (aclnn_moe.capi)."""
+"""aclnnMoeInitRoutingV2 sample in dropless mode: samples/moe_init_routing_v2.c line by line through aclnn_moe.capi
+(the shared steps are in _aclnn_sample.py, the port of aclnn_sample.h).
+
+3 tokens of hidden size 4 pick 2 of 3 experts each, expertIdx = [[1, 2], [0, 1], [0, 2]], activeNum = 4: the first
+4 expert-sorted rows are gathered (tokens 1, 2, 0, 1), expandedRowIdx = [2, 4, 0, 3, 1, 5] and the per-expert
+cumulative counts are [2, 4, 6]. Exits non-zero when a result differs.
+"""
 import sys
 
+from _aclnn_sample import check_ret, copy_to_host, create_acl_tensor, finalize, init, log_print
 from aclnn_moe.capi import ffi, lib
 
-
-def create_acl_tensor(host, ctype, shape, dtype):
-    """device buffer + contiguous ND aclTensor over it; returns (device_addr, tensor)"""
-    n = 1
-    for s in shape:
-        n *= s
-    size = n * ffi.sizeof(ctype)
-    dev = ffi.new("void **")
-    ret = lib.aclrtMalloc(dev, size, lib.ACL_MEM_MALLOC_HUGE_FIRST)
-    assert ret == lib.ACL_SUCCESS, f"aclrtMalloc failed. ERROR: {ret}"
-    buf = ffi.new(f"{ctype}[]", host)
-    ret = lib.aclrtMemcpy(dev[0], size, buf, size, lib.ACL_MEMCPY_HOST_TO_DEVICE)
-    assert ret == lib.ACL_SUCCESS, f"aclrtMemcpy failed. ERROR: {ret}"
-    strides = [1] * len(shape)
-    for i in range(len(shape) - 2, -1, -1):
-        strides[i] = shape[i + 1] * strides[i + 1]
-    dims = ffi.new("int64_t[]", shape)
-    tensor = lib.aclCreateTensor(dims, len(shape), dtype, ffi.new("int64_t[]", strides), 0, lib.ACL_FORMAT_ND,
-                                 dims, len(shape), dev[0])
-    assert tensor != ffi.NULL
-    return dev[0], tensor
-
-
-def copy_back(dev, ctype, n):
-    host = ffi.new(f"{ctype}[]", n)
-    lib.aclrtMemcpy(host, n * ffi.sizeof(ctype), dev, n * ffi.sizeof(ctype), lib.ACL_MEMCPY_DEVICE_TO_HOST)
-    return list(host)
+N = 3  # tokens
+K = 2  # experts per token
+H = 4  # hidden size
+E = 3  # experts
+ACTIVE = 4
 
 
 def main():
+    # 1. device and stream
     device_id = 0
-    assert lib.aclInit(ffi.NULL) == lib.ACL_SUCCESS
     stream = ffi.new("aclrtStream *")
-    assert lib.aclrtSetDevice(device_id) == lib.ACL_SUCCESS
-    assert lib.aclrtCreateStream(stream) == lib.ACL_SUCCESS
+    ret = init(device_id, stream)
+    check_ret(ret == 0, ret, "Init acl failed. ERROR: %d\n", ret)
 
-    x_dev, x = create_acl_tensor([0.1] * 4 + [0.2] * 4 + [0.3] * 4, "float", [3, 4], lib.ACL_FLOAT)
-    idx_dev, expert_idx = create_acl_tensor([1, 2, 0, 1, 0, 2], "int32_t", [3, 2], lib.ACL_INT32)
-    ex_dev, expanded_x = create_acl_tensor([0] * 16, "float", [4, 4], lib.ACL_FLOAT)
-    row_dev, row_idx = create_acl_tensor([0] * 6, "int32_t", [6], lib.ACL_INT32)
-    cnt_dev, count = create_acl_tensor([0] * 3, "int32_t", [3], lib.ACL_INT32)
-    active_num, expert_capacity, expert_num, drop_pad_mode = 4, 0, 3, 0
+    # 2. inputs and outputs
+    x_shape, idx_shape, expanded_x_shape = [N, H], [N, K], [ACTIVE, H]
+    row_idx_shape, count_shape = [N * K], [E]
+    x_host_data = ffi.new("float[]", [0.1, 0.1, 0.1, 0.1, 0.2, 0.2, 0.2, 0.2, 0.3, 0.3, 0.3, 0.3])
+    expert_idx_host_data = ffi.new("int32_t[]", [1, 2, 0, 1, 0, 2])
+    expanded_x_host_data = ffi.new("float[]", ACTIVE * H)
+    row_idx_host_data, count_host_data = ffi.new("int32_t[]", N * K), ffi.new("int32_t[]", E)
+    active_num, expert_capacity, expert_num, drop_pad_mode = ACTIVE, 0, E, 0
     expert_tokens_count_or_cumsum_flag = 1  # 1: cumsum, 2: count
     expert_tokens_before_capacity_flag = False
+    x_addr, expert_idx_addr, expanded_x_addr, row_idx_addr, count_addr = (ffi.new("void **") for _ in range(5))
+    x, expert_idx, expanded_x, row_idx, count = (ffi.new("aclTensor **") for _ in range(5))
+    ret = create_acl_tensor(x_host_data, ffi.sizeof("float"), x_shape, 2, x_addr, lib.ACL_FLOAT, x)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = create_acl_tensor(expert_idx_host_data, ffi.sizeof("int32_t"), idx_shape, 2, expert_idx_addr, lib.ACL_INT32,
+                            expert_idx)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = create_acl_tensor(expanded_x_host_data, ffi.sizeof("float"), expanded_x_shape, 2, expanded_x_addr,
+                            lib.ACL_FLOAT, expanded_x)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = create_acl_tensor(row_idx_host_data, ffi.sizeof("int32_t"), row_idx_shape, 1, row_idx_addr, lib.ACL_INT32,
+                            row_idx)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = create_acl_tensor(count_host_data, ffi.sizeof("int32_t"), count_shape, 1, count_addr, lib.ACL_INT32, count)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
 
-    ws_size = ffi.new("uint64_t *")
+    # 3. the operator: phase 1 sizes the workspace, phase 2 runs on the stream
+    workspace_size = ffi.new("uint64_t *")
     executor = ffi.new("aclOpExecutor **")
-    ret = lib.aclnnMoeInitRoutingV2GetWorkspaceSize(x, expert_idx, active_num, expert_capacity, expert_num,
+    ret = lib.aclnnMoeInitRoutingV2GetWorkspaceSize(x[0], expert_idx[0], active_num, expert_capacity, expert_num,
                                                     drop_pad_mode, expert_tokens_count_or_cumsum_flag,
-                                                    expert_tokens_before_capacity_flag, expanded_x, row_idx, count,
-                                                    ffi.NULL, ws_size, executor)
-    assert ret == lib.ACL_SUCCESS, f"GetWorkspaceSize failed. ERROR: {ret} ({ffi.string(lib.aclGetRecentErrMsg())})"
-    workspace = ffi.new("void **")
-    if ws_size[0] > 0:
-        assert lib.aclrtMalloc(workspace, ws_size[0], lib.ACL_MEM_MALLOC_HUGE_FIRST) == lib.ACL_SUCCESS
-    ret = lib.aclnnMoeInitRoutingV2(workspace[0], ws_size[0], executor[0], stream[0])
-    assert ret == lib.ACL_SUCCESS, f"aclnnMoeInitRoutingV2 failed. ERROR: {ret}"
-    assert lib.aclrtSynchronizeStream(stream[0]) == lib.ACL_SUCCESS
+                                                    expert_tokens_before_capacity_flag, expanded_x[0], row_idx[0],
+                                                    count[0], ffi.NULL, workspace_size, executor)
+    check_ret(ret == lib.ACL_SUCCESS, ret, "aclnnMoeInitRoutingV2GetWorkspaceSize failed. ERROR: %d (%s)\n", ret,
+              lib.aclGetRecentErrMsg())
+    workspace_addr = ffi.new("void **")
+    if workspace_size[0] > 0:
+        ret = lib.aclrtMalloc(workspace_addr, workspace_size[0], lib.ACL_MEM_MALLOC_HUGE_FIRST)
+        check_ret(ret == lib.ACL_SUCCESS, ret, "allocate workspace failed. ERROR: %d\n", ret)
+    ret = lib.aclnnMoeInitRoutingV2(workspace_addr[0], workspace_size[0], executor[0], stream[0])
+    check_ret(ret == lib.ACL_SUCCESS, ret, "aclnnMoeInitRoutingV2 failed. ERROR: %d (%s)\n", ret,
+              lib.aclGetRecentErrMsg())
 
-    rows = copy_back(ex_dev, "float", 16)
-    rid = copy_back(row_dev, "int32_t", 6)
-    cum = copy_back(cnt_dev, "int32_t", 3)
-    want_rows = [0.2, 0.3, 0.1, 0.2]
-    bad = rid != [2, 4, 0, 3, 1, 5] or cum != [2, 4, 6]
-    for r in range(4):
-        print(f"expandedX[{r}] =", " ".join(f"{v:.2f}" for v in rows[r * 4:r * 4 + 4]))
-        bad |= any(abs(v - want_rows[r]) > 1e-7 for v in rows[r * 4:r * 4 + 4])
-    print("expandedRowIdx =", rid)
-    print("expertTokensCumsum =", cum)
+    # 4. wait for the stream
+    ret = lib.aclrtSynchronizeStream(stream[0])
+    check_ret(ret == lib.ACL_SUCCESS, ret, "aclrtSynchronizeStream failed. ERROR: %d\n", ret)
 
-    for t in (x, expert_idx, expanded_x, row_idx, count):
-        lib.aclDestroyTensor(t)
-    for d in (x_dev, idx_dev, ex_dev, row_dev, cnt_dev):
-        lib.aclrtFree(d)
-    if ws_size[0] > 0:
-        lib.aclrtFree(workspace[0])
-    lib.aclrtDestroyStream(stream[0])
-    lib.aclrtResetDevice(device_id)
-    lib.aclFinalize()
-    print("MISMATCH" if bad else "OK")
-    return int(bad)
+    # 5. results back to the host, printed and checked
+    expanded_x_data = ffi.new("float[]", ACTIVE * H)
+    row_idx_data, cumsum_data = ffi.new("int32_t[]", N * K), ffi.new("int32_t[]", E)
+    ret = copy_to_host(expanded_x_data, expanded_x_addr[0], ffi.sizeof(expanded_x_data))
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = copy_to_host(row_idx_data, row_idx_addr[0], ffi.sizeof(row_idx_data))
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = copy_to_host(cumsum_data, count_addr[0], ffi.sizeof(cumsum_data))
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+
+    expected_row = ffi.new("float[]", [0.2, 0.3, 0.1, 0.2])  # the value of each gathered row
+    expected_row_idx = ffi.new("int32_t[]", [2, 4, 0, 3, 1, 5])
+    expected_cumsum = ffi.new("int32_t[]", [2, 4, 6])
+    mismatches = 0
+    for i in range(ACTIVE * H):
+        bad = expanded_x_data[i] != expected_row[i // H]
+        mismatches += bad
+        log_print("expandedX[%ld] is: %f%s\n", i, expanded_x_data[i], "   <-- MISMATCH" if bad else "")
+    for i in range(N * K):
+        bad = row_idx_data[i] != expected_row_idx[i]
+        mismatches += bad
+        log_print("expandedRowIdx[%ld] is: %d%s\n", i, row_idx_data[i], "   <-- MISMATCH" if bad else "")
+    for e in range(E):
+        bad = cumsum_data[e] != expected_cumsum[e]
+        mismatches += bad
+        log_print("expertTokensCumsum[%ld] is: %d%s\n", e, cumsum_data[e], "   <-- MISMATCH" if bad else "")
+
+    # 6. release tensors
+    lib.aclDestroyTensor(x[0])
+    lib.aclDestroyTensor(expert_idx[0])
+    lib.aclDestroyTensor(expanded_x[0])
+    lib.aclDestroyTensor(row_idx[0])
+    lib.aclDestroyTensor(count[0])
+
+    # 7. release device memory, stream and device
+    lib.aclrtFree(x_addr[0])
+    lib.aclrtFree(expert_idx_addr[0])
+    lib.aclrtFree(expanded_x_addr[0])
+    lib.aclrtFree(row_idx_addr[0])
+    lib.aclrtFree(count_addr[0])
+    if workspace_size[0] > 0:
+        lib.aclrtFree(workspace_addr[0])
+    finalize(device_id, stream[0])
+    log_print("moe_init_routing_v2: %s\n", "MISMATCH" if mismatches else "OK")
+    return 1 if mismatches else 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 /*
  * aclnnMoeReRouting sample, written the way the CANN aclnn samples are: init, device memory, tensors, the
- * two-phase call with a workspace, synchronize, copy back, check, release.
+ * two-phase call with a workspace, synchronize, copy back, check, release (the shared steps are in aclnn_sample.h).
  *
  * After an expert-parallel all-to-all, 6 int8 tokens arrived grouped by source rank, then local expert:
  *   expertTokenNumPerRank = [[1, 2],    rank 0 sent 1 token for expert 0, then 2 for expert 1
@@ -13,56 +13,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "acl/acl.h"
+#include "aclnn_sample.h"
 #include "aclnnop/aclnn_moe_re_routing.h"
-
-#define CHECK_RET(cond, return_expr) \
-    do {                             \
-        if (!(cond)) {               \
-            return_expr;             \
-        }                            \
-    } while (0)
-
-#define LOG_PRINT(message, ...)         \
-    do {                                \
-        printf(message, ##__VA_ARGS__); \
-    } while (0)
 
 #define A 6 /* tokens */
 #define H 4 /* hidden size */
 #define N 2 /* ranks */
 #define E 2 /* local experts */
-
-static int Init(int32_t deviceId, aclrtStream *stream)
-{
-    /* fixed pattern: initialise ACL, select the device, create a stream */
-    aclError ret = aclInit(NULL);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("aclInit failed. ERROR: %d\n", ret); return ret);
-    ret = aclrtSetDevice(deviceId);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("aclrtSetDevice failed. ERROR: %d\n", ret); return ret);
-    ret = aclrtCreateStream(stream);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("aclrtCreateStream failed. ERROR: %d\n", ret); return ret);
-    return 0;
-}
-
-/* device copy of a host array and a contiguous ND tensor of the given shape over it */
-static int CreateAclTensor(const void *hostData, size_t elemSize, const int64_t *shape, uint64_t ndim,
-                           aclDataType dataType, void **deviceAddr, aclTensor **tensor)
-{
-    int64_t count = 1;
-    for (uint64_t i = 0; i < ndim; i++) count *= shape[i];
-    size_t size = (size_t)count * elemSize;
-    aclError ret = aclrtMalloc(deviceAddr, size, ACL_MEM_MALLOC_HUGE_FIRST);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("aclrtMalloc failed. ERROR: %d\n", ret); return ret);
-    ret = aclrtMemcpy(*deviceAddr, size, hostData, size, ACL_MEMCPY_HOST_TO_DEVICE);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("aclrtMemcpy failed. ERROR: %d\n", ret); return ret);
-    int64_t strides[8];
-    strides[ndim - 1] = 1;
-    for (int64_t i = (int64_t)ndim - 2; i >= 0; i--) strides[i] = shape[i + 1] * strides[i + 1];
-    *tensor = aclCreateTensor(shape, ndim, dataType, strides, 0, ACL_FORMAT_ND, shape, ndim, *deviceAddr);
-    CHECK_RET(*tensor != NULL, LOG_PRINT("aclCreateTensor failed.\n"); return -1);
-    return 0;
-}
 
 int main(void)
 {
@@ -89,19 +46,22 @@ int main(void)
     void *permuteTokensAddr = NULL, *permuteScalesAddr = NULL, *permuteIdxAddr = NULL, *expertTokenNumAddr = NULL;
     aclTensor *tokens = NULL, *counts = NULL, *scales = NULL;
     aclTensor *permuteTokens = NULL, *permuteScales = NULL, *permuteIdx = NULL, *expertTokenNum = NULL;
-    ret = CreateAclTensor(tokensHostData, 1, tokensShape, 2, ACL_INT8, &tokensAddr, &tokens);
+    ret = CreateAclTensor(tokensHostData, sizeof(int8_t), tokensShape, 2, &tokensAddr, ACL_INT8, &tokens);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
-    ret = CreateAclTensor(countsHostData, 4, countsShape, 2, ACL_INT32, &countsAddr, &counts);
+    ret = CreateAclTensor(countsHostData, sizeof(int32_t), countsShape, 2, &countsAddr, ACL_INT32, &counts);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
-    ret = CreateAclTensor(scalesHostData, 4, aShape, 1, ACL_FLOAT, &scalesAddr, &scales);
+    ret = CreateAclTensor(scalesHostData, sizeof(float), aShape, 1, &scalesAddr, ACL_FLOAT, &scales);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
-    ret = CreateAclTensor(permuteTokensHostData, 1, tokensShape, 2, ACL_INT8, &permuteTokensAddr, &permuteTokens);
+    ret = CreateAclTensor(permuteTokensHostData, sizeof(int8_t), tokensShape, 2, &permuteTokensAddr, ACL_INT8,
+                          &permuteTokens);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
-    ret = CreateAclTensor(permuteScalesHostData, 4, aShape, 1, ACL_FLOAT, &permuteScalesAddr, &permuteScales);
+    ret = CreateAclTensor(permuteScalesHostData, sizeof(float), aShape, 1, &permuteScalesAddr, ACL_FLOAT,
+                          &permuteScales);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
-    ret = CreateAclTensor(permuteIdxHostData, 4, aShape, 1, ACL_INT32, &permuteIdxAddr, &permuteIdx);
+    ret = CreateAclTensor(permuteIdxHostData, sizeof(int32_t), aShape, 1, &permuteIdxAddr, ACL_INT32, &permuteIdx);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
-    ret = CreateAclTensor(expertTokenNumHostData, 4, eShape, 1, ACL_INT32, &expertTokenNumAddr, &expertTokenNum);
+    ret = CreateAclTensor(expertTokenNumHostData, sizeof(int32_t), eShape, 1, &expertTokenNumAddr, ACL_INT32,
+                          &expertTokenNum);
     CHECK_RET(ret == ACL_SUCCESS, return ret);
     int64_t expertTokenNumType = 1; /* count mode */
     int64_t idxType = 0;            /* gather index */
@@ -131,14 +91,14 @@ int main(void)
     int8_t outTokens[A * H];
     float outScales[A];
     int32_t outIdx[A], outNum[E];
-    ret = aclrtMemcpy(outTokens, sizeof outTokens, permuteTokensAddr, sizeof outTokens, ACL_MEMCPY_DEVICE_TO_HOST);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("copy result from device to host failed. ERROR: %d\n", ret); return ret);
-    ret = aclrtMemcpy(outScales, sizeof outScales, permuteScalesAddr, sizeof outScales, ACL_MEMCPY_DEVICE_TO_HOST);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("copy result from device to host failed. ERROR: %d\n", ret); return ret);
-    ret = aclrtMemcpy(outIdx, sizeof outIdx, permuteIdxAddr, sizeof outIdx, ACL_MEMCPY_DEVICE_TO_HOST);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("copy result from device to host failed. ERROR: %d\n", ret); return ret);
-    ret = aclrtMemcpy(outNum, sizeof outNum, expertTokenNumAddr, sizeof outNum, ACL_MEMCPY_DEVICE_TO_HOST);
-    CHECK_RET(ret == ACL_SUCCESS, LOG_PRINT("copy result from device to host failed. ERROR: %d\n", ret); return ret);
+    ret = CopyToHost(outTokens, permuteTokensAddr, sizeof outTokens);
+    CHECK_RET(ret == ACL_SUCCESS, return ret);
+    ret = CopyToHost(outScales, permuteScalesAddr, sizeof outScales);
+    CHECK_RET(ret == ACL_SUCCESS, return ret);
+    ret = CopyToHost(outIdx, permuteIdxAddr, sizeof outIdx);
+    CHECK_RET(ret == ACL_SUCCESS, return ret);
+    ret = CopyToHost(outNum, expertTokenNumAddr, sizeof outNum);
+    CHECK_RET(ret == ACL_SUCCESS, return ret);
 
     static const int32_t expectedIdx[A] = {0, 3, 4, 1, 2, 5};
     static const int32_t expectedNum[E] = {3, 3};
@@ -147,14 +107,15 @@ int main(void)
         int bad = outIdx[j] != expectedIdx[j] || outScales[j] != scalesHostData[expectedIdx[j]] ||
                   memcmp(&outTokens[j * H], &tokensHostData[expectedIdx[j] * H], H) != 0;
         mismatches += bad;
-        LOG_PRINT("permuteTokenIdx[%d] is: %d, permuteTokens[%d] = [%d, %d, %d, %d], "
-                  "permutePerTokenScales[%d] = %.1f%s\n",
+        LOG_PRINT("permuteTokenIdx[%d] is: %d, permuteTokens[%d] is: [%d, %d, %d, %d], "
+                  "permutePerTokenScales[%d] is: %.1f%s\n",
                   j, outIdx[j], j, outTokens[j * H], outTokens[j * H + 1], outTokens[j * H + 2], outTokens[j * H + 3],
                   j, outScales[j], bad ? "   <-- MISMATCH" : "");
     }
     for (int e = 0; e < E; e++) {
-        mismatches += outNum[e] != expectedNum[e];
-        LOG_PRINT("expertTokenNum[%d] is: %d%s\n", e, outNum[e], outNum[e] == expectedNum[e] ? "" : "   <-- MISMATCH");
+        int bad = outNum[e] != expectedNum[e];
+        mismatches += bad;
+        LOG_PRINT("expertTokenNum[%d] is: %d%s\n", e, outNum[e], bad ? "   <-- MISMATCH" : "");
     }
 
     /* 6. release tensors */
@@ -175,9 +136,7 @@ int main(void)
     aclrtFree(permuteIdxAddr);
     aclrtFree(expertTokenNumAddr);
     if (workspaceSize > 0) aclrtFree(workspaceAddr);
-    aclrtDestroyStream(stream);
-    aclrtResetDevice(deviceId);
-    aclFinalize();
-    LOG_PRINT("%s\n", mismatches ? "moe_re_routing: FAILED" : "moe_re_routing: OK");
+    Finalize(deviceId, stream);
+    LOG_PRINT("moe_re_routing: %s\n", mismatches ? "MISMATCH" : "OK");
     return mismatches ? 1 : 0;
 }

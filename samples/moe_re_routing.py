@@ -1,4 +1,5 @@
-"""aclnnMoeReRouting sample: a line-by-line port of samples/moe_re_routing.c through aclnn_moe.capi.
+"""aclnnMoeReRouting sample: samples/moe_re_routing.c line by line through aclnn_moe.capi (the shared steps are in
+_aclnn_sample.py, the port of aclnn_sample.h).
 
 6 int8 tokens arrived grouped by source rank, then local expert, expertTokenNumPerRank = [[1, 2], [2, 1]].
 Re-routing puts them expert-major: gather index [0, 3, 4, 1, 2, 5], scales follow the tokens, expertTokenNum =
@@ -6,6 +7,7 @@ Re-routing puts them expert-major: gather index [0, 3, 4, 1, 2, 5], scales follo
 """
 import sys
 
+from _aclnn_sample import check_ret, copy_to_host, create_acl_tensor, finalize, init, log_print
 from aclnn_moe.capi import ffi, lib
 
 A = 6  # tokens
@@ -14,121 +16,122 @@ N = 2  # ranks
 E = 2  # local experts
 
 
-def check_ret(ret, what):
-    if ret != lib.ACL_SUCCESS:
-        print(f"{what} failed. ERROR: {ret} ({ffi.string(lib.aclGetRecentErrMsg()).decode()})")
-        sys.exit(ret)
-
-
-def init(device_id):
-    # fixed pattern: initialise ACL, select the device, create a stream (returned as an aclrtStream *)
-    check_ret(lib.aclInit(ffi.NULL), "aclInit")
-    check_ret(lib.aclrtSetDevice(device_id), "aclrtSetDevice")
-    stream = ffi.new("aclrtStream *")
-    check_ret(lib.aclrtCreateStream(stream), "aclrtCreateStream")
-    return stream
-
-
-def create_acl_tensor(host_data, shape, data_type, device_addr, tensor):
-    """device copy of a host array and a contiguous ND tensor of the given shape over it"""
-    size = ffi.sizeof(host_data)
-    check_ret(lib.aclrtMalloc(device_addr, size, lib.ACL_MEM_MALLOC_HUGE_FIRST), "aclrtMalloc")
-    check_ret(lib.aclrtMemcpy(device_addr[0], size, host_data, size, lib.ACL_MEMCPY_HOST_TO_DEVICE), "aclrtMemcpy")
-    strides = [1] * len(shape)
-    for i in range(len(shape) - 2, -1, -1):
-        strides[i] = shape[i + 1] * strides[i + 1]
-    dims = ffi.new("int64_t[]", shape)
-    tensor[0] = lib.aclCreateTensor(dims, len(shape), data_type, ffi.new("int64_t[]", strides), 0,
-                                    lib.ACL_FORMAT_ND, dims, len(shape), device_addr[0])
-    if tensor[0] == ffi.NULL:
-        print("aclCreateTensor failed.")
-        sys.exit(1)
-
-
 def main():
     # 1. device and stream
     device_id = 0
-    stream = init(device_id)
+    stream = ffi.new("aclrtStream *")
+    ret = init(device_id, stream)
+    check_ret(ret == 0, ret, "Init acl failed. ERROR: %d\n", ret)
 
     # 2. inputs and outputs: token t holds the values 10*t .. 10*t+3, its scale is t/2
-    tokens_host_data = ffi.new("int8_t[]", [10 * t + j for t in range(A) for j in range(H)])
-    scales_host_data = ffi.new("float[]", [0.5 * t for t in range(A)])
+    tokens_host_data = ffi.new("int8_t[]", A * H)
+    scales_host_data = ffi.new("float[]", A)
+    for t in range(A):
+        for j in range(H):
+            tokens_host_data[t * H + j] = 10 * t + j
+        scales_host_data[t] = 0.5 * t
     counts_host_data = ffi.new("int32_t[]", [1, 2, 2, 1])
     permute_tokens_host_data = ffi.new("int8_t[]", A * H)
     permute_scales_host_data = ffi.new("float[]", A)
     permute_idx_host_data = ffi.new("int32_t[]", A)
     expert_token_num_host_data = ffi.new("int32_t[]", E)
-    addrs = {name: ffi.new("void **") for name in ("tokens", "counts", "scales", "permute_tokens", "permute_scales",
-                                                   "permute_idx", "expert_token_num")}
-    tensors = {name: ffi.new("aclTensor **") for name in addrs}
-    create_acl_tensor(tokens_host_data, [A, H], lib.ACL_INT8, addrs["tokens"], tensors["tokens"])
-    create_acl_tensor(counts_host_data, [N, E], lib.ACL_INT32, addrs["counts"], tensors["counts"])
-    create_acl_tensor(scales_host_data, [A], lib.ACL_FLOAT, addrs["scales"], tensors["scales"])
-    create_acl_tensor(permute_tokens_host_data, [A, H], lib.ACL_INT8, addrs["permute_tokens"],
-                      tensors["permute_tokens"])
-    create_acl_tensor(permute_scales_host_data, [A], lib.ACL_FLOAT, addrs["permute_scales"],
-                      tensors["permute_scales"])
-    create_acl_tensor(permute_idx_host_data, [A], lib.ACL_INT32, addrs["permute_idx"], tensors["permute_idx"])
-    create_acl_tensor(expert_token_num_host_data, [E], lib.ACL_INT32, addrs["expert_token_num"],
-                      tensors["expert_token_num"])
+    tokens_shape, counts_shape, a_shape, e_shape = [A, H], [N, E], [A], [E]
+    tokens_addr, counts_addr, scales_addr = (ffi.new("void **") for _ in range(3))
+    permute_tokens_addr, permute_scales_addr, permute_idx_addr, expert_token_num_addr = (
+        ffi.new("void **") for _ in range(4))
+    tokens, counts, scales = (ffi.new("aclTensor **") for _ in range(3))
+    permute_tokens, permute_scales, permute_idx, expert_token_num = (ffi.new("aclTensor **") for _ in range(4))
+    ret = create_acl_tensor(tokens_host_data, ffi.sizeof("int8_t"), tokens_shape, 2, tokens_addr, lib.ACL_INT8, tokens)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = create_acl_tensor(counts_host_data, ffi.sizeof("int32_t"), counts_shape, 2, counts_addr, lib.ACL_INT32,
+                            counts)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = create_acl_tensor(scales_host_data, ffi.sizeof("float"), a_shape, 1, scales_addr, lib.ACL_FLOAT, scales)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = create_acl_tensor(permute_tokens_host_data, ffi.sizeof("int8_t"), tokens_shape, 2, permute_tokens_addr,
+                            lib.ACL_INT8, permute_tokens)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = create_acl_tensor(permute_scales_host_data, ffi.sizeof("float"), a_shape, 1, permute_scales_addr,
+                            lib.ACL_FLOAT, permute_scales)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = create_acl_tensor(permute_idx_host_data, ffi.sizeof("int32_t"), a_shape, 1, permute_idx_addr, lib.ACL_INT32,
+                            permute_idx)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = create_acl_tensor(expert_token_num_host_data, ffi.sizeof("int32_t"), e_shape, 1, expert_token_num_addr,
+                            lib.ACL_INT32, expert_token_num)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
     expert_token_num_type = 1  # count mode
     idx_type = 0  # gather index
 
     # 3. the operator: phase 1 sizes the workspace, phase 2 runs on the stream
     workspace_size = ffi.new("uint64_t *")
     executor = ffi.new("aclOpExecutor **")
-    t = tensors
-    check_ret(lib.aclnnMoeReRoutingGetWorkspaceSize(t["tokens"][0], t["counts"][0], t["scales"][0],
-                                                    expert_token_num_type, idx_type, t["permute_tokens"][0],
-                                                    t["permute_scales"][0], t["permute_idx"][0],
-                                                    t["expert_token_num"][0], workspace_size, executor),
-              "aclnnMoeReRoutingGetWorkspaceSize")
+    ret = lib.aclnnMoeReRoutingGetWorkspaceSize(tokens[0], counts[0], scales[0], expert_token_num_type, idx_type,
+                                                permute_tokens[0], permute_scales[0], permute_idx[0],
+                                                expert_token_num[0], workspace_size, executor)
+    check_ret(ret == lib.ACL_SUCCESS, ret, "aclnnMoeReRoutingGetWorkspaceSize failed. ERROR: %d (%s)\n", ret,
+              lib.aclGetRecentErrMsg())
     workspace_addr = ffi.new("void **")
     if workspace_size[0] > 0:
-        check_ret(lib.aclrtMalloc(workspace_addr, workspace_size[0], lib.ACL_MEM_MALLOC_HUGE_FIRST),
-                  "allocate workspace")
-    check_ret(lib.aclnnMoeReRouting(workspace_addr[0], workspace_size[0], executor[0], stream[0]), "aclnnMoeReRouting")
+        ret = lib.aclrtMalloc(workspace_addr, workspace_size[0], lib.ACL_MEM_MALLOC_HUGE_FIRST)
+        check_ret(ret == lib.ACL_SUCCESS, ret, "allocate workspace failed. ERROR: %d\n", ret)
+    ret = lib.aclnnMoeReRouting(workspace_addr[0], workspace_size[0], executor[0], stream[0])
+    check_ret(ret == lib.ACL_SUCCESS, ret, "aclnnMoeReRouting failed. ERROR: %d (%s)\n", ret, lib.aclGetRecentErrMsg())
 
     # 4. wait for the stream
-    check_ret(lib.aclrtSynchronizeStream(stream[0]), "aclrtSynchronizeStream")
+    ret = lib.aclrtSynchronizeStream(stream[0])
+    check_ret(ret == lib.ACL_SUCCESS, ret, "aclrtSynchronizeStream failed. ERROR: %d\n", ret)
 
     # 5. results back to the host, printed and checked
     out_tokens = ffi.new("int8_t[]", A * H)
     out_scales = ffi.new("float[]", A)
-    out_idx = ffi.new("int32_t[]", A)
-    out_num = ffi.new("int32_t[]", E)
-    for dst, name in ((out_tokens, "permute_tokens"), (out_scales, "permute_scales"), (out_idx, "permute_idx"),
-                      (out_num, "expert_token_num")):
-        n = ffi.sizeof(dst)
-        check_ret(lib.aclrtMemcpy(dst, n, addrs[name][0], n, lib.ACL_MEMCPY_DEVICE_TO_HOST), "copy result")
-    expected_idx = [0, 3, 4, 1, 2, 5]
-    expected_num = [3, 3]
+    out_idx, out_num = ffi.new("int32_t[]", A), ffi.new("int32_t[]", E)
+    ret = copy_to_host(out_tokens, permute_tokens_addr[0], ffi.sizeof(out_tokens))
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = copy_to_host(out_scales, permute_scales_addr[0], ffi.sizeof(out_scales))
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = copy_to_host(out_idx, permute_idx_addr[0], ffi.sizeof(out_idx))
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = copy_to_host(out_num, expert_token_num_addr[0], ffi.sizeof(out_num))
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+
+    expected_idx = ffi.new("int32_t[]", [0, 3, 4, 1, 2, 5])
+    expected_num = ffi.new("int32_t[]", [3, 3])
     mismatches = 0
     for j in range(A):
-        src = expected_idx[j]
-        row = [out_tokens[j * H + c] for c in range(H)]
-        bad = (out_idx[j] != src or out_scales[j] != scales_host_data[src]
-               or row != [tokens_host_data[src * H + c] for c in range(H)])
+        bad = (out_idx[j] != expected_idx[j] or out_scales[j] != scales_host_data[expected_idx[j]] or
+               ffi.buffer(out_tokens + j * H, H)[:] != ffi.buffer(tokens_host_data + expected_idx[j] * H, H)[:])
         mismatches += bad
-        print(f"permuteTokenIdx[{j}] is: {out_idx[j]}, permuteTokens[{j}] = {row}, "
-              f"permutePerTokenScales[{j}] = {out_scales[j]:.1f}{'   <-- MISMATCH' if bad else ''}")
+        log_print("permuteTokenIdx[%d] is: %d, permuteTokens[%d] is: [%d, %d, %d, %d], "
+                  "permutePerTokenScales[%d] is: %.1f%s\n",
+                  j, out_idx[j], j, out_tokens[j * H], out_tokens[j * H + 1], out_tokens[j * H + 2],
+                  out_tokens[j * H + 3], j, out_scales[j], "   <-- MISMATCH" if bad else "")
     for e in range(E):
-        mismatches += out_num[e] != expected_num[e]
-        print(f"expertTokenNum[{e}] is: {out_num[e]}{'' if out_num[e] == expected_num[e] else '   <-- MISMATCH'}")
+        bad = out_num[e] != expected_num[e]
+        mismatches += bad
+        log_print("expertTokenNum[%d] is: %d%s\n", e, out_num[e], "   <-- MISMATCH" if bad else "")
 
     # 6. release tensors
-    for name in tensors:
-        lib.aclDestroyTensor(tensors[name][0])
+    lib.aclDestroyTensor(tokens[0])
+    lib.aclDestroyTensor(counts[0])
+    lib.aclDestroyTensor(scales[0])
+    lib.aclDestroyTensor(permute_tokens[0])
+    lib.aclDestroyTensor(permute_scales[0])
+    lib.aclDestroyTensor(permute_idx[0])
+    lib.aclDestroyTensor(expert_token_num[0])
 
     # 7. release device memory, stream and device
-    for name in addrs:
-        lib.aclrtFree(addrs[name][0])
+    lib.aclrtFree(tokens_addr[0])
+    lib.aclrtFree(counts_addr[0])
+    lib.aclrtFree(scales_addr[0])
+    lib.aclrtFree(permute_tokens_addr[0])
+    lib.aclrtFree(permute_scales_addr[0])
+    lib.aclrtFree(permute_idx_addr[0])
+    lib.aclrtFree(expert_token_num_addr[0])
     if workspace_size[0] > 0:
         lib.aclrtFree(workspace_addr[0])
-    lib.aclrtDestroyStream(stream[0])
-    lib.aclrtResetDevice(device_id)
-    lib.aclFinalize()
-    print("moe_re_routing: FAILED" if mismatches else "moe_re_routing: OK")
+    finalize(device_id, stream[0])
+    log_print("moe_re_routing: %s\n", "MISMATCH" if mismatches else "OK")
     return 1 if mismatches else 0
 
 

@@ -1,83 +1,100 @@
-"""Python port of moe_token_unpermute_with_ep.c, line by line through the raw C API (aclnn_moe.capi)."""
+"""aclnnMoeTokenUnpermuteWithEp sample: samples/moe_token_unpermute_with_ep.c line by line through aclnn_moe.capi
+(the shared steps are in _aclnn_sample.py, the port of aclnn_sample.h).
+
+The reverse of the permute sample: tokens valued 1, 2, 3 (hidden size 2) routed to indices = [[1, 2], [3, 1],
+[2, 3]]; this rank holds the expert outputs of sorted rows [1, 5) and each token sums its rows in the window,
+weighted by its probabilities: [0.3, 1.2, 1.5]. Exits non-zero when a result differs.
+"""
 import sys
 
+from _aclnn_sample import check_ret, copy_to_host, create_acl_tensor, finalize, init, log_print
 from aclnn_moe.capi import ffi, lib
 
-
-def create_acl_tensor(host, ctype, shape, dtype):
-    """device buffer + contiguous ND aclTensor over it; returns (device_addr, tensor)"""
-    n = 1
-    for s in shape:
-        n *= s
-    size = n * ffi.sizeof(ctype)
-    dev = ffi.new("void **")
-    ret = lib.aclrtMalloc(dev, size, lib.ACL_MEM_MALLOC_HUGE_FIRST)
-    assert ret == lib.ACL_SUCCESS, f"aclrtMalloc failed. ERROR: {ret}"
-    buf = ffi.new(f"{ctype}[]", host)
-    ret = lib.aclrtMemcpy(dev[0], size, buf, size, lib.ACL_MEMCPY_HOST_TO_DEVICE)
-    assert ret == lib.ACL_SUCCESS, f"aclrtMemcpy failed. ERROR: {ret}"
-    strides = [1] * len(shape)
-    for i in range(len(shape) - 2, -1, -1):
-        strides[i] = shape[i + 1] * strides[i + 1]
-    dims = ffi.new("int64_t[]", shape)
-    tensor = lib.aclCreateTensor(dims, len(shape), dtype, ffi.new("int64_t[]", strides), 0, lib.ACL_FORMAT_ND,
-                                 dims, len(shape), dev[0])
-    assert tensor != ffi.NULL
-    return dev[0], tensor
-
-
-def copy_back(dev, ctype, n):
-    host = ffi.new(f"{ctype}[]", n)
-    lib.aclrtMemcpy(host, n * ffi.sizeof(ctype), dev, n * ffi.sizeof(ctype), lib.ACL_MEMCPY_DEVICE_TO_HOST)
-    return list(host)
+N = 3  # tokens
+K = 2  # experts per token
+H = 2  # hidden size
+ROWS = 4  # sorted rows this rank holds
 
 
 def main():
+    # 1. device and stream
     device_id = 0
-    assert lib.aclInit(ffi.NULL) == lib.ACL_SUCCESS
     stream = ffi.new("aclrtStream *")
-    assert lib.aclrtSetDevice(device_id) == lib.ACL_SUCCESS
-    assert lib.aclrtCreateStream(stream) == lib.ACL_SUCCESS
+    ret = init(device_id, stream)
+    check_ret(ret == 0, ret, "Init acl failed. ERROR: %d\n", ret)
 
-    # rows 1..4 of the sorted order of indices [[1,2],[3,1],[2,3]] for tokens valued 1, 2, 3
-    perm_dev, permuted = create_acl_tensor([2, 2, 1, 1, 3, 3, 2, 2], "float", [4, 2], lib.ACL_FLOAT)
-    sorted_dev, sorted_t = create_acl_tensor([0, 2, 4, 1, 3, 5], "int32_t", [6], lib.ACL_INT32)
-    probs_dev, probs = create_acl_tensor([0.5, 0.3, 0.4, 0.2, 0.5, 0.4], "float", [3, 2], lib.ACL_FLOAT)
-    out_dev, out = create_acl_tensor([0] * 6, "float", [3, 2], lib.ACL_FLOAT)
-    rng = lib.aclCreateIntArray(ffi.new("int64_t[]", [1, 5]), 2)
-    num_topk = 2
+    # 2. inputs and outputs
+    permuted_shape, sorted_shape, probs_shape = [ROWS, H], [N * K], [N, K]
+    out_shape = [N, H]
+    permuted_host_data = ffi.new("float[]", [2, 2, 1, 1, 3, 3, 2, 2])
+    sorted_host_data = ffi.new("int32_t[]", [0, 2, 4, 1, 3, 5])
+    probs_host_data = ffi.new("float[]", [0.5, 0.3, 0.4, 0.2, 0.5, 0.4])
+    out_host_data = ffi.new("float[]", N * H)
+    range_host_data = ffi.new("int64_t[]", [1, ROWS + 1])
+    num_topk = K
+    padded_mode = False
+    permuted_addr, sorted_addr, probs_addr, out_addr = (ffi.new("void **") for _ in range(4))
+    permuted, sorted_t, probs, out = (ffi.new("aclTensor **") for _ in range(4))
+    ret = create_acl_tensor(permuted_host_data, ffi.sizeof("float"), permuted_shape, 2, permuted_addr, lib.ACL_FLOAT,
+                            permuted)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = create_acl_tensor(sorted_host_data, ffi.sizeof("int32_t"), sorted_shape, 1, sorted_addr, lib.ACL_INT32,
+                            sorted_t)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = create_acl_tensor(probs_host_data, ffi.sizeof("float"), probs_shape, 2, probs_addr, lib.ACL_FLOAT, probs)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    ret = create_acl_tensor(out_host_data, ffi.sizeof("float"), out_shape, 2, out_addr, lib.ACL_FLOAT, out)
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    range_array = lib.aclCreateIntArray(range_host_data, 2)
+    check_ret(range_array != ffi.NULL, -1, "aclCreateIntArray failed.\n")
 
-    ws_size = ffi.new("uint64_t *")
+    # 3. the operator: phase 1 sizes the workspace, phase 2 runs on the stream
+    workspace_size = ffi.new("uint64_t *")
     executor = ffi.new("aclOpExecutor **")
-    ret = lib.aclnnMoeTokenUnpermuteWithEpGetWorkspaceSize(permuted, sorted_t, probs, num_topk, rng, False, ffi.NULL,
-                                                           out, ws_size, executor)
-    assert ret == lib.ACL_SUCCESS, f"GetWorkspaceSize failed. ERROR: {ret} ({ffi.string(lib.aclGetRecentErrMsg())})"
-    workspace = ffi.new("void **")
-    if ws_size[0] > 0:
-        assert lib.aclrtMalloc(workspace, ws_size[0], lib.ACL_MEM_MALLOC_HUGE_FIRST) == lib.ACL_SUCCESS
-    ret = lib.aclnnMoeTokenUnpermuteWithEp(workspace[0], ws_size[0], executor[0], stream[0])
-    assert ret == lib.ACL_SUCCESS, f"aclnnMoeTokenUnpermuteWithEp failed. ERROR: {ret}"
-    assert lib.aclrtSynchronizeStream(stream[0]) == lib.ACL_SUCCESS
+    ret = lib.aclnnMoeTokenUnpermuteWithEpGetWorkspaceSize(permuted[0], sorted_t[0], probs[0], num_topk, range_array,
+                                                           padded_mode, ffi.NULL, out[0], workspace_size, executor)
+    check_ret(ret == lib.ACL_SUCCESS, ret, "aclnnMoeTokenUnpermuteWithEpGetWorkspaceSize failed. ERROR: %d (%s)\n",
+              ret, lib.aclGetRecentErrMsg())
+    workspace_addr = ffi.new("void **")
+    if workspace_size[0] > 0:
+        ret = lib.aclrtMalloc(workspace_addr, workspace_size[0], lib.ACL_MEM_MALLOC_HUGE_FIRST)
+        check_ret(ret == lib.ACL_SUCCESS, ret, "allocate workspace failed. ERROR: %d\n", ret)
+    ret = lib.aclnnMoeTokenUnpermuteWithEp(workspace_addr[0], workspace_size[0], executor[0], stream[0])
+    check_ret(ret == lib.ACL_SUCCESS, ret, "aclnnMoeTokenUnpermuteWithEp failed. ERROR: %d (%s)\n", ret,
+              lib.aclGetRecentErrMsg())
 
-    result = copy_back(out_dev, "float", 6)
-    want = [0.3, 1.2, 1.5]  # token 0: 1*0.3; token 1: 2*0.4 + 2*0.2; token 2: 3*0.5
-    bad = False
-    for t in range(3):
-        print(f"out[{t}] = {result[t * 2]:.4f} {result[t * 2 + 1]:.4f}")
-        bad |= any(abs(v - want[t]) > 1e-6 for v in result[t * 2:t * 2 + 2])
+    # 4. wait for the stream
+    ret = lib.aclrtSynchronizeStream(stream[0])
+    check_ret(ret == lib.ACL_SUCCESS, ret, "aclrtSynchronizeStream failed. ERROR: %d\n", ret)
 
-    for t in (permuted, sorted_t, probs, out):
-        lib.aclDestroyTensor(t)
-    lib.aclDestroyIntArray(rng)
-    for d in (perm_dev, sorted_dev, probs_dev, out_dev):
-        lib.aclrtFree(d)
-    if ws_size[0] > 0:
-        lib.aclrtFree(workspace[0])
-    lib.aclrtDestroyStream(stream[0])
-    lib.aclrtResetDevice(device_id)
-    lib.aclFinalize()
-    print("MISMATCH" if bad else "OK")
-    return int(bad)
+    # 5. result back to the host, printed and checked
+    out_data = ffi.new("float[]", N * H)
+    ret = copy_to_host(out_data, out_addr[0], ffi.sizeof(out_data))
+    check_ret(ret == lib.ACL_SUCCESS, ret)
+    expected_token = ffi.new("float[]", [0.3, 1.2, 1.5])  # the value of each restored token
+    mismatches = 0
+    for i in range(N * H):
+        bad = not (abs(out_data[i] - expected_token[i // H]) <= 1e-6)
+        mismatches += bad
+        log_print("out[%ld] is: %f%s\n", i, out_data[i], "   <-- MISMATCH" if bad else "")
+
+    # 6. release tensors and arrays
+    lib.aclDestroyTensor(permuted[0])
+    lib.aclDestroyTensor(sorted_t[0])
+    lib.aclDestroyTensor(probs[0])
+    lib.aclDestroyTensor(out[0])
+    lib.aclDestroyIntArray(range_array)
+
+    # 7. release device memory, stream and device
+    lib.aclrtFree(permuted_addr[0])
+    lib.aclrtFree(sorted_addr[0])
+    lib.aclrtFree(probs_addr[0])
+    lib.aclrtFree(out_addr[0])
+    if workspace_size[0] > 0:
+        lib.aclrtFree(workspace_addr[0])
+    finalize(device_id, stream[0])
+    log_print("moe_token_unpermute_with_ep: %s\n", "MISMATCH" if mismatches else "OK")
+    return 1 if mismatches else 0
 
 
 if __name__ == "__main__":

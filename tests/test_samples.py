@@ -17,7 +17,8 @@ from aclnn_moe.capi import backend
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 C_SAMPLES = sorted(p.stem for p in SAMPLES.glob("*.c"))
-PY_SAMPLES = sorted(p.stem for p in SAMPLES.glob("*.py"))
+# samples/_aclnn_sample.py is the shared scaffolding of the ports (the C samples' aclnn_sample.h), not a sample
+PY_SAMPLES = sorted(p.stem for p in SAMPLES.glob("*.py") if not p.name.startswith("_"))
 OFFICIAL = [
     "test_aclnn_moe_gating_top_k.cpp",
     "test_aclnn_moe_compute_expert_tokens.cpp",
@@ -62,6 +63,18 @@ def test_c_sample_runs(built_samples, name):
     r = subprocess.run([str(built_samples / name)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "result" in r.stdout.lower() or "ok" in r.stdout.lower(), r.stdout[-2000:]
+
+
+@pytest.mark.parametrize("name", C_SAMPLES)
+@pytest.mark.parametrize("compiler", [["cc", "-std=c99"], ["c++", "-x", "c++", "-std=c++11"]], ids=["c99", "c++11"])
+def test_c_sample_compiles_strictly(tmp_path, compiler, name):
+    """the samples and aclnn_sample.h are plain C99 that is also valid C++, free of warnings"""
+    if shutil.which(compiler[0]) is None:
+        pytest.skip(f"{compiler[0]} is not installed")
+    cflags, _ = _flags()
+    r = subprocess.run([*compiler, "-Wall", "-Wextra", "-Wpedantic", "-Werror", *cflags, "-c",
+                        str(SAMPLES / f"{name}.c"), "-o", str(tmp_path / f"{name}.o")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-4000:]
 
 
 @pytest.mark.parametrize("name", PY_SAMPLES)

@@ -45,14 +45,6 @@ class Backend:
     def libraries(self) -> list[Path]:
         return self.runtime_libraries + self.op_libraries
 
-    def link_libraries(self) -> list[str]:
-        """-l names for a C program linked against this backend."""
-        names = []
-        for p in self.libraries:
-            if p.parent == self.lib_dir and p.name.startswith("lib") and p.name.endswith(".so"):
-                names.append(p.name[3:-3])
-        return names
-
 
 def binding_include_dir() -> Path:
     """This package's copy of include/: the declarations of the binding, whatever the backend."""
