@@ -3,6 +3,11 @@
  * costs about a microsecond, a cold pthread_create tens of them; see spec/perf.md 4.3). Chunks are handed out
  * dynamically through an atomic counter and the calling thread works too. A call made while the pool is busy
  * (another thread's kernel, or a nested call) runs serially in its caller rather than waiting.
+ *
+ * The caller waits only for the workers that joined the job: a sleeping worker takes tens of microseconds to
+ * wake on a loaded or virtualised machine, and when the caller has already run every chunk itself it must not
+ * wait for that wake-up. Joining is a reference count (g_refs, the caller holds one while the job is open):
+ * a worker joins only while it is non-zero, and the job is closed when it drops to zero.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -29,7 +34,7 @@ static struct {
 } g_job;
 static atomic_long g_generation;
 static atomic_long g_next_chunk;
-static atomic_int g_active; /* workers still inside the current job */
+static atomic_int g_refs; /* the caller (until it has run out of chunks) + the workers inside the job; 0: closed */
 static __thread int tls_in_pool;
 
 static void run_chunks(void)
@@ -58,8 +63,13 @@ static void *worker(void *arg)
             pthread_mutex_unlock(&g_lock);
         }
         seen = gen;
+        /* join the open job, if any (a late worker may join a newer one than it was woken for: it just helps) */
+        int r = atomic_load(&g_refs);
+        while (r > 0 && !atomic_compare_exchange_weak(&g_refs, &r, r + 1)) {
+        }
+        if (r <= 0) continue; /* closed: the caller ran every chunk */
         run_chunks();
-        if (atomic_fetch_sub(&g_active, 1) == 1) {
+        if (atomic_fetch_sub(&g_refs, 1) == 1) {
             pthread_mutex_lock(&g_lock);
             pthread_cond_signal(&g_done);
             pthread_mutex_unlock(&g_lock);
@@ -115,7 +125,7 @@ void acl_host_parallel_for(int64_t n, int64_t grain, acl_host_range_fn fn, void 
     g_job.chunk = chunk;
     g_job.nchunks = (n + chunk - 1) / chunk;
     atomic_store(&g_next_chunk, 0);
-    atomic_store(&g_active, nt - 1);
+    atomic_store(&g_refs, 1);
     pthread_mutex_lock(&g_lock);
     atomic_fetch_add(&g_generation, 1);
     pthread_cond_broadcast(&g_wake);
@@ -123,13 +133,15 @@ void acl_host_parallel_for(int64_t n, int64_t grain, acl_host_range_fn fn, void 
     tls_in_pool = 1;
     run_chunks();
     tls_in_pool = 0;
-    /* wait until every worker has left this job before the next one may reuse g_job */
-    int spins = 0;
-    while (atomic_load(&g_active) > 0 && spins < HOST_SPIN_ITERS) spins++;
-    if (atomic_load(&g_active) > 0) {
-        pthread_mutex_lock(&g_lock);
-        while (atomic_load(&g_active) > 0) pthread_cond_wait(&g_done, &g_lock);
-        pthread_mutex_unlock(&g_lock);
+    /* drop the caller's reference; wait until the workers that joined have left before g_job may be reused */
+    if (atomic_fetch_sub(&g_refs, 1) != 1) {
+        int spins = 0;
+        while (atomic_load(&g_refs) > 0 && spins < HOST_SPIN_ITERS) spins++;
+        if (atomic_load(&g_refs) > 0) {
+            pthread_mutex_lock(&g_lock);
+            while (atomic_load(&g_refs) > 0) pthread_cond_wait(&g_done, &g_lock);
+            pthread_mutex_unlock(&g_lock);
+        }
     }
     pthread_mutex_unlock(&g_busy);
 }

@@ -30,11 +30,11 @@
  * Index checks happen in the kernel before anything is written: a row index outside [0, rows) (modes 0/2, V1) or
  * outside [-1, E*C) (modes 1/3), and, when bias is given, an expert id outside [0, E) -> ACLNN_ERR_PARAM_INVALID.
  *
- * Implementation: rows are split over the thread pool. On x86 with AVX2 + F16C (checked at run time) and rows with
- * contiguous columns, the K source rows of a token are walked in lockstep 8 columns at a time with the accumulator
- * in a register (avx2_row); otherwise (strided columns, K > 64, column tails, other CPUs) the row is done in
- * fp32 tiles on the stack (finalize_row_tiles). Both paths perform the same operations in the same order, so the
- * results are identical bit for bit (the tests run both; -DACLNN_MOE_NO_X86_SIMD builds the portable path only).
+ * Implementation: rows are split over the thread pool. Rows with contiguous columns (the usual case, K <= 64) go
+ * through op_row_weighted_sum (op_common.c: the K source rows of a token walked in lockstep, AVX-512 or AVX2/F16C
+ * when available); other layouts are done in fp32 tiles on the stack (finalize_row_tiles). Both perform the same
+ * operations in the same order, so the results are identical bit for bit (-DACLNN_MOE_NO_X86_SIMD builds the
+ * portable paths only).
  */
 /* the operation order above is part of the result (fp16 rounds after every op; fp32/bf16 must match the
  * reference bit for bit): never let the compiler fuse a multiply and an add into one FMA */
@@ -48,10 +48,7 @@
 #include "aclnnop/aclnn_moe_finalize_routing_v2.h"
 #include "op_common.h"
 
-#define FIN_TILE 4096 /* columns per tile: accumulators live on the stack (48 KB), no workspace */
-/* the expanded rows are gathered in routing order, so the hardware prefetcher restarts on every row: a software
- * prefetch 2 KB ahead keeps more loads in flight (about 20-25 % faster when the rows come from DRAM) */
-#define FIN_PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 3)
+#define FIN_TILE 1024 /* columns per tile of the strided path: accumulators live on the stack (12 KB) */
 
 typedef struct {
     int64_t mode; /* dropPadMode 0..3 (V1: 0) */
@@ -65,136 +62,10 @@ typedef struct {
 typedef struct {
     const FinalizeParams *p;
     const aclTensor *X, *R, *x1, *x2, *bias, *scales, *eidx, *out;
-    int f16c; /* x86 AVX2 + F16C available: 8-wide kernels and vector fp16 conversions */
 } FinalizeCtx;
 
-/* ---- fp16 / bf16 helpers ------------------------------------------------------------------------------------ */
-
+/* fp16 rounding of an fp32 value (native fp16 arithmetic, see the numerics above) */
 static inline float r16(float v) { return host_f16_to_f32(host_f32_to_f16(v)); }
-
-/* bf16 <-> fp32 without branches so that gcc vectorises the loops (NaN kept quiet as in half.h) */
-static inline float bf2f(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-static inline uint16_t f2bf(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-    uint32_t q = (u >> 16) | 0x40u;
-    return (uint16_t)(((u & 0x7fffffffu) > 0x7f800000u) ? q : r);
-}
-
-#if (defined(__x86_64__) || defined(__i386__)) && !defined(ACLNN_MOE_NO_X86_SIMD)
-#include <immintrin.h>
-#define FIN_HAVE_F16C_PATH 1
-#define F16C_TARGET __attribute__((target("avx2,f16c")))
-F16C_TARGET static inline __m256 rt16(__m256 v)
-{
-    return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-}
-F16C_TARGET static void f16c_load(const uint16_t *s, float *d, int64_t n)
-{
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(d + j, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + j))));
-    for (; j < n; j++) d[j] = host_f16_to_f32(s[j]);
-}
-F16C_TARGET static void f16c_store(uint16_t *d, const float *s, int64_t n)
-{
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        _mm_storeu_si128((__m128i *)(d + j),
-                         _mm256_cvtps_ph(_mm256_loadu_ps(s + j), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    for (; j < n; j++) d[j] = host_f32_to_f16(s[j]);
-}
-/* acc = fp16(acc + b) */
-F16C_TARGET static void f16c_acc_add(float *acc, const float *b, int64_t n)
-{
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8)
-        _mm256_storeu_ps(acc + j, rt16(_mm256_add_ps(_mm256_loadu_ps(acc + j), _mm256_loadu_ps(b + j))));
-    for (; j < n; j++) acc[j] = r16(acc[j] + b[j]);
-}
-/* one k-term in native fp16 arithmetic: t = fp16(x + bias); t = fp16(t * s); acc = fp16(acc + t) */
-F16C_TARGET static void f16c_term(float *acc, const uint16_t *x, const uint16_t *b, float s, int64_t n)
-{
-    const __m256 vs = _mm256_set1_ps(s);
-    int64_t j = 0;
-    if (b) {
-        for (; j + 8 <= n; j += 8) {
-            if ((j & 31) == 0) FIN_PREFETCH(x + j + 1024);
-            __m256 t = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + j)));
-            t = rt16(_mm256_add_ps(t, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + j)))));
-            t = rt16(_mm256_mul_ps(t, vs));
-            _mm256_storeu_ps(acc + j, rt16(_mm256_add_ps(_mm256_loadu_ps(acc + j), t)));
-        }
-    } else {
-        for (; j + 8 <= n; j += 8) {
-            if ((j & 31) == 0) FIN_PREFETCH(x + j + 1024);
-            __m256 t = rt16(_mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + j))), vs));
-            _mm256_storeu_ps(acc + j, rt16(_mm256_add_ps(_mm256_loadu_ps(acc + j), t)));
-        }
-    }
-    for (; j < n; j++) {
-        float t = host_f16_to_f32(x[j]);
-        if (b) t = r16(t + host_f16_to_f32(b[j]));
-        t = r16(t * s);
-        acc[j] = r16(acc[j] + t);
-    }
-}
-/* bf16 / fp32 k-terms with 8-wide AVX2 (same op order and rounding as the portable loops below: exact) */
-F16C_TARGET static void avx2_term_bf16(float *acc, const uint16_t *x, const uint16_t *b, float s, int64_t n)
-{
-    const __m256 vs = _mm256_set1_ps(s);
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8) {
-        if ((j & 31) == 0) FIN_PREFETCH(x + j + 1024);
-        __m256 t = _mm256_castsi256_ps(
-            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(x + j))), 16));
-        if (b)
-            t = _mm256_add_ps(t, _mm256_castsi256_ps(_mm256_slli_epi32(
-                                     _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(b + j))), 16)));
-        _mm256_storeu_ps(acc + j, _mm256_add_ps(_mm256_loadu_ps(acc + j), _mm256_mul_ps(t, vs)));
-    }
-    for (; j < n; j++) {
-        float t = host_bf16_to_f32(x[j]);
-        if (b) t += host_bf16_to_f32(b[j]);
-        acc[j] += t * s;
-    }
-}
-F16C_TARGET static void avx2_term_f32(float *acc, const float *x, const float *b, float s, int64_t n)
-{
-    const __m256 vs = _mm256_set1_ps(s);
-    int64_t j = 0;
-    for (; j + 8 <= n; j += 8) {
-        if ((j & 15) == 0) FIN_PREFETCH(x + j + 512);
-        __m256 t = _mm256_loadu_ps(x + j);
-        if (b) t = _mm256_add_ps(t, _mm256_loadu_ps(b + j));
-        _mm256_storeu_ps(acc + j, _mm256_add_ps(_mm256_loadu_ps(acc + j), _mm256_mul_ps(t, vs)));
-    }
-    for (; j < n; j++) {
-        float t = x[j];
-        if (b) t += b[j];
-        acc[j] += t * s;
-    }
-}
-static int detect_f16c(void)
-{
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
-    }
-    return cached;
-}
-#else
-#define FIN_HAVE_F16C_PATH 0
-static int detect_f16c(void) { return 0; }
-#endif
 
 /* ---- generic (any dtype, any column stride) helpers ---------------------------------------------------------- */
 
@@ -211,92 +82,20 @@ static inline const char *x_row(const FinalizeCtx *c, int64_t row)
 static inline int64_t last_stride(const aclTensor *t) { return t->strides[t->ndim - 1]; }
 
 /* load n elements (element stride cs) as fp32 */
-static void load_seg(const FinalizeCtx *c, aclDataType dt, const char *base, int64_t cs, int64_t n, float *dst)
+static void load_seg(aclDataType dt, const char *base, int64_t cs, int64_t n, float *dst)
 {
-    switch (dt) {
-    case ACL_FLOAT16: {
-        const uint16_t *s = (const uint16_t *)base;
-#if FIN_HAVE_F16C_PATH
-        if (cs == 1 && c->f16c) {
-            f16c_load(s, dst, n);
-            break;
-        }
-#endif
-        (void)c;
-        for (int64_t j = 0; j < n; j++) dst[j] = host_f16_to_f32(s[j * cs]);
-        break;
-    }
-    case ACL_BF16: {
-        const uint16_t *s = (const uint16_t *)base;
-        if (cs == 1) for (int64_t j = 0; j < n; j++) dst[j] = bf2f(s[j]);
-        else for (int64_t j = 0; j < n; j++) dst[j] = bf2f(s[j * cs]);
-        break;
-    }
-    default: {
-        const float *s = (const float *)base;
-        if (cs == 1) memcpy(dst, s, (size_t)n * sizeof(float));
-        else for (int64_t j = 0; j < n; j++) dst[j] = s[j * cs];
-        break;
-    }
-    }
+    const int64_t step = cs * acl_host_dtype_size(dt);
+    for (int64_t j = 0; j < n; j++) dst[j] = op_load_f(dt, base + j * step);
 }
 
-static void store_seg(const FinalizeCtx *c, aclDataType dt, char *base, int64_t cs, int64_t n, const float *src)
+/* store n fp32 values (element stride cs) with round-to-nearest-even */
+static void store_seg(aclDataType dt, char *base, int64_t cs, int64_t n, const float *src)
 {
-    switch (dt) {
-    case ACL_FLOAT16: {
-        uint16_t *d = (uint16_t *)base;
-#if FIN_HAVE_F16C_PATH
-        if (cs == 1 && c->f16c) {
-            f16c_store(d, src, n);
-            break;
-        }
-#endif
-        (void)c;
-        for (int64_t j = 0; j < n; j++) d[j * cs] = host_f32_to_f16(src[j]);
-        break;
-    }
-    case ACL_BF16: {
-        uint16_t *d = (uint16_t *)base;
-        if (cs == 1) for (int64_t j = 0; j < n; j++) d[j] = f2bf(src[j]);
-        else for (int64_t j = 0; j < n; j++) d[j * cs] = f2bf(src[j]);
-        break;
-    }
-    default: {
-        float *d = (float *)base;
-        if (cs == 1) memcpy(d, src, (size_t)n * sizeof(float));
-        else for (int64_t j = 0; j < n; j++) d[j * cs] = src[j];
-        break;
-    }
-    }
+    const int64_t step = cs * acl_host_dtype_size(dt);
+    for (int64_t j = 0; j < n; j++) op_store_f(dt, base + j * step, src[j]);
 }
 
-/* ---- one k-term on a tile, contiguous fast paths ---------------------------------------------------------- */
-
-/* fp32: t = x + b; t = t * s; acc = acc + t   (s = 1 when there are no scales: exact) */
-static void term_f32(float *restrict acc, const float *restrict x, const float *restrict b, float s, int64_t n)
-{
-    if (b) for (int64_t j = 0; j < n; j++) { float t = (x[j] + b[j]) * s; acc[j] += t; }
-    else for (int64_t j = 0; j < n; j++) { float t = x[j] * s; acc[j] += t; }
-}
-/* bf16: the same op order in fp32 */
-static void term_bf16(float *restrict acc, const uint16_t *restrict x, const uint16_t *restrict b, float s,
-                      int64_t n)
-{
-    if (b) for (int64_t j = 0; j < n; j++) { float t = (bf2f(x[j]) + bf2f(b[j])) * s; acc[j] += t; }
-    else for (int64_t j = 0; j < n; j++) { float t = bf2f(x[j]) * s; acc[j] += t; }
-}
-/* fp16 without F16C: native fp16 arithmetic, rounded after every op */
-static void term_f16_scalar(float *acc, const uint16_t *x, const uint16_t *b, float s, int64_t n)
-{
-    for (int64_t j = 0; j < n; j++) {
-        float t = host_f16_to_f32(x[j]);
-        if (b) t = r16(t + host_f16_to_f32(b[j]));
-        t = r16(t * s);
-        acc[j] = r16(acc[j] + t);
-    }
-}
-/* generic: t and u are fp32 copies of the x row and bias row (u NULL: no bias) */
+/* one k-term on a tile: t and u are fp32 copies of the x row and bias row (u NULL: no bias) */
 static void term_generic(float *acc, float *t, const float *u, float s, int64_t n, int fp16)
 {
     if (fp16) {
@@ -321,28 +120,23 @@ static inline int64_t idx_pos(const FinalizeParams *p, int64_t i, int64_t k)
     return (p->mode == 0 || p->mode == 1) ? k * p->N + i : i * p->K + k;
 }
 
-/* columns [jb, je) of output row i, tile by tile through fp32 buffers (any layout, any dtype) */
-static void finalize_row_tiles(const FinalizeCtx *c, int64_t i, int64_t jb, int64_t je)
+/* output row i with strided columns (or more than OP_ROW_MAX_TERMS terms), tile by tile through fp32 buffers */
+static void finalize_row_tiles(const FinalizeCtx *c, int64_t i)
 {
     const FinalizeParams *p = c->p;
     const aclDataType dt = c->X->dtype;
     const int fp16 = (dt == ACL_FLOAT16);
     const int64_t es = op_elem_size(c->X);
     const int64_t xcs = last_stride(c->X), bcs = c->bias ? last_stride(c->bias) : 1;
-    const int fast = (xcs == 1 && bcs == 1);
     float acc[FIN_TILE], t[FIN_TILE], u[FIN_TILE];
 
-    for (int64_t j0 = jb; j0 < je; j0 += FIN_TILE) {
-        const int64_t n = (je - j0 < FIN_TILE) ? je - j0 : FIN_TILE;
+    for (int64_t j0 = 0; j0 < p->H; j0 += FIN_TILE) {
+        const int64_t n = (p->H - j0 < FIN_TILE) ? p->H - j0 : FIN_TILE;
         /* initial value: x1 + x2 (rounded to fp16 for fp16), x1, or 0 */
         if (c->x1) {
-            load_seg(c, dt, op_ptr2(c->x1, i, j0), last_stride(c->x1), n, acc);
+            load_seg(dt, op_ptr2(c->x1, i, j0), last_stride(c->x1), n, acc);
             if (c->x2) {
-                load_seg(c, dt, op_ptr2(c->x2, i, j0), last_stride(c->x2), n, t);
-#if FIN_HAVE_F16C_PATH
-                if (fp16 && c->f16c) f16c_acc_add(acc, t, n);
-                else
-#endif
+                load_seg(dt, op_ptr2(c->x2, i, j0), last_stride(c->x2), n, t);
                 if (fp16) for (int64_t j = 0; j < n; j++) acc[j] = r16(acc[j] + t[j]);
                 else for (int64_t j = 0; j < n; j++) acc[j] += t[j];
             }
@@ -352,163 +146,44 @@ static void finalize_row_tiles(const FinalizeCtx *c, int64_t i, int64_t jb, int6
         for (int64_t k = 0; k < p->K; k++) {
             const int64_t r = op_load_i(c->R->dtype, op_ptr2(c->R, idx_pos(p, i, k), 0));
             if (r < 0) continue; /* -1: dropped slot (modes 1/3, validated) contributes nothing */
-            const char *px = x_row(c, r) + j0 * xcs * es;
-            const char *pb = NULL;
+            load_seg(dt, x_row(c, r) + j0 * xcs * es, xcs, n, t);
             if (c->bias) {
                 const int64_t e = op_load_i(c->eidx->dtype, op_ptr2(c->eidx, i, k));
-                pb = op_ptr2(c->bias, e, j0);
+                load_seg(dt, op_ptr2(c->bias, e, j0), bcs, n, u);
             }
             const float s = c->scales ? op_load_f(c->scales->dtype, op_ptr2(c->scales, i, k)) : 1.0f;
-            if (fast) {
-                switch (dt) {
-                case ACL_FLOAT:
-#if FIN_HAVE_F16C_PATH
-                    if (c->f16c) {
-                        avx2_term_f32(acc, (const float *)px, (const float *)pb, s, n);
-                        break;
-                    }
-#endif
-                    term_f32(acc, (const float *)px, (const float *)pb, s, n);
-                    break;
-                case ACL_BF16:
-#if FIN_HAVE_F16C_PATH
-                    if (c->f16c) {
-                        avx2_term_bf16(acc, (const uint16_t *)px, (const uint16_t *)pb, s, n);
-                        break;
-                    }
-#endif
-                    term_bf16(acc, (const uint16_t *)px, (const uint16_t *)pb, s, n);
-                    break;
-                default:
-#if FIN_HAVE_F16C_PATH
-                    if (c->f16c) {
-                        f16c_term(acc, (const uint16_t *)px, (const uint16_t *)pb, s, n);
-                        break;
-                    }
-#endif
-                    term_f16_scalar(acc, (const uint16_t *)px, (const uint16_t *)pb, s, n);
-                    break;
-                }
-            } else {
-                load_seg(c, dt, px, xcs, n, t);
-                if (pb) load_seg(c, dt, pb, bcs, n, u);
-                term_generic(acc, t, pb ? u : NULL, s, n, fp16);
-            }
+            term_generic(acc, t, c->bias ? u : NULL, s, n, fp16);
         }
         /* store (fp16 values are already exact fp16; bf16 rounds RNE here) */
-        store_seg(c, dt, op_ptr2(c->out, i, j0), last_stride(c->out), n, acc);
+        store_seg(dt, op_ptr2(c->out, i, j0), last_stride(c->out), n, acc);
     }
 }
-
-#if FIN_HAVE_F16C_PATH
-/* The contiguous case on AVX2: the K source rows of a token are walked in lockstep, 8 columns at a time, with
- * the accumulator in a register (no fp32 tile buffer), in exactly the operation order of the tile path. */
-#define FIN_MAX_TERMS 64
-typedef struct {
-    const void *x[FIN_MAX_TERMS];
-    const void *b[FIN_MAX_TERMS];
-    float s[FIN_MAX_TERMS];
-    int n;
-} FinalizeTerms;
-
-F16C_TARGET static inline __m256 ld_bf16(const uint16_t *p)
-{
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
-}
-F16C_TARGET static inline void st_bf16(uint16_t *p, __m256 v)
-{
-    const __m256i u = _mm256_castps_si256(v);
-    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
-    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
-    const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)),
-                                           _mm256_set1_epi32(0x7f800000));
-    const __m256i q = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
-    r = _mm256_blendv_epi8(r, q, nan);
-    _mm_storeu_si128((__m128i *)p,
-                     _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)));
-}
-F16C_TARGET static inline __m256 ld_f16(const uint16_t *p)
-{
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-}
-
-/* columns [0, n8) (a multiple of 8) of one output row; x1/x2/out contiguous, NULL when absent */
-F16C_TARGET static void avx2_row(aclDataType dt, void *out, const void *x1, const void *x2, const FinalizeTerms *T,
-                                 int64_t n8)
-{
-    for (int64_t j = 0; j < n8; j += 8) {
-        __m256 acc = _mm256_setzero_ps();
-        if (dt == ACL_FLOAT) {
-            if (x1) acc = _mm256_loadu_ps((const float *)x1 + j);
-            if (x2) acc = _mm256_add_ps(acc, _mm256_loadu_ps((const float *)x2 + j));
-            for (int k = 0; k < T->n; k++) {
-                const float *x = (const float *)T->x[k] + j;
-                if ((j & 15) == 0) FIN_PREFETCH(x + 512);
-                __m256 t = _mm256_loadu_ps(x);
-                if (T->b[k]) t = _mm256_add_ps(t, _mm256_loadu_ps((const float *)T->b[k] + j));
-                acc = _mm256_add_ps(acc, _mm256_mul_ps(t, _mm256_set1_ps(T->s[k])));
-            }
-            _mm256_storeu_ps((float *)out + j, acc);
-        } else if (dt == ACL_BF16) {
-            if (x1) acc = ld_bf16((const uint16_t *)x1 + j);
-            if (x2) acc = _mm256_add_ps(acc, ld_bf16((const uint16_t *)x2 + j));
-            for (int k = 0; k < T->n; k++) {
-                const uint16_t *x = (const uint16_t *)T->x[k] + j;
-                if ((j & 31) == 0) FIN_PREFETCH(x + 1024);
-                __m256 t = ld_bf16(x);
-                if (T->b[k]) t = _mm256_add_ps(t, ld_bf16((const uint16_t *)T->b[k] + j));
-                acc = _mm256_add_ps(acc, _mm256_mul_ps(t, _mm256_set1_ps(T->s[k])));
-            }
-            st_bf16((uint16_t *)out + j, acc);
-        } else { /* fp16: native fp16 arithmetic, rounded after every operation */
-            if (x1) acc = ld_f16((const uint16_t *)x1 + j);
-            if (x2) acc = rt16(_mm256_add_ps(acc, ld_f16((const uint16_t *)x2 + j)));
-            for (int k = 0; k < T->n; k++) {
-                const uint16_t *x = (const uint16_t *)T->x[k] + j;
-                if ((j & 31) == 0) FIN_PREFETCH(x + 1024);
-                __m256 t = ld_f16(x);
-                if (T->b[k]) t = rt16(_mm256_add_ps(t, ld_f16((const uint16_t *)T->b[k] + j)));
-                t = rt16(_mm256_mul_ps(t, _mm256_set1_ps(T->s[k])));
-                acc = rt16(_mm256_add_ps(acc, t));
-            }
-            _mm_storeu_si128((__m128i *)((uint16_t *)out + j),
-                             _mm256_cvtps_ph(acc, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        }
-    }
-}
-#endif
 
 static void finalize_rows(void *vctx, int64_t begin, int64_t end)
 {
     const FinalizeCtx *c = vctx;
     const FinalizeParams *p = c->p;
-    const int64_t H = p->H;
-#if FIN_HAVE_F16C_PATH
     const int contiguous = last_stride(c->X) == 1 && (!c->bias || last_stride(c->bias) == 1) &&
                            (!c->x1 || last_stride(c->x1) == 1) && (!c->x2 || last_stride(c->x2) == 1) &&
-                           last_stride(c->out) == 1;
-    const int64_t h8 = (c->f16c && contiguous && p->K <= FIN_MAX_TERMS) ? H / 8 * 8 : 0;
-#else
-    const int64_t h8 = 0;
-#endif
+                           last_stride(c->out) == 1 && p->K <= OP_ROW_MAX_TERMS;
     for (int64_t i = begin; i < end; i++) {
-#if FIN_HAVE_F16C_PATH
-        if (h8 > 0) {
-            FinalizeTerms T;
-            T.n = 0;
-            for (int64_t k = 0; k < p->K; k++) {
-                const int64_t r = op_load_i(c->R->dtype, op_ptr2(c->R, idx_pos(p, i, k), 0));
-                if (r < 0) continue; /* -1: dropped slot (modes 1/3, validated) contributes nothing */
-                T.x[T.n] = x_row(c, r);
-                T.b[T.n] = c->bias ? op_ptr2(c->bias, op_load_i(c->eidx->dtype, op_ptr2(c->eidx, i, k)), 0) : NULL;
-                T.s[T.n] = c->scales ? op_load_f(c->scales->dtype, op_ptr2(c->scales, i, k)) : 1.0f;
-                T.n++;
-            }
-            avx2_row(c->X->dtype, op_ptr2(c->out, i, 0), c->x1 ? op_ptr2(c->x1, i, 0) : NULL,
-                     c->x2 ? op_ptr2(c->x2, i, 0) : NULL, &T, h8);
+        if (!contiguous) {
+            finalize_row_tiles(c, i);
+            continue;
         }
-#endif
-        if (h8 < H) finalize_row_tiles(c, i, h8, H);
+        OpRowTerm T[OP_ROW_MAX_TERMS];
+        int64_t n = 0;
+        for (int64_t k = 0; k < p->K; k++) {
+            const int64_t r = op_load_i(c->R->dtype, op_ptr2(c->R, idx_pos(p, i, k), 0));
+            if (r < 0) continue; /* -1: dropped slot (modes 1/3, validated) contributes nothing */
+            T[n].x = x_row(c, r);
+            T[n].bias = c->bias ? op_ptr2(c->bias, op_load_i(c->eidx->dtype, op_ptr2(c->eidx, i, k)), 0) : NULL;
+            T[n].scale = c->scales ? op_load_f(c->scales->dtype, op_ptr2(c->scales, i, k)) : 1.0f;
+            n++;
+        }
+        /* fp16 is native fp16 arithmetic on the NPU (see the numerics above) */
+        op_row_weighted_sum(c->X->dtype, 1, op_ptr2(c->out, i, 0), c->x1 ? op_ptr2(c->x1, i, 0) : NULL,
+                            c->x2 ? op_ptr2(c->x2, i, 0) : NULL, T, n, p->H);
     }
 }
 
@@ -529,7 +204,6 @@ static aclnnStatus finalize_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
         c.bias = ex->inputs[4]; c.scales = ex->inputs[5]; c.eidx = ex->inputs[6];
     }
     c.out = ex->outputs[0];
-    c.f16c = detect_f16c();
     const char *api = p->v1 ? "aclnnMoeFinalizeRouting" : "aclnnMoeFinalizeRoutingV2";
 
     /* index checks, before anything is written */

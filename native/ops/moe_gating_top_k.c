@@ -16,8 +16,15 @@
  * Ordering: every score is mapped to a 64-bit key (order-preserving float bits in the high half, the inverted
  * index in the low half), so "larger key" is exactly "larger score, then lower index": a strict total order in
  * which NaN ranks below -inf, like numpy's argsort(-x, kind='stable') in the official golden.
+ *
+ * Speed: exp is gtk_exp (double precision, rounded once: bit-exact with the reference's exp), with an AVX-512
+ * twin chosen at run time; sigmoid of bf16/fp16 logits is a lookup in a table of all 65536 values built by the
+ * same code; the top-k works on the order bits of the scores and builds keys only for the few experts that can
+ * still enter it (AVX-512: a lower bound from lane maxima, then ranks), and under grouping only the kept groups
+ * are candidates. Rows are processed GTK_ROWS at a time so that the serial softmax sums overlap.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -26,6 +33,9 @@
 
 #define GTK_MAX_EXPERTS 2048
 #define GTK_INSERTION_MAX_K 32 /* top-k by insertion into a sorted buffer up to this k, else a radix sort */
+#define GTK_LANES 8            /* independent running top-2 per group score: ILP, vectorisable */
+#define GTK_ROWS 4             /* rows whose scores are computed together (overlapping softmax sums) */
+#define GTK_CHUNKS_PER_THREAD 4
 #define GTK_ALIGN 64
 
 typedef struct {
@@ -47,16 +57,40 @@ static uint64_t gtk_align(uint64_t n) { return (n + GTK_ALIGN - 1) / GTK_ALIGN *
 
 static uint64_t gtk_bias_bytes(int64_t e) { return gtk_align((uint64_t)e * sizeof(float)); }
 
-static uint64_t gtk_slot_bytes(int64_t e, int64_t groups, int64_t k)
+typedef struct {
+    float *norm;          /* [GTK_ROWS][E] the scores (sigmoid / softmax) of a block of rows */
+    float *sel;           /* [E] norm + bias */
+    uint32_t *hi;         /* [E] order bits of sel */
+    uint64_t *keys;       /* [E] full keys (radix path and the masked fallback) */
+    uint64_t *gkeys;      /* [G] group keys */
+    unsigned char *kept;  /* [G] kept-group flags */
+    uint64_t *buf;        /* [max(E, G)] top-k scratch */
+    float *yv;            /* [k] gathered weights */
+} GatingTopKSlot;
+
+/* carves one slot out of w (NULL: only measures); returns its size in bytes */
+static uint64_t gtk_slot(char *w, int64_t e, int64_t groups, int64_t k, GatingTopKSlot *sl)
 {
-    int64_t nbuf = e > groups ? e : groups;
-    return gtk_align((uint64_t)e * sizeof(float))          /* norm */
-           + gtk_align((uint64_t)e * sizeof(uint64_t))     /* expert keys */
-           + gtk_align((uint64_t)groups * sizeof(uint64_t)) /* group keys */
-           + gtk_align((uint64_t)groups)                    /* kept-group flags */
-           + gtk_align((uint64_t)nbuf * sizeof(uint64_t))   /* sel, then top-k scratch */
-           + gtk_align((uint64_t)k * sizeof(float));        /* gathered weights */
+    const int64_t nbuf = e > groups ? e : groups;
+    const uint64_t sizes[8] = {(uint64_t)GTK_ROWS * (uint64_t)e * sizeof(float), (uint64_t)e * sizeof(float),
+                               (uint64_t)e * sizeof(uint32_t), (uint64_t)e * sizeof(uint64_t),
+                               (uint64_t)groups * sizeof(uint64_t), (uint64_t)groups,
+                               (uint64_t)nbuf * sizeof(uint64_t), (uint64_t)k * sizeof(float)};
+    void **ptrs[8] = {0};
+    if (sl) {
+        ptrs[0] = (void **)&sl->norm; ptrs[1] = (void **)&sl->sel; ptrs[2] = (void **)&sl->hi;
+        ptrs[3] = (void **)&sl->keys; ptrs[4] = (void **)&sl->gkeys; ptrs[5] = (void **)&sl->kept;
+        ptrs[6] = (void **)&sl->buf; ptrs[7] = (void **)&sl->yv;
+    }
+    uint64_t off = 0;
+    for (int i = 0; i < 8; i++) {
+        if (sl) *ptrs[i] = w + off;
+        off += gtk_align(sizes[i]);
+    }
+    return off;
 }
+
+static uint64_t gtk_slot_bytes(int64_t e, int64_t groups, int64_t k) { return gtk_slot(NULL, e, groups, k, NULL); }
 
 /* ---- ordering keys ---- */
 static inline uint32_t gtk_order_bits(float v)
@@ -69,10 +103,12 @@ static inline uint32_t gtk_order_bits(float v)
     return v == v ? key : 0u;                           /* NaN: below everything, -inf included */
 }
 
-static inline uint64_t gtk_key(float v, int64_t idx)
+static inline uint64_t gtk_key_of(uint32_t order_bits, int64_t idx)
 {
-    return ((uint64_t)gtk_order_bits(v) << 32) | (uint64_t)(0xFFFFFFFFu - (uint32_t)idx);
+    return ((uint64_t)order_bits << 32) | (uint64_t)(0xFFFFFFFFu - (uint32_t)idx);
 }
+
+static inline uint64_t gtk_key(float v, int64_t idx) { return gtk_key_of(gtk_order_bits(v), idx); }
 
 static inline int64_t gtk_key_index(uint64_t key) { return (int64_t)(0xFFFFFFFFu - (uint32_t)(key & 0xFFFFFFFFu)); }
 
@@ -154,93 +190,546 @@ static void gtk_topk_desc(uint64_t *a, int64_t n, int64_t k, uint64_t *buf)
     gtk_radix_desc(a, n, buf);
 }
 
+/* ---- exp ----
+ * The reference rounds a float64 exp to float32 and the ranking compares scores bit for bit, so exp must be the
+ * correctly rounded one, not just within an ulp: e^x = 2^(k/32) * e^r with 2^(j/32) from a table, |r| <= ln2/64
+ * (Cody-Waite split of ln2/32) and a degree-6 Taylor polynomial for e^r - 1, all in double (relative error about
+ * 2^-52), rounded once to float. Checked over all 2^32 float inputs: it equals glibc's float64 exp rounded to
+ * float32 for every one (NaN aside), where glibc's expf differs from it for about 170,000. The AVX-512 twin does
+ * the same double operations in the same order (same bits, also checked exhaustively); the table lookup becomes
+ * two two-source permutes and a blend. */
+#define GTK_EXP_LO (-112.0) /* below: exp rounds to float 0 (and 2^k stays a normal double) */
+#define GTK_EXP_HI 100.0    /* above: exp rounds to float inf */
+#define GTK_EXP_INV_LN2_N 0x1.71547652b82fep+5 /* 32 / ln2 */
+#define GTK_EXP_LN2_N_HI 0x1.62e42fee00000p-6  /* ln2 / 32, high 32 bits: k * HI is exact */
+#define GTK_EXP_LN2_N_LO 0x1.a39ef35793c76p-38 /* ln2 / 32 - HI */
+#define GTK_EXP_SHIFT 0x1.8p52                 /* x + SHIFT - SHIFT rounds x to an integer */
+#define GTK_EXP_SHIFT_BITS 0x4338000000000000ull
+#define GTK_EXP_C2 0.5
+#define GTK_EXP_C3 (1.0 / 6.0)
+#define GTK_EXP_C4 (1.0 / 24.0)
+#define GTK_EXP_C5 (1.0 / 120.0)
+#define GTK_EXP_C6 (1.0 / 720.0)
+
+static const double gtk_exp_tab[32] = { /* 2^(j/32), correctly rounded */
+    0x1.0000000000000p+0, 0x1.059b0d3158574p+0, 0x1.0b5586cf9890fp+0, 0x1.11301d0125b51p+0,
+    0x1.172b83c7d517bp+0, 0x1.1d4873168b9aap+0, 0x1.2387a6e756238p+0, 0x1.29e9df51fdee1p+0,
+    0x1.306fe0a31b715p+0, 0x1.371a7373aa9cbp+0, 0x1.3dea64c123422p+0, 0x1.44e086061892dp+0,
+    0x1.4bfdad5362a27p+0, 0x1.5342b569d4f82p+0, 0x1.5ab07dd485429p+0, 0x1.6247eb03a5585p+0,
+    0x1.6a09e667f3bcdp+0, 0x1.71f75e8ec5f74p+0, 0x1.7a11473eb0187p+0, 0x1.82589994cce13p+0,
+    0x1.8ace5422aa0dbp+0, 0x1.93737b0cdc5e5p+0, 0x1.9c49182a3f090p+0, 0x1.a5503b23e255dp+0,
+    0x1.ae89f995ad3adp+0, 0x1.b7f76f2fb5e47p+0, 0x1.c199bdd85529cp+0, 0x1.cb720dcef9069p+0,
+    0x1.d5818dcfba487p+0, 0x1.dfc97337b9b5fp+0, 0x1.ea4afa2a490dap+0, 0x1.f50765b6e4540p+0,
+};
+
+static inline float gtk_exp(float xf)
+{
+    double x = xf;
+    x = GTK_EXP_LO > x ? GTK_EXP_LO : x; /* NaN passes (and is replaced at the end) */
+    x = GTK_EXP_HI < x ? GTK_EXP_HI : x;
+    double kd = x * GTK_EXP_INV_LN2_N + GTK_EXP_SHIFT;
+    uint64_t kbits;
+    memcpy(&kbits, &kd, sizeof kbits);
+    kd = kd - GTK_EXP_SHIFT;
+    const double r = (x - kd * GTK_EXP_LN2_N_HI) - kd * GTK_EXP_LN2_N_LO;
+    double u = GTK_EXP_C5 + r * GTK_EXP_C6;
+    u = GTK_EXP_C4 + r * u;
+    u = GTK_EXP_C3 + r * u;
+    u = GTK_EXP_C2 + r * u;
+    const double q = r + (r * r) * u; /* e^r - 1 */
+    const int64_t k = (int64_t)(kbits - GTK_EXP_SHIFT_BITS);
+    uint64_t sbits;
+    memcpy(&sbits, &gtk_exp_tab[k & 31], sizeof sbits);
+    sbits += (uint64_t)(k >> 5) << 52; /* times 2^(k div 32) */
+    double sc;
+    memcpy(&sc, &sbits, sizeof sc);
+    const float y = (float)(sc + sc * q);
+    return xf != xf ? xf + xf : y;
+}
+
+/* ---- scores, in place on rows already in fp32: sigmoid, or softmax in two steps (numerators, then
+ * gtk_softmax_finish for a block of rows) ---- */
+static void gtk_sigmoid_portable(float *v, int64_t e)
+{
+    for (int64_t i = 0; i < e; i++) v[i] = 1.0f / (1.0f + gtk_exp(-v[i]));
+}
+
+/* v = exp(v - max v); the max is "if (v > m) m = v" from m = v[0] (a NaN first logit poisons the row) */
+static void gtk_softmax_exp_portable(float *v, int64_t e)
+{
+    float m = v[0];
+    for (int64_t i = 1; i < e; i++)
+        if (v[i] > m) m = v[i];
+    for (int64_t i = 0; i < e; i++) v[i] = gtk_exp(v[i] - m);
+}
+
+/* v[r] *= 1 / sum(v[r]) for n <= GTK_ROWS rows. Each sum runs left to right as in the reference, a chain of
+ * dependent adds: the rows of a block are summed side by side so that their chains overlap. */
+static void gtk_softmax_finish(float *const *v, int n, int64_t e)
+{
+    float s[GTK_ROWS] = {0};
+    const float *w[GTK_ROWS];
+    for (int r = 0; r < GTK_ROWS; r++) w[r] = v[r < n ? r : 0];
+    for (int64_t i = 0; i < e; i++)
+        for (int r = 0; r < GTK_ROWS; r++) s[r] += w[r][i];
+    for (int r = 0; r < n; r++) {
+        const float inv = 1.0f / s[r];
+        for (int64_t i = 0; i < e; i++) v[r][i] *= inv;
+    }
+}
+
+/* sel = norm (+ bias) and the order bits of sel */
+static void gtk_sel_portable(const float *norm, const float *bias, int64_t e, float *sel, uint32_t *hi)
+{
+    for (int64_t i = 0; i < e; i++) {
+        const float v = bias ? norm[i] + bias[i] : norm[i];
+        sel[i] = v;
+        hi[i] = gtk_order_bits(v);
+    }
+}
+
+#if OP_X86_SIMD
+OP_TARGET_AVX512 static inline __m256 gtk_exp8_avx512(__m256 xf, const __m512d tab[4])
+{
+    __m512d x = _mm512_cvtps_pd(xf);
+    x = _mm512_max_pd(_mm512_set1_pd(GTK_EXP_LO), x); /* LO > x ? LO : x */
+    x = _mm512_min_pd(_mm512_set1_pd(GTK_EXP_HI), x); /* HI < x ? HI : x */
+    const __m512d shift = _mm512_set1_pd(GTK_EXP_SHIFT);
+    __m512d kd = _mm512_add_pd(_mm512_mul_pd(x, _mm512_set1_pd(GTK_EXP_INV_LN2_N)), shift);
+    const __m512i k = _mm512_sub_epi64(_mm512_castpd_si512(kd), _mm512_set1_epi64((long long)GTK_EXP_SHIFT_BITS));
+    kd = _mm512_sub_pd(kd, shift);
+    const __m512d r = _mm512_sub_pd(_mm512_sub_pd(x, _mm512_mul_pd(kd, _mm512_set1_pd(GTK_EXP_LN2_N_HI))),
+                                    _mm512_mul_pd(kd, _mm512_set1_pd(GTK_EXP_LN2_N_LO)));
+    __m512d u = _mm512_add_pd(_mm512_set1_pd(GTK_EXP_C5), _mm512_mul_pd(r, _mm512_set1_pd(GTK_EXP_C6)));
+    u = _mm512_add_pd(_mm512_set1_pd(GTK_EXP_C4), _mm512_mul_pd(r, u));
+    u = _mm512_add_pd(_mm512_set1_pd(GTK_EXP_C3), _mm512_mul_pd(r, u));
+    u = _mm512_add_pd(_mm512_set1_pd(GTK_EXP_C2), _mm512_mul_pd(r, u));
+    const __m512d q = _mm512_add_pd(r, _mm512_mul_pd(_mm512_mul_pd(r, r), u));
+    /* table[k & 31]: bits 0-3 pick within a pair of registers, bit 4 picks the pair */
+    const __m512d t_lo = _mm512_permutex2var_pd(tab[0], k, tab[1]);
+    const __m512d t_hi = _mm512_permutex2var_pd(tab[2], k, tab[3]);
+    const __m512d t = _mm512_mask_blend_pd(_mm512_test_epi64_mask(k, _mm512_set1_epi64(16)), t_lo, t_hi);
+    const __m512d sc = _mm512_castsi512_pd(
+        _mm512_add_epi64(_mm512_castpd_si512(t), _mm512_slli_epi64(_mm512_srai_epi64(k, 5), 52)));
+    const __m256 y = _mm512_cvtpd_ps(_mm512_add_pd(sc, _mm512_mul_pd(sc, q)));
+    return _mm256_mask_blend_ps(_mm256_cmp_ps_mask(xf, xf, _CMP_UNORD_Q), y, _mm256_add_ps(xf, xf));
+}
+
+OP_TARGET_AVX512 static inline __m512 gtk_exp16_avx512(__m512 x, const __m512d tab[4])
+{
+    const __m256 lo = gtk_exp8_avx512(_mm512_castps512_ps256(x), tab);
+    const __m256 hi = gtk_exp8_avx512(_mm512_extractf32x8_ps(x, 1), tab);
+    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+}
+
+OP_TARGET_AVX512 static void gtk_exp_tab_avx512(__m512d tab[4])
+{
+    for (int i = 0; i < 4; i++) tab[i] = _mm512_loadu_pd(gtk_exp_tab + 8 * i);
+}
+
+OP_TARGET_AVX512 static void gtk_sigmoid_avx512(float *v, int64_t e)
+{
+    __m512d tab[4];
+    gtk_exp_tab_avx512(tab);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const int64_t e16 = e / 16 * 16;
+    for (int64_t i = 0; i < e16; i += 16) {
+        const __m512 nx = _mm512_xor_ps(_mm512_loadu_ps(v + i), _mm512_set1_ps(-0.0f)); /* -x */
+        _mm512_storeu_ps(v + i, _mm512_div_ps(one, _mm512_add_ps(one, gtk_exp16_avx512(nx, tab))));
+    }
+    gtk_sigmoid_portable(v + e16, e - e16);
+}
+
+OP_TARGET_AVX512 static void gtk_softmax_exp_avx512(float *v, int64_t e)
+{
+    __m512d tab[4];
+    gtk_exp_tab_avx512(tab);
+    const int64_t e16 = e / 16 * 16;
+    /* the portable max rule lane by lane (_mm512_max_ps(x, m) is "x > m ? x : m"), then across the lanes */
+    __m512 vm = _mm512_set1_ps(v[0]);
+    for (int64_t i = 0; i < e16; i += 16) vm = _mm512_max_ps(_mm512_loadu_ps(v + i), vm);
+    float lanes[16], m = v[0];
+    _mm512_storeu_ps(lanes, vm);
+    for (int l = 0; l < 16; l++)
+        if (lanes[l] > m) m = lanes[l];
+    for (int64_t i = e16; i < e; i++)
+        if (v[i] > m) m = v[i];
+    const __m512 vmax = _mm512_set1_ps(m);
+    for (int64_t i = 0; i < e16; i += 16)
+        _mm512_storeu_ps(v + i, gtk_exp16_avx512(_mm512_sub_ps(_mm512_loadu_ps(v + i), vmax), tab));
+    for (int64_t i = e16; i < e; i++) v[i] = gtk_exp(v[i] - m);
+}
+
+OP_TARGET_AVX512 static void gtk_sel_avx512(const float *norm, const float *bias, int64_t e, float *sel,
+                                            uint32_t *hi)
+{
+    const int64_t e16 = e / 16 * 16;
+    for (int64_t i = 0; i < e16; i += 16) {
+        __m512 v = _mm512_loadu_ps(norm + i);
+        if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + i));
+        _mm512_storeu_ps(sel + i, v);
+        /* gtk_order_bits: -0 -> +0, flip negatives, set the sign bit of positives, NaN -> 0 */
+        const __m512i u = _mm512_castps_si512(_mm512_add_ps(v, _mm512_setzero_ps()));
+        const __m512i key = _mm512_xor_si512(u, _mm512_or_si512(_mm512_srai_epi32(u, 31),
+                                                                 _mm512_set1_epi32((int)0x80000000u)));
+        _mm512_storeu_si512((void *)(hi + i), _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), key));
+    }
+    gtk_sel_portable(norm + e16, bias ? bias + e16 : NULL, e - e16, sel + e16, hi + e16);
+}
+
+/* gtk_group_score for per % 16 == 0: 16 running top-2 lanes, merged by a shuffle tree with the same rule */
+OP_TARGET_AVX512 static inline float gtk_group_score_avx512(const float *v, int64_t per, int64_t mode)
+{
+    __m512 t1 = _mm512_set1_ps(-INFINITY), t2 = t1;
+    __mmask16 nan = 0;
+    for (int64_t j = 0; j < per; j += 16) {
+        const __m512 x = _mm512_loadu_ps(v + j);
+        nan |= _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+        const __m512 lo = _mm512_min_ps(x, t1); /* x < t1 ? x : t1 */
+        t1 = _mm512_max_ps(x, t1);              /* x > t1 ? x : t1 */
+        t2 = _mm512_max_ps(lo, t2);
+    }
+    if (nan) return NAN;
+    static const int perms[4][16] = {{8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7},
+                                     {4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11},
+                                     {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13},
+                                     {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14}};
+    for (int lvl = 0; lvl < 4; lvl++) { /* top-2 of two top-2 pairs */
+        const __m512i pm = _mm512_loadu_si512((const void *)perms[lvl]);
+        const __m512 b1 = _mm512_permutexvar_ps(pm, t1), b2 = _mm512_permutexvar_ps(pm, t2);
+        const __m512 lo = _mm512_min_ps(b1, t1), m2 = _mm512_max_ps(b2, t2);
+        t1 = _mm512_max_ps(b1, t1);
+        t2 = _mm512_max_ps(lo, m2);
+    }
+    const float a1 = _mm512_cvtss_f32(t1), a2 = _mm512_cvtss_f32(t2);
+    return mode == 0 ? a1 : a1 + a2;
+}
+
+OP_TARGET_AVX512 static void gtk_group_keys_avx512(const float *sel, int64_t g, int64_t per, int64_t mode,
+                                                   uint64_t *gkeys)
+{
+    for (int64_t gi = 0; gi < g; gi++) gkeys[gi] = gtk_key(gtk_group_score_avx512(sel + gi * per, per, mode), gi);
+}
+
+/* The top k (<= 16) experts of the ranges [b[r], b[r] + len) into out[0..k), best first, without branches on the
+ * data: (1) the k-th largest of the 16 lane-wise maxima of the order bits is a lower bound for the k-th best
+ * score (k lanes hold k distinct experts at or above it); (2) only the experts at or above it are kept (usually
+ * little more than k); (3) each survivor is placed by its rank among them. Returns 0 when more than
+ * GTK_SURVIVORS experts survive (many equal scores): the caller then scans. */
+#define GTK_SURVIVORS 32
+OP_TARGET_AVX512 static int gtk_topk_avx512(const uint32_t *hi, const int64_t *b, int nr, int64_t len, int64_t k,
+                                            uint64_t *out)
+{
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512i mx = _mm512_setzero_si512();
+    for (int r = 0; r < nr; r++)
+        for (int64_t j = 0; j < len; j += 16) {
+            const __mmask16 m = len - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (len - j)) - 1u);
+            mx = _mm512_max_epu32(mx, _mm512_maskz_loadu_epi32(m, hi + b[r] + j));
+        }
+    /* thr = the largest lane maximum that at least k lane maxima reach */
+    __m512i cnt = _mm512_setzero_si512();
+    for (int l = 0; l < 16; l++) {
+        const __m512i bl = _mm512_permutexvar_epi32(_mm512_set1_epi32(l), mx);
+        cnt = _mm512_mask_add_epi32(cnt, _mm512_cmpge_epu32_mask(bl, mx), cnt, _mm512_set1_epi32(1));
+    }
+    const uint32_t thr =
+        _mm512_reduce_max_epu32(_mm512_maskz_mov_epi32(_mm512_cmpge_epi32_mask(cnt, _mm512_set1_epi32((int)k)), mx));
+    uint32_t sidx[GTK_SURVIVORS + 16], shi[GTK_SURVIVORS + 16];
+    int ns = 0;
+    const __m512i vthr = _mm512_set1_epi32((int)thr);
+    for (int r = 0; r < nr; r++)
+        for (int64_t j = 0; j < len; j += 16) {
+            const __mmask16 m = len - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (len - j)) - 1u);
+            const __m512i h = _mm512_maskz_loadu_epi32(m, hi + b[r] + j);
+            const __mmask16 keep = _mm512_mask_cmpge_epu32_mask(m, h, vthr);
+            const int c = __builtin_popcount((unsigned)keep);
+            if (ns + c > GTK_SURVIVORS) return 0;
+            /* compress in registers and store whole vectors (a compressing store to memory is slow on Intel) */
+            const __m512i idx = _mm512_add_epi32(iota, _mm512_set1_epi32((int)(b[r] + j)));
+            _mm512_storeu_si512((void *)(sidx + ns), _mm512_maskz_compress_epi32(keep, idx));
+            _mm512_storeu_si512((void *)(shi + ns), _mm512_maskz_compress_epi32(keep, h));
+            ns += c;
+        }
+    /* keys hi << 32 | ~index; each survivor's rank = the number of larger keys (keys are distinct); the k best
+     * are scattered to their ranks */
+    uint64_t key[GTK_SURVIVORS];
+    __m512i z[GTK_SURVIVORS / 8], rank[GTK_SURVIVORS / 8];
+    const int nz = (ns + 7) / 8;
+    for (int q = 0; q < nz; q++) {
+        const __mmask8 m = ns - 8 * q >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (ns - 8 * q)) - 1u);
+        const __m512i hq = _mm512_cvtepu32_epi64(_mm256_maskz_loadu_epi32(m, shi + 8 * q));
+        const __m512i iq = _mm512_cvtepu32_epi64(_mm256_maskz_loadu_epi32(m, sidx + 8 * q));
+        z[q] = _mm512_maskz_or_epi64(m, _mm512_slli_epi64(hq, 32),
+                                     _mm512_sub_epi64(_mm512_set1_epi64(0xFFFFFFFFll), iq));
+        _mm512_storeu_si512((void *)(key + 8 * q), z[q]);
+        rank[q] = _mm512_setzero_si512();
+    }
+    const __m512i one = _mm512_set1_epi64(1);
+    for (int j = 0; j < ns; j++) {
+        const __m512i kj = _mm512_set1_epi64((long long)key[j]);
+        for (int q = 0; q < nz; q++)
+            rank[q] = _mm512_mask_add_epi64(rank[q], _mm512_cmpgt_epu64_mask(kj, z[q]), rank[q], one);
+    }
+    for (int q = 0; q < nz; q++) {
+        const __mmask8 m = _mm512_cmplt_epi64_mask(rank[q], _mm512_set1_epi64(k)) &
+                           (ns - 8 * q >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (ns - 8 * q)) - 1u));
+        _mm512_mask_i64scatter_epi64((void *)out, m, rank[q], z[q], 8);
+    }
+    return 1;
+}
+#endif
+
+/* ---- sigmoid of 16-bit inputs by table ----
+ * bf16 and fp16 logits take 65536 values: their sigmoids, computed once per process by the row code above
+ * (same bits), turn the exp into a lookup. 256 KB per dtype, built on first use (about 0.1 ms). */
+static float gtk_sig_lut[2][65536]; /* [0] bf16, [1] fp16 */
+static pthread_once_t gtk_sig_once[2] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
+
+static void gtk_sig_build(int which)
+{
+    float *t = gtk_sig_lut[which];
+    for (uint32_t h = 0; h < 65536; h++)
+        t[h] = which ? host_f16_to_f32((uint16_t)h) : host_bf16_to_f32((uint16_t)h);
+#if OP_X86_SIMD
+    if (op_cpu_avx512()) {
+        gtk_sigmoid_avx512(t, 65536);
+        return;
+    }
+#endif
+    gtk_sigmoid_portable(t, 65536);
+}
+static void gtk_sig_build_bf16(void) { gtk_sig_build(0); }
+static void gtk_sig_build_f16(void) { gtk_sig_build(1); }
+
+static const float *gtk_sig_table(aclDataType dt)
+{
+    if (dt == ACL_BF16) {
+        pthread_once(&gtk_sig_once[0], gtk_sig_build_bf16);
+        return gtk_sig_lut[0];
+    }
+    if (dt == ACL_FLOAT16) {
+        pthread_once(&gtk_sig_once[1], gtk_sig_build_f16);
+        return gtk_sig_lut[1];
+    }
+    return NULL;
+}
+
+static void gtk_sig_lookup_portable(const uint16_t *x, int64_t e, const float *lut, float *norm)
+{
+    for (int64_t i = 0; i < e; i++) norm[i] = lut[x[i]];
+}
+
+#if OP_X86_SIMD
+OP_TARGET_AVX512 static void gtk_sig_lookup_avx512(const uint16_t *x, int64_t e, const float *lut, float *norm)
+{
+    int64_t i = 0;
+    for (; i + 16 <= e; i += 16) {
+        const __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(x + i)));
+        _mm512_storeu_ps(norm + i, _mm512_i32gather_ps(h, lut, 4));
+    }
+    gtk_sig_lookup_portable(x + i, e - i, lut, norm + i);
+}
+#endif
+
+/* ---- selection ---- */
+
+/* group score from the scores of one group: max (mode 0) or top1 + top2 (mode 1), NaN if any score is NaN (as
+ * numpy amax / partition propagate it in the golden). GTK_LANES running top-2 pairs, merged at the end: the top-2
+ * of a multiset does not depend on the order it is visited in (signed zeros aside, which the keys equate). */
+static float gtk_group_score(const float *v, int64_t per, int64_t mode)
+{
+    float t1[GTK_LANES], t2[GTK_LANES];
+    int nan = 0;
+    for (int l = 0; l < GTK_LANES; l++) t1[l] = t2[l] = -INFINITY;
+    int64_t j = 0;
+    for (; j + GTK_LANES <= per; j += GTK_LANES)
+        for (int l = 0; l < GTK_LANES; l++) {
+            const float x = v[j + l];
+            nan |= x != x;
+            const float lo = x < t1[l] ? x : t1[l];
+            t1[l] = x > t1[l] ? x : t1[l];
+            t2[l] = lo > t2[l] ? lo : t2[l];
+        }
+    for (int l = 0; j < per; j++, l++) {
+        const float x = v[j];
+        nan |= x != x;
+        const float lo = x < t1[l] ? x : t1[l];
+        t1[l] = x > t1[l] ? x : t1[l];
+        t2[l] = lo > t2[l] ? lo : t2[l];
+    }
+    float a1 = t1[0], a2 = t2[0];
+    for (int l = 1; l < GTK_LANES; l++) { /* top-2 of two top-2 pairs */
+        const float lo = t1[l] < a1 ? t1[l] : a1;
+        const float m2 = t2[l] > a2 ? t2[l] : a2;
+        a1 = t1[l] > a1 ? t1[l] : a1;
+        a2 = lo > m2 ? lo : m2;
+    }
+    if (nan) return NAN;
+    return mode == 0 ? a1 : a1 + a2;
+}
+
+/* inserts key v into buf[0..n) (sorted descending, room for one more) */
+static inline void gtk_insert(uint64_t *buf, int64_t n, uint64_t v)
+{
+    int64_t j = n;
+    while (j > 0 && buf[j - 1] < v) {
+        buf[j] = buf[j - 1];
+        j--;
+    }
+    buf[j] = v;
+}
+
+/* Offers experts [b, e) to the running top-k in buf[0..*m) (sorted descending). A key is built only for an
+ * expert whose order bits reach those of the current k-th: the others cannot enter. */
+static void gtk_scan(const uint32_t *hi, int64_t b, int64_t e, int64_t k, uint64_t *buf, int64_t *m)
+{
+    int64_t n = *m, i = b;
+    for (; i < e && n < k; i++, n++) gtk_insert(buf, n, gtk_key_of(hi[i], i));
+    if (n == k) {
+        uint64_t thr = buf[k - 1];
+        uint32_t thr_hi = (uint32_t)(thr >> 32);
+        for (; i < e; i++) {
+            if (hi[i] < thr_hi) continue;
+            const uint64_t v = gtk_key_of(hi[i], i);
+            if (v <= thr) continue;
+            gtk_insert(buf, k - 1, v); /* the current k-th drops out */
+            thr = buf[k - 1];
+            thr_hi = (uint32_t)(thr >> 32);
+        }
+    }
+    *m = n;
+}
+
 /* ---- kernel ---- */
 typedef struct {
     const GatingTopKParams *p;
     const aclTensor *x, *y, *idx, *out;
     const float *bias; /* NULL when absent */
+    const float *sig_lut; /* sigmoid by table (16-bit x with contiguous rows), else NULL */
     char *slots;
     uint64_t slot_bytes;
     int64_t nslots;
+    int avx512;
 } GatingTopKCtx;
 
-static void gtk_row(const GatingTopKCtx *c, int64_t row, float *norm, uint64_t *keys, uint64_t *gkeys,
-                    unsigned char *kept, uint64_t *buf, float *yv)
+/* the top-k experts into s->keys[0..k): full keys of every expert, dropped groups at -inf, then gtk_topk_desc
+ * (large k, or a selection that reaches -inf / NaN scores, where dropped experts tie with kept ones) */
+static void gtk_select_full(const GatingTopKParams *p, const GatingTopKSlot *s)
+{
+    const int64_t e = p->experts;
+    for (int64_t i = 0; i < e; i++) s->keys[i] = gtk_key_of(s->hi[i], i);
+    if (p->grouped) {
+        const int64_t per = e / p->group_count;
+        for (int64_t gi = 0; gi < p->group_count; gi++)
+            if (!s->kept[gi]) /* experts of dropped groups score -inf (the golden's mask) */
+                for (int64_t j = gi * per; j < (gi + 1) * per; j++) s->keys[j] = gtk_key(-INFINITY, j);
+    }
+    gtk_topk_desc(s->keys, e, p->k, s->buf);
+}
+
+/* 1. the scores of rows [r0, r0 + n), n <= GTK_ROWS, into norm + i*E */
+static void gtk_scores(const GatingTopKCtx *c, int64_t r0, int n, float *norm)
+{
+    const int64_t e = c->p->experts;
+    float *v[GTK_ROWS] = {0};
+    for (int i = 0; i < n; i++) {
+        v[i] = norm + i * e;
+        if (c->sig_lut) {
+            const uint16_t *x16 = (const uint16_t *)op_ptr2(c->x, r0 + i, 0);
+#if OP_X86_SIMD
+            if (c->avx512) gtk_sig_lookup_avx512(x16, e, c->sig_lut, v[i]);
+            else
+#endif
+                gtk_sig_lookup_portable(x16, e, c->sig_lut, v[i]);
+            continue;
+        }
+        op_load_row_f32(c->x, r0 + i, e, v[i]);
+#if OP_X86_SIMD
+        if (c->avx512) {
+            if (c->p->norm_type == 1) gtk_sigmoid_avx512(v[i], e);
+            else gtk_softmax_exp_avx512(v[i], e);
+            continue;
+        }
+#endif
+        if (c->p->norm_type == 1) gtk_sigmoid_portable(v[i], e);
+        else gtk_softmax_exp_portable(v[i], e);
+    }
+    if (c->p->norm_type == 0) gtk_softmax_finish(v, n, e);
+}
+
+/* 2-4: selection and outputs of one row from its scores */
+static void gtk_row(const GatingTopKCtx *c, int64_t row, const float *norm, const GatingTopKSlot *s)
 {
     const GatingTopKParams *p = c->p;
     const int64_t e = p->experts, k = p->k;
+#if OP_X86_SIMD
+    if (c->avx512) gtk_sel_avx512(norm, c->bias, e, s->sel, s->hi);
+    else
+#endif
+        gtk_sel_portable(norm, c->bias, e, s->sel, s->hi);
 
-    /* 1. norm */
-    op_load_row_f32(c->x, row, e, norm);
-    if (p->norm_type == 1) {
-        for (int64_t i = 0; i < e; i++) norm[i] = expf(-norm[i]);
-        for (int64_t i = 0; i < e; i++) norm[i] = 1.0f / (1.0f + norm[i]); /* vectorises */
-    } else {
-        float m = norm[0];
-        for (int64_t i = 1; i < e; i++)
-            if (norm[i] > m) m = norm[i];
-        float s = 0.0f;
-        for (int64_t i = 0; i < e; i++) {
-            norm[i] = expf(norm[i] - m);
-            s += norm[i];
-        }
-        float r = 1.0f / s;
-        for (int64_t i = 0; i < e; i++) norm[i] *= r;
-    }
-
-    /* 2. selection keys (norm + bias), with group filtering when grouping is active */
-    if (!p->grouped) {
-        if (c->bias)
-            for (int64_t i = 0; i < e; i++) keys[i] = gtk_key(norm[i] + c->bias[i], i);
-        else
-            for (int64_t i = 0; i < e; i++) keys[i] = gtk_key(norm[i], i);
-    } else {
+    /* 2. groups: keep the k_group best */
+    if (p->grouped) {
         const int64_t g = p->group_count, per = e / g;
-        float *sel = (float *)buf; /* buf is free until the group top-k below */
-        if (c->bias)
-            for (int64_t i = 0; i < e; i++) sel[i] = norm[i] + c->bias[i];
+#if OP_X86_SIMD
+        if (c->avx512 && per % 16 == 0) gtk_group_keys_avx512(s->sel, g, per, p->group_select_mode, s->gkeys);
         else
-            memcpy(sel, norm, (size_t)e * sizeof(float));
-        for (int64_t i = 0; i < e; i++) keys[i] = gtk_key(sel[i], i);
-        for (int64_t gi = 0; gi < g; gi++) {
-            const float *v = sel + gi * per;
-            float t1 = -INFINITY, t2 = -INFINITY;
-            int nan = 0;
-            for (int64_t j = 0; j < per; j++) { /* branch-free running top-2 */
-                float x = v[j];
-                nan |= x != x;
-                float lo = x < t1 ? x : t1;
-                t1 = x > t1 ? x : t1;
-                t2 = lo > t2 ? lo : t2;
-            }
-            /* NaN propagates into the group score, as numpy amax / partition do in the golden */
-            float score = nan ? NAN : (p->group_select_mode == 0 ? t1 : t1 + t2);
-            gkeys[gi] = gtk_key(score, gi);
-        }
-        gtk_topk_desc(gkeys, g, p->k_group, buf);
-        memset(kept, 0, (size_t)g);
-        for (int64_t j = 0; j < p->k_group; j++) kept[gtk_key_index(gkeys[j])] = 1;
-        for (int64_t gi = 0; gi < g; gi++)
-            if (!kept[gi]) /* experts of dropped groups score -inf (the golden's mask) */
-                for (int64_t j = gi * per; j < (gi + 1) * per; j++) keys[j] = gtk_key(-INFINITY, j);
+#endif
+            for (int64_t gi = 0; gi < g; gi++)
+                s->gkeys[gi] = gtk_key(gtk_group_score(s->sel + gi * per, per, p->group_select_mode), gi);
+        gtk_topk_desc(s->gkeys, g, p->k_group, s->buf);
+        memset(s->kept, 0, (size_t)g);
+        for (int64_t j = 0; j < p->k_group; j++) s->kept[gtk_key_index(s->gkeys[j])] = 1;
     }
 
-    /* 3. top-k experts */
-    gtk_topk_desc(keys, e, k, buf);
+    /* 3. top-k experts into keys[0..k) */
+    const uint64_t *top = s->keys;
+    if (k > GTK_INSERTION_MAX_K) {
+        gtk_select_full(p, s);
+    } else {
+        /* candidates: every expert, or the experts of the kept groups (ascending) */
+        int64_t starts[GTK_MAX_EXPERTS / 32], len = e; /* grouped: at most 2048 / 32 groups */
+        int nr = 1;
+        starts[0] = 0;
+        if (p->grouped) {
+            len = e / p->group_count;
+            nr = 0;
+            for (int64_t gi = 0; gi < p->group_count; gi++)
+                if (s->kept[gi]) starts[nr++] = gi * len;
+        }
+        int done = 0;
+#if OP_X86_SIMD
+        if (c->avx512 && k <= 16) done = gtk_topk_avx512(s->hi, starts, nr, len, k, s->buf);
+#endif
+        if (!done) {
+            int64_t m = 0;
+            for (int r = 0; r < nr; r++) gtk_scan(s->hi, starts[r], starts[r] + len, k, s->buf, &m);
+        }
+        top = s->buf;
+        /* grouped: a k-th score of -inf or NaN ties with (or ranks below) the masked experts: rank them all */
+        if (p->grouped && (uint32_t)(s->buf[k - 1] >> 32) <= gtk_order_bits(-INFINITY)) {
+            gtk_select_full(p, s);
+            top = s->keys;
+        }
+    }
 
     /* 4. weights from the pre-bias norm; renormalise for sigmoid only; scale; store */
-    for (int64_t j = 0; j < k; j++) yv[j] = norm[gtk_key_index(keys[j])];
+    float *yv = s->yv;
+    for (int64_t j = 0; j < k; j++) yv[j] = norm[gtk_key_index(top[j])];
     if (p->norm_type == 1) {
-        float s = 0.0f;
-        for (int64_t j = 0; j < k; j++) s += yv[j];
-        s += p->eps;
-        for (int64_t j = 0; j < k; j++) yv[j] = yv[j] / s;
+        float sum = 0.0f;
+        for (int64_t j = 0; j < k; j++) sum += yv[j];
+        sum += p->eps;
+        for (int64_t j = 0; j < k; j++) yv[j] = yv[j] / sum;
     }
     const float rsf = p->routed_scaling_factor;
     const aclDataType ydt = c->y->dtype;
+    char *yp = op_ptr2(c->y, row, 0), *ip = op_ptr2(c->idx, row, 0);
+    const int64_t ystep = c->y->strides[1] * op_elem_size(c->y), istep = c->idx->strides[1] * (int64_t)sizeof(int32_t);
     for (int64_t j = 0; j < k; j++) {
-        op_store_f(ydt, op_ptr2(c->y, row, j), yv[j] * rsf);
-        *(int32_t *)op_ptr2(c->idx, row, j) = (int32_t)gtk_key_index(keys[j]);
+        op_store_f(ydt, yp + j * ystep, yv[j] * rsf);
+        *(int32_t *)(ip + j * istep) = (int32_t)gtk_key_index(top[j]);
     }
     if (p->out_flag) op_store_row_f32(c->out, row, e, norm);
 }
@@ -249,22 +738,15 @@ static void gtk_chunk(void *vctx, int64_t begin, int64_t end)
 {
     const GatingTopKCtx *c = (const GatingTopKCtx *)vctx;
     const GatingTopKParams *p = c->p;
-    const int64_t e = p->experts, g = p->group_count;
-    for (int64_t s = begin; s < end; s++) {
-        char *w = c->slots + (uint64_t)s * c->slot_bytes;
-        float *norm = (float *)w;
-        w += gtk_align((uint64_t)e * sizeof(float));
-        uint64_t *keys = (uint64_t *)w;
-        w += gtk_align((uint64_t)e * sizeof(uint64_t));
-        uint64_t *gkeys = (uint64_t *)w;
-        w += gtk_align((uint64_t)g * sizeof(uint64_t));
-        unsigned char *kept = (unsigned char *)w;
-        w += gtk_align((uint64_t)g);
-        uint64_t *buf = (uint64_t *)w;
-        w += gtk_align((uint64_t)(e > g ? e : g) * sizeof(uint64_t));
-        float *yv = (float *)w;
-        int64_t r0 = p->rows * s / c->nslots, r1 = p->rows * (s + 1) / c->nslots;
-        for (int64_t r = r0; r < r1; r++) gtk_row(c, r, norm, keys, gkeys, kept, buf, yv);
+    for (int64_t sidx = begin; sidx < end; sidx++) {
+        GatingTopKSlot s;
+        gtk_slot(c->slots + (uint64_t)sidx * c->slot_bytes, p->experts, p->group_count, p->k, &s);
+        const int64_t r0 = p->rows * sidx / c->nslots, r1 = p->rows * (sidx + 1) / c->nslots;
+        for (int64_t r = r0; r < r1; r += GTK_ROWS) {
+            const int n = (int)(r1 - r < GTK_ROWS ? r1 - r : GTK_ROWS);
+            gtk_scores(c, r, n, s.norm);
+            for (int i = 0; i < n; i++) gtk_row(c, r + i, s.norm + i * p->experts, &s);
+        }
     }
 }
 
@@ -278,6 +760,8 @@ static aclnnStatus gtk_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
     c.y = ex->outputs[0];
     c.idx = ex->outputs[1];
     c.out = ex->outputs[2];
+    c.avx512 = op_cpu_avx512();
+    c.sig_lut = p->norm_type == 1 && c.x->strides[1] == 1 ? gtk_sig_table(c.x->dtype) : NULL;
 
     /* align the workspace base (phase 1 asked for GTK_ALIGN spare bytes) */
     uintptr_t base = ((uintptr_t)ws + GTK_ALIGN - 1) & ~(uintptr_t)(GTK_ALIGN - 1);
@@ -292,14 +776,17 @@ static aclnnStatus gtk_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
     float *bias = (float *)base;
     const aclTensor *bt = ex->inputs[1];
     if (bt) {
-        for (int64_t i = 0; i < p->experts; i++) bias[i] = op_load_f(bt->dtype, op_ptr2(bt, i, 0));
+        const char *b0 = op_ptr2(bt, 0, 0);
+        const int64_t step = bt->strides[0] * op_elem_size(bt);
+        for (int64_t i = 0; i < p->experts; i++) bias[i] = op_load_f(bt->dtype, b0 + i * step);
         c.bias = bias;
     } else {
         c.bias = NULL;
     }
     c.slots = (char *)base + bias_bytes;
     int64_t avail = (int64_t)((wsSize - skip - bias_bytes) / c.slot_bytes);
-    /* about 16K elements of work per chunk at least, at most one chunk per scratch slot */
+    /* about 16K elements of work per chunk at least (some 20 us: waking a sleeping worker costs the caller about
+     * 10 us on a virtualised machine), at most one chunk per scratch slot */
     int64_t want = p->rows * p->experts / 16384;
     if (want < 1) want = 1;
     if (want > p->rows) want = p->rows;
@@ -422,7 +909,8 @@ aclnnStatus aclnnMoeGatingTopKGetWorkspaceSize(const aclTensor *x, const aclTens
 
     uint64_t ws = 0;
     if (rows > 0) {
-        int64_t slots = acl_host_num_threads();
+        /* one scratch slot per chunk; GTK_CHUNKS_PER_THREAD chunks per thread balance a busy or noisy machine */
+        int64_t slots = (int64_t)acl_host_num_threads() * GTK_CHUNKS_PER_THREAD;
         if (slots < 1) slots = 1;
         if (slots > rows) slots = rows;
         ws = GTK_ALIGN + gtk_bias_bytes(e) + (uint64_t)slots * gtk_slot_bytes(e, groupCount, k);

@@ -25,23 +25,15 @@ typedef struct {
 } InitRoutingParams;
 
 typedef struct {
-    const InitRoutingParams *p;
-    const aclTensor *x, *ex, *erow, *eexp;
-    const int64_t *keys, *rows, *order;
-    int64_t kmin;
-} InitRoutingCtx;
+    const int64_t *rows, *order;
+    int64_t N;
+} InitRoutingGather;
 
-static void init_routing_rows(void *vctx, int64_t begin, int64_t end)
+/* expandedXOut row j comes from x row rowIdx[order[j]] % N */
+static int64_t init_routing_src_row(const void *vctx, int64_t j)
 {
-    const InitRoutingCtx *c = vctx;
-    const InitRoutingParams *p = c->p;
-    for (int64_t j = begin; j < end; j++) {
-        const int64_t src = c->order[j];
-        const int64_t row = c->rows[src];
-        *(int32_t *)op_ptr2(c->eexp, j, 0) = (int32_t)(c->keys[src] + c->kmin);
-        *(int32_t *)op_ptr2(c->erow, row, 0) = (int32_t)j;
-        if (j < p->active_rows && p->H > 0) op_copy_row(c->ex, j, c->x, row % p->N, p->H);
-    }
+    const InitRoutingGather *g = vctx;
+    return g->rows[g->order[j]] % g->N;
 }
 
 static aclnnStatus init_routing_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
@@ -91,10 +83,17 @@ static aclnnStatus init_routing_kernel(aclOpExecutor *ex, void *ws, uint64_t wsS
     for (int64_t q = 0; q < NK; q++) keys[q] -= kmin;
     op_stable_argsort_i64(keys, NK, kmax - kmin + 1, order, scratch);
 
-    InitRoutingCtx c = {p, x, ex->outputs[0], ex->outputs[1], ex->outputs[2], keys, rows, order, kmin};
-    int64_t grain = 65536 / (p->H * op_elem_size(x) + 16);
-    if (grain < 1) grain = 1;
-    acl_host_parallel_for(NK, grain, init_routing_rows, &c);
+    /* the index outputs first, serially (the rowIdx scatter would false-share between threads), then the rows with
+     * the gather shared with MoeInitRoutingV2 / MoeTokenPermuteWithEp; scratch is free after the sort */
+    int64_t *eexp = scratch, *erow = scratch + NK;
+    for (int64_t j = 0; j < NK; j++) {
+        eexp[j] = keys[order[j]] + kmin;
+        erow[rows[order[j]]] = j;
+    }
+    op_write_all_i64(ex->outputs[2], eexp);
+    op_write_all_i64(ex->outputs[1], erow);
+    InitRoutingGather g = {rows, order, p->N};
+    op_gather_rows(ex->outputs[0], x, p->active_rows, p->H, init_routing_src_row, &g);
     return ACLNN_SUCCESS;
 }
 

@@ -39,24 +39,20 @@ typedef struct {
     const int64_t *count;     /* drop/pad: pairs per expert */
 } InitRoutingV2Gather;
 
-static void init_routing_v2_dropless_rows(void *vctx, int64_t begin, int64_t end)
+/* dropless: expandedXOut row j comes from x row order[j] / K */
+static int64_t init_routing_v2_dropless_src(const void *vctx, int64_t j)
 {
     const InitRoutingV2Gather *c = vctx;
-    for (int64_t j = begin; j < end; j++)
-        op_copy_row(&c->out2d, j, c->x, c->order[j] / c->p->k, c->p->h);
+    return c->order[j] / c->p->k;
 }
 
-static void init_routing_v2_drop_rows(void *vctx, int64_t begin, int64_t end)
+/* drop/pad: slot s = e*C + pos holds the pos-th pair of expert e, or zeros (-1) */
+static int64_t init_routing_v2_drop_src(const void *vctx, int64_t s)
 {
     const InitRoutingV2Gather *c = vctx;
-    const int64_t cap = c->p->capacity;
-    for (int64_t s = begin; s < end; s++) {
-        int64_t e = s / cap, pos = s % cap;
-        if (pos < c->count[e])
-            op_copy_row(&c->out2d, s, c->x, c->order[c->seg_start[e] + pos] / c->p->k, c->p->h);
-        else
-            op_zero_row(&c->out2d, s, c->p->h);
-    }
+    if (!c->count) return -1; /* no pairs at all */
+    const int64_t cap = c->p->capacity, e = s / cap, pos = s % cap;
+    return pos < c->count[e] ? c->order[c->seg_start[e] + pos] / c->p->k : -1;
 }
 
 /* [E, C, H] -> [E*C, H] when the two leading dims merge into one strided dim (always true when contiguous) */
@@ -100,10 +96,10 @@ static aclnnStatus init_routing_v2_kernel(aclOpExecutor *ex, void *ws, uint64_t 
         if (p->drop_pad == 1) {
             if (p->before_flag)
                 for (int64_t e = 0; e < e_num; e++) op_store_i(ACL_INT32, op_ptr2(ex->outputs[3], e, 0), 0);
-            aclTensor out2d;
-            if (!init_routing_v2_view2d(ex->outputs[0], &out2d))
+            InitRoutingV2Gather g = {p, x, *ex->outputs[0], NULL, NULL, NULL};
+            if (!init_routing_v2_view2d(ex->outputs[0], &g.out2d))
                 return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: expandedXOut view cannot be read as 2-D", api);
-            for (int64_t s = 0; s < e_num * p->capacity; s++) op_zero_row(&out2d, s, p->h);
+            op_gather_rows(&g.out2d, x, e_num * p->capacity, p->h, init_routing_v2_drop_src, &g);
         }
         return ACLNN_SUCCESS;
     }
@@ -127,7 +123,6 @@ static aclnnStatus init_routing_v2_kernel(aclOpExecutor *ex, void *ws, uint64_t 
     InitRoutingV2Gather g = {p, x, *ex->outputs[0], order, seg_start, count};
     if (!init_routing_v2_view2d(ex->outputs[0], &g.out2d))
         return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: expandedXOut view cannot be read as 2-D", api);
-    int64_t grain = p->h > 0 ? 1 + 16384 / p->h : 4096;
 
     if (bounded) {
         for (int64_t e = 0; e < e_num; e++) count[e] = 0;
@@ -146,7 +141,7 @@ static aclnnStatus init_routing_v2_kernel(aclOpExecutor *ex, void *ws, uint64_t 
                 op_store_i(ACL_INT32, op_ptr2(ex->outputs[2], e, 0), p->count_flag == 1 ? acc : count[e]);
             }
         }
-        acl_host_parallel_for(p->rows, grain, init_routing_v2_dropless_rows, &g);
+        op_gather_rows(&g.out2d, x, p->rows, p->h, init_routing_v2_dropless_src, &g);
     } else {
         for (int64_t j = 0; j < n; j++) {
             int64_t e = keys[order[j]], pos = j - seg_start[e];
@@ -155,7 +150,7 @@ static aclnnStatus init_routing_v2_kernel(aclOpExecutor *ex, void *ws, uint64_t 
         op_write_all_i64(ex->outputs[1], row_idx);
         if (p->before_flag)
             for (int64_t e = 0; e < e_num; e++) op_store_i(ACL_INT32, op_ptr2(ex->outputs[3], e, 0), count[e]);
-        acl_host_parallel_for(e_num * p->capacity, grain, init_routing_v2_drop_rows, &g);
+        op_gather_rows(&g.out2d, x, e_num * p->capacity, p->h, init_routing_v2_drop_src, &g);
     }
     return ACLNN_SUCCESS;
 }

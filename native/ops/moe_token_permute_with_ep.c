@@ -67,24 +67,28 @@ typedef struct {
     int64_t n;                              /* T*K */
 } PermuteEpGather;
 
-static void permute_ep_gather_rows(void *vctx, int64_t begin, int64_t end)
+/* permuteTokensOut row r comes from token order[start + r] / K (zeros past the sorted list, see above) */
+static int64_t permute_ep_src_row(const void *vctx, int64_t r)
 {
     const PermuteEpGather *c = vctx;
+    const int64_t d = c->p->start + r;
+    return d < c->n ? c->order[d] / c->p->k : -1;
+}
+
+static void permute_ep_probs(const PermuteEpGather *c)
+{
     const PermuteEpParams *p = c->p;
-    for (int64_t r = begin; r < end; r++) {
-        int64_t d = p->start + r;
-        if (d >= c->n) {                      /* past the sorted list (end < start): zero-filled here */
-            op_zero_row(&c->out_tokens, r, p->h);
-            if (p->has_probs) memset(op_ptr2(c->out_probs, r, 0), 0, (size_t)op_elem_size(c->out_probs));
+    const aclTensor *pr = c->probs;
+    const size_t es = (size_t)op_elem_size(pr);
+    for (int64_t r = 0; r < p->n_out; r++) {
+        const int64_t d = p->start + r;
+        if (d >= c->n) {
+            memset(op_ptr2(c->out_probs, r, 0), 0, es);
             continue;
         }
-        int64_t src = c->order[d];
-        op_copy_row(&c->out_tokens, r, &c->tokens, src / p->k, p->h);
-        if (p->has_probs) {
-            const aclTensor *pr = c->probs;
-            const char *from = pr->ndim == 2 ? op_ptr2(pr, src / p->k, src % p->k) : op_ptr2(pr, src, 0);
-            memcpy(op_ptr2(c->out_probs, r, 0), from, (size_t)op_elem_size(pr));
-        }
+        const int64_t src = c->order[d];
+        const char *from = pr->ndim == 2 ? op_ptr2(pr, src / p->k, src % p->k) : op_ptr2(pr, src, 0);
+        memcpy(op_ptr2(c->out_probs, r, 0), from, es);
     }
 }
 
@@ -124,8 +128,8 @@ static aclnnStatus permute_ep_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSiz
     if (!permute_ep_view2d(ex->inputs[0], &g.tokens) || !permute_ep_view2d(ex->outputs[0], &g.out_tokens))
         return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: tokens / permuteTokensOut view cannot be read as 2-D",
                               api);
-    int64_t grain = p->h > 0 ? 1 + 16384 / p->h : 4096;
-    acl_host_parallel_for(p->n_out, grain, permute_ep_gather_rows, &g);
+    if (p->has_probs) permute_ep_probs(&g);
+    op_gather_rows(&g.out_tokens, &g.tokens, p->n_out, p->h, permute_ep_src_row, &g);
     return ACLNN_SUCCESS;
 }
 

@@ -37,29 +37,10 @@ typedef struct {
     int64_t n_chunks;
 } UnpermuteEpCtx;
 
-/* acc += float(row) * prob, the product rounded to fp32 before the add (no fused multiply-add: the project builds
- * without FMA contraction on x86-64; see the report about -ffp-contract=off for other targets). Contiguous rows of
- * each dtype take a fused convert-and-accumulate loop; other layouts go through `tmp`. */
+/* Strided layouts (or more than OP_ROW_MAX_TERMS terms): acc += float(row) * prob through an fp32 copy of the row,
+ * the same operations as op_row_weighted_sum */
 static void unpermute_ep_accumulate(const aclTensor *t, int64_t r, int64_t h, float prob, float *acc, float *tmp)
 {
-    const int64_t s = t->strides[1];
-    const char *base = op_ptr2(t, r, 0);
-    if (s == 1 && t->dtype == ACL_BF16) {
-        const uint16_t *x = (const uint16_t *)base;
-        for (int64_t j = 0; j < h; j++) {
-            float prod = host_bf16_to_f32(x[j]) * prob;
-            acc[j] += prod;
-        }
-        return;
-    }
-    if (s == 1 && t->dtype == ACL_FLOAT) {
-        const float *x = (const float *)base;
-        for (int64_t j = 0; j < h; j++) {
-            float prod = x[j] * prob;
-            acc[j] += prod;
-        }
-        return;
-    }
     op_load_row_f32(t, r, h, tmp);
     for (int64_t j = 0; j < h; j++) {
         float prod = tmp[j] * prob;
@@ -72,12 +53,16 @@ static void unpermute_ep_chunks(void *vctx, int64_t begin, int64_t end)
     const UnpermuteEpCtx *c = vctx;
     const UnpermuteEpParams *p = c->p;
     const int64_t h = p->h;
+    const int fast = c->permuted->strides[1] == 1 && c->out->strides[1] == 1 && p->k <= OP_ROW_MAX_TERMS;
     for (int64_t chunk = begin; chunk < end; chunk++) {
         float *acc = c->scratch + chunk * 2 * h;
         float *row = acc + h;
         int64_t t0 = p->t * chunk / c->n_chunks, t1 = p->t * (chunk + 1) / c->n_chunks;
         for (int64_t t = t0; t < t1; t++) {
-            for (int64_t j = 0; j < h; j++) acc[j] = 0.0f;
+            OpRowTerm T[OP_ROW_MAX_TERMS];
+            int64_t n = 0;
+            if (!fast)
+                for (int64_t j = 0; j < h; j++) acc[j] = 0.0f;
             for (int64_t k = 0; k < p->k; k++) {
                 int64_t d = c->idx[t * p->k + k];
                 if (d < p->start || d >= p->end) continue;
@@ -86,9 +71,18 @@ static void unpermute_ep_chunks(void *vctx, int64_t begin, int64_t end)
                     prob = op_load_f(c->probs->dtype, op_ptr2(c->probs, t, k));
                     if (prob == 0.0f) continue;
                 }
-                unpermute_ep_accumulate(c->permuted, d - p->start, h, prob, acc, row);
+                if (fast) {
+                    T[n].x = op_ptr2(c->permuted, d - p->start, 0);
+                    T[n].bias = NULL;
+                    T[n].scale = prob;
+                    n++;
+                } else {
+                    unpermute_ep_accumulate(c->permuted, d - p->start, h, prob, acc, row);
+                }
             }
-            op_store_row_f32(c->out, t, h, acc);
+            /* fp32 accumulation and one rounding for every dtype (fp16 included, unlike finalize) */
+            if (fast) op_row_weighted_sum(c->out->dtype, 0, op_ptr2(c->out, t, 0), NULL, NULL, T, n, h);
+            else op_store_row_f32(c->out, t, h, acc);
         }
     }
 }

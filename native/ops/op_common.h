@@ -38,6 +38,21 @@ aclnnStatus op_check_shape(const char *api, const char *param, const aclTensor *
 aclnnStatus op_fail_tiling(const char *api, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 aclnnStatus op_fail_param(const char *api, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ---- run-time ISA dispatch ----
+ * SIMD kernels are compiled with target attributes (the build stays portable, no -march) and chosen at run time;
+ * each has a portable twin doing the same IEEE operations in the same order, so both give the same bits.
+ * -DACLNN_MOE_NO_X86_SIMD builds the portable paths only (to test them on x86). */
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(ACLNN_MOE_NO_X86_SIMD)
+#define OP_X86_SIMD 1
+#include <immintrin.h>
+#define OP_TARGET_AVX2 __attribute__((target("avx2,f16c")))
+#define OP_TARGET_AVX512 __attribute__((target("avx2,f16c,avx512f,avx512bw,avx512dq,avx512vl")))
+#else
+#define OP_X86_SIMD 0
+#endif
+int op_cpu_avx2(void);   /* AVX2 + F16C usable (always 0 without OP_X86_SIMD) */
+int op_cpu_avx512(void); /* AVX-512 F/BW/DQ/VL usable (always 0 without OP_X86_SIMD) */
+
 /* ---- element access (phase 2) ---- */
 static inline int64_t op_elem_size(const aclTensor *t) { return acl_host_dtype_size(t->dtype); }
 
@@ -107,6 +122,31 @@ void op_store_row_f32(const aclTensor *t, int64_t row, int64_t n, const float *s
 void op_copy_row(const aclTensor *dst, int64_t dst_row, const aclTensor *src, int64_t src_row, int64_t n);
 /* zero row of a 2-D tensor */
 void op_zero_row(const aclTensor *t, int64_t row, int64_t n);
+
+/* ---- weighted row sums (MoeFinalizeRouting, MoeTokenUnpermuteWithEp) ----
+ * out[0..n) = x1 + x2 + the terms in order, term = (x + bias) * scale, all rows contiguous in dtype dt; x1, x2
+ * and bias may be NULL (the sum then starts from 0). Computed in fp32 as acc = acc + ((x + bias) * scale), one
+ * operation at a time, and rounded once to nearest even on the store; with fp16_native (fp16 only) every one of
+ * those operations is rounded to fp16, as the NPU's native fp16 arithmetic does. Vectorised with AVX-512 or
+ * AVX2/F16C when the CPU has them (the rows are walked in lockstep, the accumulator stays in a register); every
+ * path gives the same bits (but for the sign and payload of a NaN result, which C leaves to the compiler). */
+typedef struct {
+    const void *x;    /* the row */
+    const void *bias; /* NULL, or a row added to x before the scale */
+    float scale;
+} OpRowTerm;
+#define OP_ROW_MAX_TERMS 64 /* callers keep their terms on the stack up to this count */
+void op_row_weighted_sum(aclDataType dt, int fp16_native, void *out, const void *x1, const void *x2,
+                         const OpRowTerm *terms, int64_t nterms, int64_t n);
+
+/* ---- row gathers (MoeInitRouting, MoeInitRoutingV2, MoeTokenPermuteWithEp) ----
+ * dst row r = src row src_row(ctx, r) for r in [0, nrows), or zeros where src_row returns -1; dst and src are 2-D
+ * views of the same dtype with h elements per row, any strides. Parallel over the rows. Large contiguous outputs
+ * are written with non-temporal stores on x86-64: no read-for-ownership of the destination lines, so less DRAM
+ * traffic (the copies are bytes, so every path gives the same result). */
+typedef int64_t (*op_row_source_fn)(const void *ctx, int64_t r);
+void op_gather_rows(const aclTensor *dst, const aclTensor *src, int64_t nrows, int64_t h, op_row_source_fn src_row,
+                    const void *ctx);
 
 /* Whole-tensor index reads: gather every element (row-major logical order) of an integer tensor into int64 */
 void op_read_all_i64(const aclTensor *t, int64_t *dst);
