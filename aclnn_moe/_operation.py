@@ -39,7 +39,7 @@ from __future__ import annotations
 import sys
 
 from ._errors import AclnnError, ArgumentError, check
-from ._operands import DEVICE, HOST, TORCH_CPU, TORCH_NPU, Operand, check_input
+from ._operands import HOST, TORCH_NPU, Operand, check_input
 from ._runtime import as_stream_handle, current_device, staging_pool, workspace_pool
 from .capi import ffi, lib
 

@@ -112,3 +112,55 @@ def pytest_collection_modifyitems(config, items):
                                                     f"{backend().name} ({backend().reason})"))
         if "torch_npu" in item.keywords and not has_torch_npu:
             item.add_marker(pytest.mark.skip(reason="needs torch_npu, which is not installed"))
+
+
+@pytest.fixture
+def device_view():
+    """device_view(base, shape, strides, offset, fmt=None) -> (aclTensor*, DeviceBuffer): uploads the 1-D
+    numpy array `base` as the storage and describes a view of it (any strides / offset / format); everything is
+    released when the test ends."""
+    from aclnn_moe._errors import recent_message as _msg
+
+    made = []
+
+    def make(base, shape, strides, offset, fmt=None):
+        base = np.ascontiguousarray(base).reshape(-1)
+        buf = DeviceBuffer(max(base.nbytes, 1))
+        made.append(buf)
+        if base.nbytes:
+            buf.upload(base)
+        t = lib.aclCreateTensor(ffi.new("int64_t[]", list(shape) or [0]), len(shape), acl_dtype(base.dtype.name),
+                                ffi.new("int64_t[]", list(strides) or [0]), offset,
+                                lib.ACL_FORMAT_ND if fmt is None else fmt, ffi.new("int64_t[]", [base.size]), 1,
+                                buf.cptr)
+        assert t != ffi.NULL, _msg()
+        made.append(t)
+        return t, buf
+
+    yield make
+    for m in reversed(made):
+        if isinstance(m, DeviceBuffer):
+            m.close()
+        else:
+            lib.aclDestroyTensor(m)
+
+
+@pytest.fixture
+def two_phase():
+    """two_phase(api, *c_args) -> status: phase 1 with the given C arguments, then (if it succeeded) phase 2 on
+    the default stream with a freshly allocated workspace."""
+
+    def call(api, *args):
+        ws = ffi.new("uint64_t *")
+        ex = ffi.new("aclOpExecutor **")
+        status = getattr(lib, api + "GetWorkspaceSize")(*args, ws, ex)
+        if status:
+            return status
+        w = DeviceBuffer(ws[0]) if ws[0] else None
+        try:
+            return getattr(lib, api)(w.cptr if w else ffi.NULL, ws[0], ex[0], ffi.NULL)
+        finally:
+            if w:
+                w.close()
+
+    return call

@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aclnn_moe import AclnnError, ArgumentError, DeviceBuffer
-from aclnn_moe._dtypes import acl_dtype
+from aclnn_moe import AclnnError, ArgumentError
 from aclnn_moe._errors import recent_message
 from aclnn_moe.capi import ffi, lib
 from aclnn_moe.ops.compute_expert_tokens import MoeComputeExpertTokens, moe_compute_expert_tokens
@@ -76,51 +75,19 @@ def test_non_contiguous_input(rng):
     check(two_d[:, 2], 16)  # a column: stride 4
 
 
-def _tensor(holder, base, shape, strides, offset, fmt=None):
-    buf = DeviceBuffer(max(base.nbytes, 1))
-    buf.upload(np.ascontiguousarray(base))
-    holder.append(buf)
-    t = lib.aclCreateTensor(ffi.new("int64_t[]", list(shape)), len(shape), acl_dtype(base.dtype.name),
-                            ffi.new("int64_t[]", list(strides)), offset,
-                            lib.ACL_FORMAT_ND if fmt is None else fmt, ffi.new("int64_t[]", [base.size]), 1, buf.cptr)
-    assert t != ffi.NULL, recent_message()
-    holder.append(("t", t))
-    return t, buf
 
 
-def _release(holder):
-    for h in holder:
-        if isinstance(h, tuple):
-            lib.aclDestroyTensor(h[1])
-        else:
-            h.close()
 
 
-def _run(src_t, num_expert, out_t):
-    ws = ffi.new("uint64_t *")
-    ex = ffi.new("aclOpExecutor **")
-    status = lib.aclnnMoeComputeExpertTokensGetWorkspaceSize(src_t, num_expert, out_t, ws, ex)
-    if status:
-        return status
-    w = DeviceBuffer(ws[0]) if ws[0] else None
-    try:
-        return lib.aclnnMoeComputeExpertTokens(w.cptr if w else ffi.NULL, ws[0], ex[0], ffi.NULL)
-    finally:
-        if w:
-            w.close()
 
 
-def test_strided_output(rng):
+def test_strided_output(rng, device_view, two_phase):
     src = np.sort(rng.integers(0, 10, 100)).astype(np.int32)
-    holder = []
-    try:
-        st_, _ = _tensor(holder, src, (100,), (1,), 0)
-        out_base = np.full(25, -5, np.int32)
-        ot, obuf = _tensor(holder, out_base, (10,), (2,), 3)  # elements 3, 5, ..., 21
-        assert _run(st_, 10, ot) == 0, recent_message()
-        got = obuf.download(out_base.copy())
-    finally:
-        _release(holder)
+    st_, _ = device_view(src, (100,), (1,), 0)
+    out_base = np.full(25, -5, np.int32)
+    ot, obuf = device_view(out_base, (10,), (2,), 3)  # elements 3, 5, ..., 21
+    assert two_phase("aclnnMoeComputeExpertTokens", st_, 10, ot) == 0, recent_message()
+    got = obuf.download(out_base.copy())
     np.testing.assert_array_equal(got[3:23:2], ref(src, 10))
     mask = np.ones(25, bool)
     mask[3:23:2] = False
@@ -151,20 +118,16 @@ def test_property_matches_reference(num_expert, m, seed, with_sentinel):
 
 
 # ---------------------------------------------------------------------------------------------------- errors
-def test_null_arguments(ws_status):
+def test_null_arguments(ws_status, device_view):
     src, out = np.zeros(6, np.int32), np.zeros(3, np.int32)
     assert ws_status(API, None, 3, out)[0] == NULLPTR
     assert ws_status(API, src, 3, None)[0] == NULLPTR
-    holder = []
-    try:
-        st_, _ = _tensor(holder, src, (6,), (1,), 0)
-        ot, _ = _tensor(holder, out, (3,), (1,), 0)
-        assert lib.aclnnMoeComputeExpertTokensGetWorkspaceSize(st_, 3, ot, ffi.NULL,
-                                                               ffi.new("aclOpExecutor **")) == NULLPTR
-        assert lib.aclnnMoeComputeExpertTokensGetWorkspaceSize(st_, 3, ot, ffi.new("uint64_t *"),
-                                                               ffi.NULL) == NULLPTR
-    finally:
-        _release(holder)
+    st_, _ = device_view(src, (6,), (1,), 0)
+    ot, _ = device_view(out, (3,), (1,), 0)
+    assert lib.aclnnMoeComputeExpertTokensGetWorkspaceSize(st_, 3, ot, ffi.NULL,
+                                                           ffi.new("aclOpExecutor **")) == NULLPTR
+    assert lib.aclnnMoeComputeExpertTokensGetWorkspaceSize(st_, 3, ot, ffi.new("uint64_t *"),
+                                                           ffi.NULL) == NULLPTR
 
 
 @pytest.mark.parametrize("src_dtype,out_dtype", [
@@ -176,14 +139,10 @@ def test_dtype_rules(ws_status, src_dtype, out_dtype):
     assert msg.startswith(API)
 
 
-def test_format_rule():
-    holder = []
-    try:
-        st_, _ = _tensor(holder, np.zeros(6, np.int32), (6,), (1,), 0, fmt=lib.ACL_FORMAT_FRACTAL_NZ)
-        ot, _ = _tensor(holder, np.zeros(3, np.int32), (3,), (1,), 0)
-        assert _run(st_, 3, ot) == INVALID
-    finally:
-        _release(holder)
+def test_format_rule(device_view, two_phase):
+    st_, _ = device_view(np.zeros(6, np.int32), (6,), (1,), 0, fmt=lib.ACL_FORMAT_FRACTAL_NZ)
+    ot, _ = device_view(np.zeros(3, np.int32), (3,), (1,), 0)
+    assert two_phase("aclnnMoeComputeExpertTokens", st_, 3, ot) == INVALID
 
 
 @pytest.mark.parametrize("name,src_shape,num_expert,out_shape", [
@@ -215,24 +174,20 @@ def test_num_expert_2048_passes(ws_status):
 
 @pytest.mark.parametrize("m", [10, 300_000])  # serial and multithreaded kernels
 @pytest.mark.parametrize("bad", [-1, -(1 << 31)])
-def test_negative_values_are_rejected(m, bad):
+def test_negative_values_are_rejected(m, bad, device_view, two_phase):
     """A negative expert id would make the NPU write before its output: the host runtime refuses it, names the
     first offending position and value, and leaves the output untouched."""
     src = np.sort(np.random.default_rng(m).integers(0, 3, m)).astype(np.int32)
     pos = m // 2 + 1
     src[pos] = bad
     src[-1] = bad
-    holder = []
-    try:
-        st_, _ = _tensor(holder, src, (m,), (1,), 0)
-        out = np.full(3, -9, np.int32)
-        ot, obuf = _tensor(holder, out, (3,), (1,), 0)
-        assert _run(st_, 3, ot) == INVALID
-        msg = recent_message()
-        assert f"sortedExperts[{pos}] = {bad}" in msg, msg
-        assert (obuf.download(out.copy()) == -9).all()
-    finally:
-        _release(holder)
+    st_, _ = device_view(src, (m,), (1,), 0)
+    out = np.full(3, -9, np.int32)
+    ot, obuf = device_view(out, (3,), (1,), 0)
+    assert two_phase("aclnnMoeComputeExpertTokens", st_, 3, ot) == INVALID
+    msg = recent_message()
+    assert f"sortedExperts[{pos}] = {bad}" in msg, msg
+    assert (obuf.download(out.copy()) == -9).all()
     with pytest.raises(AclnnError) as e:
         moe_compute_expert_tokens(src, 3)
     assert e.value.status == INVALID

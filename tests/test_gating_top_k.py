@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aclnn_moe import AclnnError, ArgumentError, DeviceBuffer
-from aclnn_moe._dtypes import acl_dtype, bfloat16
+from aclnn_moe import AclnnError, ArgumentError
+from aclnn_moe._dtypes import bfloat16
 from aclnn_moe._errors import recent_message
 from aclnn_moe.capi import ffi, lib
 from aclnn_moe.ops.gating_top_k import MoeGatingTopK, moe_gating_top_k
@@ -235,61 +235,26 @@ def test_non_contiguous_inputs(rng, dtype):
         run_both(x, 16, norm_type=0)
 
 
-def _tensor_view(buf_holder, base, shape, strides, offset, fmt=None):
-    """aclTensor over a device copy of `base` (1-D storage) with the given element strides and offset."""
-    buf = DeviceBuffer(max(base.nbytes, 1))
-    buf.upload(np.ascontiguousarray(base))
-    buf_holder.append(buf)
-    dims = ffi.new("int64_t[]", list(shape))
-    st_ = ffi.new("int64_t[]", list(strides))
-    storage = ffi.new("int64_t[]", [base.size])
-    t = lib.aclCreateTensor(dims, len(shape), acl_dtype(base.dtype.name), st_, offset,
-                            lib.ACL_FORMAT_ND if fmt is None else fmt, storage, 1, buf.cptr)
-    assert t != ffi.NULL, recent_message()
-    buf_holder.append(("t", t))
-    return t, buf
 
 
-def _release(holder):
-    for h in holder:
-        if isinstance(h, tuple):
-            lib.aclDestroyTensor(h[1])
-        else:
-            h.close()
 
 
-def _phase12(*args):
-    ws = ffi.new("uint64_t *")
-    ex = ffi.new("aclOpExecutor **")
-    status = lib.aclnnMoeGatingTopKGetWorkspaceSize(*args, ws, ex)
-    if status:
-        return status
-    w = DeviceBuffer(ws[0]) if ws[0] else None
-    try:
-        return lib.aclnnMoeGatingTopK(w.cptr if w else ffi.NULL, ws[0], ex[0], ffi.NULL)
-    finally:
-        if w:
-            w.close()
 
 
 @pytest.mark.parametrize("out_flag", [False, True])
-def test_strided_outputs_and_untouched_norm_out(rng, out_flag):
+def test_strided_outputs_and_untouched_norm_out(rng, out_flag, device_view, two_phase):
     rows, experts, k = 6, 64, 4
     x = rng.standard_normal((rows, experts)).astype(np.float32)
-    holder = []
-    try:
-        xt, _ = _tensor_view(holder, x.reshape(-1), (rows, experts), (experts, 1), 0)
-        # y: every other column of a [rows, 2k+1] buffer, offset 1; idx: transposed [k, rows] storage
-        y_base = np.full(rows * (2 * k + 1) + 1, -1.0, np.float32)
-        yt, ybuf = _tensor_view(holder, y_base, (rows, k), (2 * k + 1, 2), 1)
-        i_base = np.full(k * rows, -1, np.int32)
-        it, ibuf = _tensor_view(holder, i_base, (rows, k), (1, rows), 0)
-        o_base = np.full(rows * experts * 2, 7.0, np.float32)
-        ot, obuf = _tensor_view(holder, o_base, (rows, experts), (2 * experts, 1), experts)
-        assert _phase12(xt, ffi.NULL, k, 1, 1, 0, 0, 0, out_flag, 1.0, 1e-20, yt, it, ot) == 0, recent_message()
-        y_dev, i_dev, o_dev = ybuf.download(y_base.copy()), ibuf.download(i_base.copy()), obuf.download(o_base.copy())
-    finally:
-        _release(holder)
+    xt, _ = device_view(x.reshape(-1), (rows, experts), (experts, 1), 0)
+    # y: every other column of a [rows, 2k+1] buffer, offset 1; idx: transposed [k, rows] storage
+    y_base = np.full(rows * (2 * k + 1) + 1, -1.0, np.float32)
+    yt, ybuf = device_view(y_base, (rows, k), (2 * k + 1, 2), 1)
+    i_base = np.full(k * rows, -1, np.int32)
+    it, ibuf = device_view(i_base, (rows, k), (1, rows), 0)
+    o_base = np.full(rows * experts * 2, 7.0, np.float32)
+    ot, obuf = device_view(o_base, (rows, experts), (2 * experts, 1), experts)
+    assert two_phase("aclnnMoeGatingTopK", xt, ffi.NULL, k, 1, 1, 0, 0, 0, out_flag, 1.0, 1e-20, yt, it, ot) == 0, recent_message()
+    y_dev, i_dev, o_dev = ybuf.download(y_base.copy()), ibuf.download(i_base.copy()), obuf.download(o_base.copy())
     y_ref, idx_ref, norm_ref = ref(x, k, out_flag=True)
     y_got = np.lib.stride_tricks.as_strided(y_dev[1:], (rows, k), ((2 * k + 1) * 4, 8))
     np.testing.assert_allclose(y_got, y_ref, rtol=1e-5)
@@ -389,19 +354,15 @@ def test_null_arguments(ws_status):
     assert status == NULLPTR and "outOut" in msg  # required even when outFlag is false, as on the NPU
 
 
-def test_null_workspace_size_and_executor():
-    holder = []
-    try:
-        x = np.zeros((4, 8), np.float32)
-        xt, _ = _tensor_view(holder, x.reshape(-1), (4, 8), (8, 1), 0)
-        yt, _ = _tensor_view(holder, np.zeros(8, np.float32), (4, 2), (2, 1), 0)
-        it, _ = _tensor_view(holder, np.zeros(8, np.int32), (4, 2), (2, 1), 0)
-        ot, _ = _tensor_view(holder, np.zeros(32, np.float32), (4, 8), (8, 1), 0)
-        args = (xt, ffi.NULL, 2, 1, 1, 0, 0, 0, False, 1.0, 1e-20, yt, it, ot)
-        assert lib.aclnnMoeGatingTopKGetWorkspaceSize(*args, ffi.NULL, ffi.new("aclOpExecutor **")) == NULLPTR
-        assert lib.aclnnMoeGatingTopKGetWorkspaceSize(*args, ffi.new("uint64_t *"), ffi.NULL) == NULLPTR
-    finally:
-        _release(holder)
+def test_null_workspace_size_and_executor(device_view):
+    x = np.zeros((4, 8), np.float32)
+    xt, _ = device_view(x.reshape(-1), (4, 8), (8, 1), 0)
+    yt, _ = device_view(np.zeros(8, np.float32), (4, 2), (2, 1), 0)
+    it, _ = device_view(np.zeros(8, np.int32), (4, 2), (2, 1), 0)
+    ot, _ = device_view(np.zeros(32, np.float32), (4, 8), (8, 1), 0)
+    args = (xt, ffi.NULL, 2, 1, 1, 0, 0, 0, False, 1.0, 1e-20, yt, it, ot)
+    assert lib.aclnnMoeGatingTopKGetWorkspaceSize(*args, ffi.NULL, ffi.new("aclOpExecutor **")) == NULLPTR
+    assert lib.aclnnMoeGatingTopKGetWorkspaceSize(*args, ffi.new("uint64_t *"), ffi.NULL) == NULLPTR
 
 
 @pytest.mark.parametrize("what", ["x_int32", "x_float64", "bias_dtype", "y_dtype", "idx_dtype", "out_dtype"])
@@ -426,16 +387,12 @@ def test_dtype_rules(ws_status, what):
     assert API in msg
 
 
-def test_format_rule():
-    holder = []
-    try:
-        xt, _ = _tensor_view(holder, np.zeros(32, np.float32), (4, 8), (8, 1), 0, fmt=lib.ACL_FORMAT_FRACTAL_NZ)
-        yt, _ = _tensor_view(holder, np.zeros(8, np.float32), (4, 2), (2, 1), 0)
-        it, _ = _tensor_view(holder, np.zeros(8, np.int32), (4, 2), (2, 1), 0)
-        ot, _ = _tensor_view(holder, np.zeros(32, np.float32), (4, 8), (8, 1), 0)
-        assert _phase12(xt, ffi.NULL, 2, 1, 1, 0, 0, 0, False, 1.0, 1e-20, yt, it, ot) == INVALID
-    finally:
-        _release(holder)
+def test_format_rule(device_view, two_phase):
+    xt, _ = device_view(np.zeros(32, np.float32), (4, 8), (8, 1), 0, fmt=lib.ACL_FORMAT_FRACTAL_NZ)
+    yt, _ = device_view(np.zeros(8, np.float32), (4, 2), (2, 1), 0)
+    it, _ = device_view(np.zeros(8, np.int32), (4, 2), (2, 1), 0)
+    ot, _ = device_view(np.zeros(32, np.float32), (4, 8), (8, 1), 0)
+    assert two_phase("aclnnMoeGatingTopK", xt, ffi.NULL, 2, 1, 1, 0, 0, 0, False, 1.0, 1e-20, yt, it, ot) == INVALID
 
 
 # (name, x shape, bias shape or None, k, k_group, group_count, mode, renorm, norm_type, out_flag, y/idx/out shapes)
