@@ -21,6 +21,8 @@ def _info(args) -> int:
     v = [ffi.new("int32_t *") for _ in range(3)]
     if lib.aclrtGetVersion(*v) == 0:
         print(f"acl version  {v[0][0]}.{v[1][0]}.{v[2][0]}")
+    if b.version():
+        print(f"cann release {b.version()}")
     if has_symbol("aclsysGetCANNVersion"):
         pv = ffi.new("aclCANNPackageVersion *")
         if lib.aclsysGetCANNVersion(lib.ACL_PKG_NAME_CANN, pv) == 0:

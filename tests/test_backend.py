@@ -49,6 +49,7 @@ def test_an_old_cann_reports_the_missing_symbol(tmp_path):
     src = tmp_path / "old_opapi.c"
     src.write_text("int aclnn_moe_test_placeholder(void) { return 0; }\n")
     subprocess.run(["cc", "-shared", "-fPIC", str(src), "-o", str(lib64 / "libopapi.so")], check=True)
+    (tmp_path / "version.info").write_text("Version=8.1.RC1\n")
     r = _run("""
         from aclnn_moe.capi import backend, lib, has_symbol, SymbolNotFoundError
         print(backend().name, lib.aclrtGetSocName() is not None, has_symbol("aclnnMoeReRouting"))
@@ -60,4 +61,5 @@ def test_an_old_cann_reports_the_missing_symbol(tmp_path):
     assert r.returncode == 0, r.stderr
     first, msg = r.stdout.splitlines()[:2]
     assert first == "cann True False"
-    assert "aclnnMoeReRoutingGetWorkspaceSize" in msg and str(lib64 / "libopapi.so") in msg and "too old" in msg
+    assert "aclnnMoeReRoutingGetWorkspaceSize" in msg and str(lib64 / "libopapi.so") in msg
+    assert "CANN version (8.1.RC1) is too old" in msg

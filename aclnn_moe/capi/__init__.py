@@ -83,10 +83,10 @@ class _Library:
         searched = ", ".join(str(p) for p, _ in handles)
         if name not in declared_functions(_cdef):
             raise AttributeError(f"{name!r} is not declared in aclnn_moe's headers (include/)")
-        hint = (
-            " The installed CANN version is too old for this function (or its operator package is not installed)."
-            if b.name == "cann" else ""
-        )
+        hint = ""
+        if b.name == "cann":
+            hint = (f" The installed CANN version ({b.version() or 'version not recorded'}) is too old for this "
+                    "function, or its operator package is not installed.")
         raise SymbolNotFoundError(f"symbol {name} not found in the {b.name} backend; searched: {searched}.{hint}")
 
     def __dir__(self):

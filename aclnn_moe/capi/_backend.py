@@ -45,6 +45,20 @@ class Backend:
     def libraries(self) -> list[Path]:
         return self.runtime_libraries + self.op_libraries
 
+    def version(self) -> str | None:
+        """The CANN release of a CANN backend, from the install's version files (None if not recorded)."""
+        if self.name != "cann" or self.root is None:
+            return None
+        arch = platform.machine()
+        for f in (self.root / f"{arch}-linux" / "ascend_toolkit_install.info", self.root / "version.info",
+                  self.root / "ascend_toolkit_install.info", self.root / "runtime" / "version.info"):
+            if f.is_file():
+                for line in f.read_text(errors="replace").splitlines():
+                    key, _, value = line.partition("=")
+                    if key.strip() in ("version", "Version") and value.strip():
+                        return value.strip()
+        return None
+
 
 def binding_include_dir() -> Path:
     """This package's copy of include/: the declarations of the binding, whatever the backend."""
