@@ -85,6 +85,7 @@ class Operation:
         self._workspace_size = 0
         self._oneshot = None
         self._unsynced = None  # a stream that may still be reading the staging arena
+        self._ws_tensor = None  # workspace from torch_npu's allocator, kept until the next call or free()
         self._freed = False
 
     # ------------------------------------------------------------------ building blocks for subclasses
@@ -220,11 +221,21 @@ class Operation:
             (ws, ex), self._oneshot = self._oneshot, None
         else:
             ws, ex = self._phase1()
-        check(getattr(lib, self.api)(workspace_pool.get(ws, stream_h), ws, ex, stream_h), self.api)
+        check(getattr(lib, self.api)(self._workspace(ws, stream_h), ws, ex, stream_h), self.api)
         if self._arena is not None:
             self._unsynced = stream_h
         self._download_outputs(stream_h)
         return self._collect()
+
+    def _workspace(self, nbytes, stream_h):
+        """Workspace from the operands' own allocator: torch_npu's caching allocator for NPU tensors (stream-
+        aware, as torch_npu's own aclnn calls do), else the pool."""
+        if self._kind == TORCH_NPU and nbytes:
+            import torch
+
+            self._ws_tensor = torch.empty(nbytes, dtype=torch.uint8, device=self._like.device)
+            return ffi.cast("void *", self._ws_tensor.data_ptr())
+        return workspace_pool.get(nbytes, stream_h)
 
     def run_once(self, *, stream=None):
         """Function form: execute once and free everything, whatever happens."""
@@ -284,6 +295,7 @@ class Operation:
                 ex, self._executor = self._executor, None
                 check(lib.aclDestroyAclOpExecutor(ex), "aclDestroyAclOpExecutor")
         finally:
+            self._ws_tensor = None
             self._destroy_descriptors()
             if self._arena is not None:
                 self._settle()

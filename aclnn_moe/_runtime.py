@@ -235,6 +235,12 @@ class WorkspacePool:
             self._buffers[key] = fresh
         return fresh.cptr
 
+    def set_allocator(self, allocator) -> None:
+        """Use `allocator(nbytes) -> object with .cptr (void*) and .nbytes` for new buffers from now on (the
+        pool's current buffers are released: call it when no work that uses them is in flight)."""
+        self.release()
+        self._allocator = allocator
+
     def release(self) -> None:
         """Free every buffer (call when no work that uses them is in flight)."""
         with self._lock:

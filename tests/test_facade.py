@@ -126,6 +126,17 @@ def test_streams_events_and_the_workspace_pool(rng):
     assert pool.nbytes >= 4000 and pool.get(4000) == b
     pool.release()
     assert pool.nbytes == 0
+    made = []
+
+    def counting(nbytes):  # a caller-provided allocator
+        made.append(nbytes)
+        return am.DeviceBuffer(nbytes)
+
+    pool.set_allocator(counting)
+    pool.get(256)
+    pool.get(128)
+    assert made == [256]
+    pool.release()
 
 
 def test_errors_carry_status_api_and_message(rng):
