@@ -36,6 +36,7 @@ needs) and ``selftest(rng)``, which raises AssertionError when the backend disag
 """
 from __future__ import annotations
 
+import logging
 import sys
 
 from ._errors import AclnnError, ArgumentError, check
@@ -44,6 +45,7 @@ from ._runtime import as_stream_handle, current_device, staging_pool, workspace_
 from .capi import ffi, lib
 
 _ALIGN = 64
+_log = logging.getLogger("aclnn_moe")
 _I64_ARRAY = ffi.typeof("int64_t[]")
 
 
@@ -221,6 +223,9 @@ class Operation:
             (ws, ex), self._oneshot = self._oneshot, None
         else:
             ws, ex = self._phase1()
+        if _log.isEnabledFor(logging.DEBUG):  # guarded: formatting costs more than the call on small inputs
+            _log.debug("%s stream=%s workspace=%d planned=%s %s", self.api, stream_h, ws, self._executor is not None,
+                       ", ".join(f"{o.name}{list(o.shape)}:{o.dtype}:{o.kind}" for o in self._inputs if o is not None))
         check(getattr(lib, self.api)(self._workspace(ws, stream_h), ws, ex, stream_h), self.api)
         if self._arena is not None:
             self._unsynced = stream_h

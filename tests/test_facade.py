@@ -174,3 +174,11 @@ def test_concurrent_callers_get_their_own_scratch(rng):
     for t in threads:
         t.join()
     assert not errors, errors[0]
+
+
+def test_calls_are_logged_at_debug_level(rng, caplog):
+    import logging
+
+    with caplog.at_level(logging.DEBUG, logger="aclnn_moe"):
+        am.moe_gating_top_k(_logits(rng), 2)
+    assert any("aclnnMoeGatingTopK" in r.message and "x[8, 64]:float32:numpy" in r.message for r in caplog.records)
