@@ -126,11 +126,10 @@ aclnnStatus aclnnMoeComputeExpertTokensGetWorkspaceSize(const aclTensor *sortedE
                                                         aclOpExecutor **executor)
 {
     static const char *api = "aclnnMoeComputeExpertTokens";
-    static const aclDataType int32_type[] = {ACL_INT32, ACL_DT_UNDEFINED};
 
     OP_TRY(op_check_not_null(api, "sortedExperts", sortedExperts));
     OP_TRY(op_check_not_null(api, "out", out));
-    OP_TRY(op_check_dtype(api, "sortedExperts", sortedExperts, int32_type));
+    OP_TRY(op_check_dtype(api, "sortedExperts", sortedExperts, OP_INT32_TYPE));
     OP_TRY(op_check_same_dtype(api, "out", out, "sortedExperts", sortedExperts));
     OP_TRY(op_check_format(api, "sortedExperts", sortedExperts));
     OP_TRY(op_check_format(api, "out", out));

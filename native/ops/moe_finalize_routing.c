@@ -239,15 +239,13 @@ static aclnnStatus finalize_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
     return ACLNN_SUCCESS;
 }
 
-static const aclDataType fin_x_dt[] = {ACL_FLOAT16, ACL_BF16, ACL_FLOAT, ACL_DT_UNDEFINED};
-static const aclDataType fin_i32_dt[] = {ACL_INT32, ACL_DT_UNDEFINED};
 
 static aclnnStatus check_opt_tensor(const char *api, const char *name, const aclTensor *t, const char *ref_name,
                                     const aclTensor *ref)
 {
     if (!t) return ACLNN_SUCCESS;
     if (ref) OP_TRY(op_check_same_dtype(api, name, t, ref_name, ref));
-    else OP_TRY(op_check_dtype(api, name, t, fin_i32_dt));
+    else OP_TRY(op_check_dtype(api, name, t, OP_INT32_TYPE));
     return op_check_format(api, name, t);
 }
 
@@ -267,9 +265,9 @@ aclnnStatus aclnnMoeFinalizeRoutingV2GetWorkspaceSize(const aclTensor *expandedX
     OP_TRY(op_check_not_null(api, "out", out));
 
     /* dtypes / formats -> 161002 */
-    OP_TRY(op_check_dtype(api, "expandedX", expandedX, fin_x_dt));
+    OP_TRY(op_check_dtype(api, "expandedX", expandedX, OP_FLOAT_TYPES));
     OP_TRY(op_check_format(api, "expandedX", expandedX));
-    OP_TRY(op_check_dtype(api, "expandedRowIdx", expandedRowIdx, fin_i32_dt));
+    OP_TRY(op_check_dtype(api, "expandedRowIdx", expandedRowIdx, OP_INT32_TYPE));
     OP_TRY(op_check_format(api, "expandedRowIdx", expandedRowIdx));
     OP_TRY(check_opt_tensor(api, "x1Optional", x1Optional, "expandedX", expandedX));
     OP_TRY(check_opt_tensor(api, "x2Optional", x2Optional, "expandedX", expandedX));
@@ -378,7 +376,7 @@ aclnnStatus aclnnMoeFinalizeRoutingGetWorkspaceSize(const aclTensor *expandedX, 
     OP_TRY(op_check_not_null(api, "out", out));
 
     /* dtypes / formats -> 161002; V1 takes scales in the dtype of expandedX (no mixed precision) */
-    OP_TRY(op_check_dtype(api, "expandedX", expandedX, fin_x_dt));
+    OP_TRY(op_check_dtype(api, "expandedX", expandedX, OP_FLOAT_TYPES));
     OP_TRY(op_check_format(api, "expandedX", expandedX));
     OP_TRY(check_opt_tensor(api, "x1", x1, "expandedX", expandedX));
     OP_TRY(check_opt_tensor(api, "x2Optional", x2Optional, "expandedX", expandedX));

@@ -804,9 +804,6 @@ aclnnStatus aclnnMoeGatingTopKGetWorkspaceSize(const aclTensor *x, const aclTens
                                                uint64_t *workspaceSize, aclOpExecutor **executor)
 {
     static const char *api = "aclnnMoeGatingTopK";
-    static const aclDataType float_types[] = {ACL_FLOAT, ACL_FLOAT16, ACL_BF16, ACL_DT_UNDEFINED};
-    static const aclDataType int32_type[] = {ACL_INT32, ACL_DT_UNDEFINED};
-    static const aclDataType fp32_type[] = {ACL_FLOAT, ACL_DT_UNDEFINED};
 
     /* 161001: required tensors (the official op_api also requires outOut, even when outFlag is false) */
     OP_TRY(op_check_not_null(api, "x", x));
@@ -815,15 +812,15 @@ aclnnStatus aclnnMoeGatingTopKGetWorkspaceSize(const aclTensor *x, const aclTens
     OP_TRY(op_check_not_null(api, "outOut", outOut));
 
     /* 161002: dtypes and formats */
-    OP_TRY(op_check_dtype(api, "x", x, float_types));
+    OP_TRY(op_check_dtype(api, "x", x, OP_FLOAT_TYPES));
     if (biasOptional) {
-        OP_TRY(op_check_dtype(api, "biasOptional", biasOptional, float_types));
+        OP_TRY(op_check_dtype(api, "biasOptional", biasOptional, OP_FLOAT_TYPES));
         OP_TRY(op_check_same_dtype(api, "biasOptional", biasOptional, "x", x));
     }
-    OP_TRY(op_check_dtype(api, "yOut", yOut, float_types));
+    OP_TRY(op_check_dtype(api, "yOut", yOut, OP_FLOAT_TYPES));
     OP_TRY(op_check_same_dtype(api, "yOut", yOut, "x", x));
-    OP_TRY(op_check_dtype(api, "expertIdxOut", expertIdxOut, int32_type));
-    OP_TRY(op_check_dtype(api, "outOut", outOut, fp32_type));
+    OP_TRY(op_check_dtype(api, "expertIdxOut", expertIdxOut, OP_INT32_TYPE));
+    OP_TRY(op_check_dtype(api, "outOut", outOut, OP_FLOAT32_TYPE));
     OP_TRY(op_check_format(api, "x", x));
     if (biasOptional) OP_TRY(op_check_format(api, "biasOptional", biasOptional));
     OP_TRY(op_check_format(api, "yOut", yOut));

@@ -104,8 +104,6 @@ aclnnStatus aclnnMoeInitRoutingGetWorkspaceSize(const aclTensor *x, const aclTen
                                                 aclOpExecutor **executor)
 {
     static const char *api = "aclnnMoeInitRouting";
-    static const aclDataType x_dt[] = {ACL_FLOAT16, ACL_BF16, ACL_FLOAT, ACL_DT_UNDEFINED};
-    static const aclDataType i32_dt[] = {ACL_INT32, ACL_DT_UNDEFINED};
 
     OP_TRY(op_check_not_null(api, "x", x));
     OP_TRY(op_check_not_null(api, "rowIdx", rowIdx));
@@ -115,12 +113,12 @@ aclnnStatus aclnnMoeInitRoutingGetWorkspaceSize(const aclTensor *x, const aclTen
     OP_TRY(op_check_not_null(api, "expandedExpertIdxOut", expandedExpertIdxOut));
 
     /* dtypes / formats -> 161002 */
-    OP_TRY(op_check_dtype(api, "x", x, x_dt));
-    OP_TRY(op_check_dtype(api, "rowIdx", rowIdx, i32_dt));
-    OP_TRY(op_check_dtype(api, "expertIdx", expertIdx, i32_dt));
+    OP_TRY(op_check_dtype(api, "x", x, OP_FLOAT_TYPES));
+    OP_TRY(op_check_dtype(api, "rowIdx", rowIdx, OP_INT32_TYPE));
+    OP_TRY(op_check_dtype(api, "expertIdx", expertIdx, OP_INT32_TYPE));
     OP_TRY(op_check_same_dtype(api, "expandedXOut", expandedXOut, "x", x));
-    OP_TRY(op_check_dtype(api, "expandedRowIdxOut", expandedRowIdxOut, i32_dt));
-    OP_TRY(op_check_dtype(api, "expandedExpertIdxOut", expandedExpertIdxOut, i32_dt));
+    OP_TRY(op_check_dtype(api, "expandedRowIdxOut", expandedRowIdxOut, OP_INT32_TYPE));
+    OP_TRY(op_check_dtype(api, "expandedExpertIdxOut", expandedExpertIdxOut, OP_INT32_TYPE));
     OP_TRY(op_check_format(api, "x", x));
     OP_TRY(op_check_format(api, "rowIdx", rowIdx));
     OP_TRY(op_check_format(api, "expertIdx", expertIdx));

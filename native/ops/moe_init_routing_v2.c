@@ -155,8 +155,6 @@ static aclnnStatus init_routing_v2_kernel(aclOpExecutor *ex, void *ws, uint64_t 
     return ACLNN_SUCCESS;
 }
 
-static const aclDataType init_routing_v2_float_types[] = {ACL_FLOAT16, ACL_BF16, ACL_FLOAT, ACL_DT_UNDEFINED};
-static const aclDataType init_routing_v2_int32_type[] = {ACL_INT32, ACL_DT_UNDEFINED};
 
 aclnnStatus aclnnMoeInitRoutingV2GetWorkspaceSize(const aclTensor *x, const aclTensor *expertIdx,
                                                   int64_t activeNumOptional, int64_t expertCapacityOptional,
@@ -188,20 +186,20 @@ aclnnStatus aclnnMoeInitRoutingV2GetWorkspaceSize(const aclTensor *x, const aclT
     OP_TRY(op_check_not_null(api, "executor", executor));
 
     /* 161002 */
-    OP_TRY(op_check_dtype(api, "x", x, init_routing_v2_float_types));
-    OP_TRY(op_check_dtype(api, "expertIdx", expertIdx, init_routing_v2_int32_type));
+    OP_TRY(op_check_dtype(api, "x", x, OP_FLOAT_TYPES));
+    OP_TRY(op_check_dtype(api, "expertIdx", expertIdx, OP_INT32_TYPE));
     OP_TRY(op_check_same_dtype(api, "expandedXOut", expandedXOut, "x", x));
-    OP_TRY(op_check_dtype(api, "expandedRowIdxOut", expandedRowIdxOut, init_routing_v2_int32_type));
+    OP_TRY(op_check_dtype(api, "expandedRowIdxOut", expandedRowIdxOut, OP_INT32_TYPE));
     OP_TRY(op_check_format(api, "x", x));
     OP_TRY(op_check_format(api, "expertIdx", expertIdx));
     OP_TRY(op_check_format(api, "expandedXOut", expandedXOut));
     OP_TRY(op_check_format(api, "expandedRowIdxOut", expandedRowIdxOut));
     if (want_count) {
-        OP_TRY(op_check_dtype(api, "expertTokensCountOrCumsumOutOptional", count_out, init_routing_v2_int32_type));
+        OP_TRY(op_check_dtype(api, "expertTokensCountOrCumsumOutOptional", count_out, OP_INT32_TYPE));
         OP_TRY(op_check_format(api, "expertTokensCountOrCumsumOutOptional", count_out));
     }
     if (want_before) {
-        OP_TRY(op_check_dtype(api, "expertTokensBeforeCapacityOutOptional", before_out, init_routing_v2_int32_type));
+        OP_TRY(op_check_dtype(api, "expertTokensBeforeCapacityOutOptional", before_out, OP_INT32_TYPE));
         OP_TRY(op_check_format(api, "expertTokensBeforeCapacityOutOptional", before_out));
     }
 

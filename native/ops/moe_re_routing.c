@@ -127,9 +127,6 @@ aclnnStatus aclnnMoeReRoutingGetWorkspaceSize(const aclTensor *tokens, const acl
 {
     static const char *api = "aclnnMoeReRouting";
     static const aclDataType tok_dt[] = {ACL_FLOAT16, ACL_BF16, ACL_INT8, ACL_DT_UNDEFINED};
-    static const aclDataType cnt_dt[] = {ACL_INT32, ACL_INT64, ACL_DT_UNDEFINED};
-    static const aclDataType f32_dt[] = {ACL_FLOAT, ACL_DT_UNDEFINED};
-    static const aclDataType i32_dt[] = {ACL_INT32, ACL_DT_UNDEFINED};
 
     OP_TRY(op_check_not_null(api, "tokens", tokens));
     OP_TRY(op_check_not_null(api, "expertTokenNumPerRank", expertTokenNumPerRank));
@@ -140,11 +137,11 @@ aclnnStatus aclnnMoeReRoutingGetWorkspaceSize(const aclTensor *tokens, const acl
 
     /* dtypes: every (tokens, counts) pair of {fp16, bf16, int8} x {int32, int64} has a tiling key -> 161002 */
     OP_TRY(op_check_dtype(api, "tokens", tokens, tok_dt));
-    OP_TRY(op_check_dtype(api, "expertTokenNumPerRank", expertTokenNumPerRank, cnt_dt));
-    if (perTokenScalesOptional) OP_TRY(op_check_dtype(api, "perTokenScalesOptional", perTokenScalesOptional, f32_dt));
+    OP_TRY(op_check_dtype(api, "expertTokenNumPerRank", expertTokenNumPerRank, OP_INDEX_TYPES));
+    if (perTokenScalesOptional) OP_TRY(op_check_dtype(api, "perTokenScalesOptional", perTokenScalesOptional, OP_FLOAT32_TYPE));
     OP_TRY(op_check_same_dtype(api, "permuteTokensOut", permuteTokensOut, "tokens", tokens));
-    OP_TRY(op_check_dtype(api, "permutePerTokenScalesOut", permutePerTokenScalesOut, f32_dt));
-    OP_TRY(op_check_dtype(api, "permuteTokenIdxOut", permuteTokenIdxOut, i32_dt));
+    OP_TRY(op_check_dtype(api, "permutePerTokenScalesOut", permutePerTokenScalesOut, OP_FLOAT32_TYPE));
+    OP_TRY(op_check_dtype(api, "permuteTokenIdxOut", permuteTokenIdxOut, OP_INT32_TYPE));
     OP_TRY(op_check_same_dtype(api, "expertTokenNumOut", expertTokenNumOut, "expertTokenNumPerRank",
                                expertTokenNumPerRank));
     OP_TRY(op_check_format(api, "tokens", tokens));

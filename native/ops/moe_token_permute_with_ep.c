@@ -133,9 +133,6 @@ static aclnnStatus permute_ep_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSiz
     return ACLNN_SUCCESS;
 }
 
-static const aclDataType permute_ep_float_types[] = {ACL_FLOAT16, ACL_BF16, ACL_FLOAT, ACL_DT_UNDEFINED};
-static const aclDataType permute_ep_index_types[] = {ACL_INT32, ACL_INT64, ACL_DT_UNDEFINED};
-static const aclDataType permute_ep_int32_type[] = {ACL_INT32, ACL_DT_UNDEFINED};
 
 aclnnStatus aclnnMoeTokenPermuteWithEpGetWorkspaceSize(const aclTensor *tokens, const aclTensor *indices,
                                                        const aclTensor *probsOptional, const aclIntArray *rangeOptional,
@@ -156,10 +153,10 @@ aclnnStatus aclnnMoeTokenPermuteWithEpGetWorkspaceSize(const aclTensor *tokens, 
     OP_TRY(op_check_not_null(api, "executor", executor));
 
     /* 161002: dtypes and formats */
-    OP_TRY(op_check_dtype(api, "tokens", tokens, permute_ep_float_types));
-    OP_TRY(op_check_dtype(api, "indices", indices, permute_ep_index_types));
+    OP_TRY(op_check_dtype(api, "tokens", tokens, OP_FLOAT_TYPES));
+    OP_TRY(op_check_dtype(api, "indices", indices, OP_INDEX_TYPES));
     OP_TRY(op_check_same_dtype(api, "permuteTokensOut", permuteTokensOut, "tokens", tokens));
-    OP_TRY(op_check_dtype(api, "sortedIndicesOut", sortedIndicesOut, permute_ep_int32_type));
+    OP_TRY(op_check_dtype(api, "sortedIndicesOut", sortedIndicesOut, OP_INT32_TYPE));
     OP_TRY(op_check_format(api, "tokens", tokens));
     OP_TRY(op_check_format(api, "indices", indices));
     OP_TRY(op_check_format(api, "permuteTokensOut", permuteTokensOut));

@@ -136,8 +136,6 @@ static aclnnStatus unpermute_ep_kernel(aclOpExecutor *ex, void *ws, uint64_t wsS
     return ACLNN_SUCCESS;
 }
 
-static const aclDataType unpermute_ep_float_types[] = {ACL_FLOAT16, ACL_BF16, ACL_FLOAT, ACL_DT_UNDEFINED};
-static const aclDataType unpermute_ep_int32_type[] = {ACL_INT32, ACL_DT_UNDEFINED};
 
 aclnnStatus aclnnMoeTokenUnpermuteWithEpGetWorkspaceSize(const aclTensor *permutedTokens,
                                                          const aclTensor *sortedIndices,
@@ -156,14 +154,14 @@ aclnnStatus aclnnMoeTokenUnpermuteWithEpGetWorkspaceSize(const aclTensor *permut
     OP_TRY(op_check_not_null(api, "executor", executor));
 
     /* 161002 */
-    OP_TRY(op_check_dtype(api, "permutedTokens", permutedTokens, unpermute_ep_float_types));
-    OP_TRY(op_check_dtype(api, "sortedIndices", sortedIndices, unpermute_ep_int32_type));
+    OP_TRY(op_check_dtype(api, "permutedTokens", permutedTokens, OP_FLOAT_TYPES));
+    OP_TRY(op_check_dtype(api, "sortedIndices", sortedIndices, OP_INT32_TYPE));
     OP_TRY(op_check_same_dtype(api, "out", out, "permutedTokens", permutedTokens));
     OP_TRY(op_check_format(api, "permutedTokens", permutedTokens));
     OP_TRY(op_check_format(api, "sortedIndices", sortedIndices));
     OP_TRY(op_check_format(api, "out", out));
     if (probsOptional != NULL) {
-        OP_TRY(op_check_dtype(api, "probsOptional", probsOptional, unpermute_ep_float_types));
+        OP_TRY(op_check_dtype(api, "probsOptional", probsOptional, OP_FLOAT_TYPES));
         OP_TRY(op_check_format(api, "probsOptional", probsOptional));
     }
 

@@ -12,6 +12,11 @@
 
 /* ---------------------------------------------------------------- checks */
 
+const aclDataType OP_FLOAT_TYPES[] = {ACL_FLOAT16, ACL_BF16, ACL_FLOAT, ACL_DT_UNDEFINED};
+const aclDataType OP_INDEX_TYPES[] = {ACL_INT32, ACL_INT64, ACL_DT_UNDEFINED};
+const aclDataType OP_INT32_TYPE[] = {ACL_INT32, ACL_DT_UNDEFINED};
+const aclDataType OP_FLOAT32_TYPE[] = {ACL_FLOAT, ACL_DT_UNDEFINED};
+
 aclnnStatus op_check_not_null(const char *api, const char *param, const void *ptr)
 {
     if (ptr) return ACLNN_SUCCESS;

@@ -23,6 +23,12 @@
             return op_try_status_;            \
     } while (0)
 
+/* ---- dtype lists for op_check_dtype, terminated by ACL_DT_UNDEFINED ---- */
+extern const aclDataType OP_FLOAT_TYPES[]; /* float16, bfloat16, float32 */
+extern const aclDataType OP_INDEX_TYPES[]; /* int32, int64 */
+extern const aclDataType OP_INT32_TYPE[];
+extern const aclDataType OP_FLOAT32_TYPE[];
+
 /* ---- checks (phase 1); each returns ACLNN_SUCCESS or records a message and returns the status ---- */
 aclnnStatus op_check_not_null(const char *api, const char *param, const void *ptr);
 /* dtype must be one of `allowed` (terminated by ACL_DT_UNDEFINED) -> 161002 */
