@@ -35,6 +35,8 @@ typedef struct {
     int64_t nblk, A, H;
 } ReRoutingCtx;
 
+/* Per destination row j: its source row (the gather index output) and its scale. The token rows themselves are
+ * copied afterwards by op_gather_rows, reading the source row back from the index output. */
 static void re_routing_rows(void *vctx, int64_t begin, int64_t end)
 {
     const ReRoutingCtx *c = vctx;
@@ -54,11 +56,15 @@ static void re_routing_rows(void *vctx, int64_t begin, int64_t end)
             b_end = (b + 1 < c->nblk) ? c->blk_dst[b + 1] : c->A;
         }
         int64_t src = c->blk_src[b] + (j - c->blk_dst[b]);
-        if (c->H > 0) op_copy_row(c->ptok, j, c->tokens, src, c->H);
         *(int32_t *)op_ptr2(c->pidx, j, 0) = (int32_t)src;
         float *ps = (float *)op_ptr2(c->pscale, j, 0);
         *ps = c->scales ? *(const float *)op_ptr2(c->scales, src, 0) : 0.0f;
     }
+}
+
+static int64_t re_routing_source_row(const void *pidx, int64_t j)
+{
+    return *(const int32_t *)op_ptr2((const aclTensor *)pidx, j, 0);
 }
 
 static aclnnStatus re_routing_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
@@ -110,10 +116,8 @@ static aclnnStatus re_routing_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSiz
 
     if (A > 0) {
         ReRoutingCtx c = {tokens, scales, ptok, pscale, pidx, blk_dst, blk_src, NE, A, H};
-        int64_t row_bytes = H * op_elem_size(tokens) + 8;
-        int64_t grain = 65536 / row_bytes;
-        if (grain < 1) grain = 1;
-        acl_host_parallel_for(A, grain, re_routing_rows, &c);
+        acl_host_parallel_for(A, 8192, re_routing_rows, &c);
+        op_gather_rows(ptok, tokens, A, H, re_routing_source_row, pidx);
     }
     return ACLNN_SUCCESS;
 }
