@@ -132,7 +132,7 @@ def test_int8_map_values_other_than_0_and_1_are_an_error():
     m = np.array([[1, 0], [2, 1]], np.int8)
     with pytest.raises(AclnnError) as e:
         moe_token_permute_with_routing_map(np.ones((2, 3), np.float32), m, num_out_tokens=2)
-    assert e.value.status == lib.ACLNN_ERR_PARAM_INVALID and "routingMap[1, 0]" in e.value.message
+    assert e.value.status == lib.ACLNN_ERR_PARAM_INVALID and "routing_map[1, 0]" in e.value.message
 
 
 def test_non_contiguous_inputs(rng):

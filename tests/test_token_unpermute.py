@@ -73,7 +73,7 @@ def test_negative_index_that_would_be_read_is_an_error(rng, with_probs):
     probs = np.ones((2, 2), np.float32) if with_probs else None
     with pytest.raises(AclnnError) as e:
         moe_token_unpermute(permuted, sorted_indices, probs)
-    assert e.value.status == lib.ACLNN_ERR_PARAM_INVALID and "sortedIndices[2]" in e.value.message
+    assert e.value.status == lib.ACLNN_ERR_PARAM_INVALID and "sorted_indices[2]" in e.value.message
     with pytest.raises(IndexError):
         ref(permuted, sorted_indices, probs)
 

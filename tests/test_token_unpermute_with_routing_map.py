@@ -106,7 +106,7 @@ def test_padded_token_id_out_of_range_is_an_error(rng):
     with pytest.raises(AclnnError) as e:
         moe_token_unpermute_with_routing_map(permuted, sorted_indices, [4, 2], probs=np.ones((4, 2), np.float32),
                                              drop_and_pad=True)
-    assert e.value.status == lib.ACLNN_ERR_PARAM_INVALID and "sortedIndices[4]" in e.value.message
+    assert e.value.status == lib.ACLNN_ERR_PARAM_INVALID and "sorted_indices[4]" in e.value.message
 
 
 def test_map_selecting_more_than_the_slots_is_an_error(rng):

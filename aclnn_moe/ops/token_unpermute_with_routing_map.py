@@ -1,73 +1,64 @@
 """MoeTokenUnpermuteWithRoutingMap: the inverse of MoeTokenPermuteWithRoutingMap (torch_npu's
-``_npu_moe_token_unpermute_with_routing_map``, whose first output ``npu_moe_token_unpermute_with_routing_map``
-returns)."""
+``_npu_moe_token_unpermute_with_routing_map``; ``npu_moe_token_unpermute_with_routing_map`` returns its first
+output)."""
 from __future__ import annotations
 
 import numpy as np
 
-from .._dtypes import FLOATS
-from .._operation import Operation
-
-OPERATOR = "MoeTokenUnpermuteWithRoutingMap"
-APIS = ("aclnnMoeTokenUnpermuteWithRoutingMap",)
+from .._errors import ArgumentError
+from .._spec import FLOATS, INT32, KW, Attr, IntList, OpSpec, Output, Tensor
 
 
-class MoeTokenUnpermuteWithRoutingMap(Operation):
-    api = "aclnnMoeTokenUnpermuteWithRoutingMap"
-
-    def __init__(self, permuted_tokens, sorted_indices, restore_shape, *, probs=None, routing_map=None,
-                 drop_and_pad: bool = False, stream=None):
-        super().__init__(stream=stream)
-        permuted = self._input("permuted_tokens", permuted_tokens, dtypes=FLOATS, ndim=2)
-        sorted_indices = self._input("sorted_indices", sorted_indices, dtypes=("int32",), ndim=1)
-        routing_map = self._input("routing_map", routing_map, dtypes=("bool", "int8", "uint8"), optional=True)
-        probs = self._input("probs", probs, dtypes=FLOATS, optional=True)
-        restore = [int(v) for v in restore_shape]
-        n = sorted_indices.shape[0]
-        out = self._output("unpermuted_tokens", tuple(restore), permuted.dtype)  # op-plugin: restore_shape
-        out_index = self._output("out_index", (n,), "int32")
-        token_id = self._output("permute_token_id", (n,), "int32")
-        permute_probs = self._output("permute_probs", (n,), probs.dtype) if probs is not None else None
-        self._args = [permuted, sorted_indices, routing_map, probs, bool(drop_and_pad), self._int_array(restore),
-                      out, out_index, token_id, permute_probs]
-        self._results = (out, out_index, token_id, permute_probs)
+def _prepare(a):
+    if a.restore_shape is None or len(a.restore_shape) != 2:
+        raise ArgumentError("restore_shape", f"must be [T, H] (2 values), got {a.restore_shape}")
 
 
-def moe_token_unpermute_with_routing_map(permuted_tokens, sorted_indices, restore_shape, *, probs=None,
-                                         routing_map=None, drop_and_pad: bool = False, stream=None):
-    """torch_npu's ``_npu_moe_token_unpermute_with_routing_map``: returns ``(unpermuted_tokens, out_index,
-    permute_token_id, permute_probs)`` (permute_probs None without probs).
-
-    restore_shape [T, H]. Without drop_and_pad: sorted_indices [T*K] (-1 = unused slot) as
-    MoeTokenPermuteWithRoutingMap returns it, probs [T, E] with routing_map [T, E]: slot t*K + k of token t is
-    weighted by the k-th selected prob of that token; ``unpermuted[t] = sum_k w * permuted_tokens[d]`` in fp32.
-    With drop_and_pad: sorted_indices [E*C] token ids, ``unpermuted[sorted_indices[i]] += permuted_tokens[i] *
-    probs[sorted_indices[i], i // C]``, in ascending token order.
-    """
-    return MoeTokenUnpermuteWithRoutingMap(permuted_tokens, sorted_indices, restore_shape, probs=probs,
-                                           routing_map=routing_map, drop_and_pad=drop_and_pad,
-                                           stream=stream).run_once()
-
-
-def selftest(rng: np.random.Generator) -> None:
+def _examples(rng):
     from .._dtypes import bfloat16
     from ..reference.token_permute_with_routing_map import moe_token_permute_with_routing_map as permute
-    from ..reference.token_unpermute_with_routing_map import moe_token_unpermute_with_routing_map as ref
     from .token_permute_with_routing_map import routing_map_of
 
+    out = []
     for t, e, k, h, dt, pdt, drop in ((3, 4, 2, 4, np.float32, np.float32, False),
                                       (64, 16, 4, 256, np.float16, np.float16, False),
                                       (32, 8, 2, 128, bfloat16, np.float32, True),
-                                      (20, 6, 3, 16, np.float32, None, True)):
+                                      (20, 6, 3, 16, np.float32, None, True),
+                                      (12, 5, 2, 8, bfloat16, None, False)):
         tokens = rng.standard_normal((t, h)).astype(dt)
         m = routing_map_of(rng, t, e, k)
         probs = rng.random((t, e)).astype(pdt) if pdt is not None else None
         permuted, _, sorted_indices = permute(tokens, m, probs=probs, num_out_tokens=t * k, drop_and_pad=drop)
-        kw = dict(probs=probs, routing_map=m if probs is not None else None, drop_and_pad=drop)
-        got = moe_token_unpermute_with_routing_map(permuted, sorted_indices, [t, h], **kw)
-        exp = ref(permuted, sorted_indices, [t, h], **kw)
-        for g, r in zip(got, exp):
-            assert (g is None) == (r is None)
-            if g is not None:
-                assert g.dtype == r.dtype and g.shape == r.shape
-                np.testing.assert_array_equal(g.view(np.uint8), r.view(np.uint8))
+        out.append(dict(permuted_tokens=permuted, sorted_indices=sorted_indices, restore_shape=[t, h], probs=probs,
+                        routing_map=m if probs is not None and not drop else None, drop_and_pad=drop))
+    return out
+
+
+SPEC = OpSpec(
+    operator="MoeTokenUnpermuteWithRoutingMap", api="aclnnMoeTokenUnpermuteWithRoutingMap",
+    function="moe_token_unpermute_with_routing_map", torch_npu="_npu_moe_token_unpermute_with_routing_map",
+    params=(Tensor("permuted_tokens", "permutedTokens", dtypes=FLOATS, ndim=2),
+            Tensor("sorted_indices", "sortedIndices", dtypes=INT32, ndim=1),
+            IntList("restore_shape", "restoreShapeOptional", length=2),
+            KW,
+            Tensor("probs", "probsOptional", dtypes=FLOATS, ndim=2, optional=True, default=None),
+            Tensor("routing_map", "routingMapOptional", dtypes=("bool", "int8", "uint8"), ndim=2, optional=True,
+                   default=None),
+            Attr("drop_and_pad", "paddedMode", kind="bool", default=False)),
+    outputs=(Output("unpermuted_tokens", "unpermutedTokens", shape=lambda a: tuple(a.restore_shape),
+                    dtype=lambda a: a.permuted_tokens.dtype),
+             Output("out_index", "outIndex", shape=lambda a: a.sorted_indices.shape, dtype="int32"),
+             Output("permute_token_id", "permuteTokenId", shape=lambda a: a.sorted_indices.shape, dtype="int32"),
+             Output("permute_probs", "permuteProbs", shape=lambda a: a.sorted_indices.shape,
+                    dtype=lambda a: a.probs.dtype, when=lambda a: a.probs is not None)),
+    prepare=_prepare, examples=_examples,
+    doc="""torch_npu's ``_npu_moe_token_unpermute_with_routing_map``: returns ``(unpermuted_tokens, out_index,
+    permute_token_id, permute_probs)`` (permute_probs None without probs).
+
+    restore_shape [T, H]. Without drop_and_pad: sorted_indices [T*K] (-1 = unused slot) as
+    MoeTokenPermuteWithRoutingMap returns it; probs [T, E] need routing_map [T, E]: slot t*K + k of token t is
+    weighted by the k-th selected prob of that token (probs[routing_map], token-major);
+    ``unpermuted[t] = sum_k w * permuted_tokens[d]`` in fp32, rows outside [0, rows) skipped; out_index = arange,
+    permute_token_id = slot // K. With drop_and_pad: sorted_indices [E*C] token ids,
+    ``unpermuted[sorted_indices[i]] += permuted_tokens[i] * probs[sorted_indices[i], i // C]`` in ascending token
+    order (permute_token_id, out_index: the stable sort of sorted_indices).""")
