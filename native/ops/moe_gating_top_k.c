@@ -752,6 +752,7 @@ static void gtk_chunk(void *vctx, int64_t begin, int64_t end)
 
 static aclnnStatus gtk_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
 {
+    wsSize = ex->workspace_size; /* size scratch from phase 1's block, never the caller's (larger) claim */
     const GatingTopKParams *p = (const GatingTopKParams *)ex->params;
     if (p->rows == 0) return ACLNN_SUCCESS;
     GatingTopKCtx c;
@@ -785,9 +786,8 @@ static aclnnStatus gtk_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
     }
     c.slots = (char *)base + bias_bytes;
     int64_t avail = (int64_t)((wsSize - skip - bias_bytes) / c.slot_bytes);
-    /* about 16K elements of work per chunk at least (some 20 us: waking a sleeping worker costs the caller about
-     * 10 us on a virtualised machine), at most one chunk per scratch slot */
-    int64_t want = p->rows * p->experts / 16384;
+    /* OP_PARALLEL_MIN_WORK elements per chunk at least, at most one chunk per scratch slot */
+    int64_t want = p->rows * p->experts / OP_PARALLEL_MIN_WORK;
     if (want < 1) want = 1;
     if (want > p->rows) want = p->rows;
     c.nslots = want < avail ? want : avail;
@@ -803,92 +803,76 @@ aclnnStatus aclnnMoeGatingTopKGetWorkspaceSize(const aclTensor *x, const aclTens
                                                const aclTensor *expertIdxOut, const aclTensor *outOut,
                                                uint64_t *workspaceSize, aclOpExecutor **executor)
 {
-    static const char *api = "aclnnMoeGatingTopK";
-
-    /* 161001: required tensors (the official op_api also requires outOut, even when outFlag is false) */
-    OP_TRY(op_check_not_null(api, "x", x));
-    OP_TRY(op_check_not_null(api, "yOut", yOut));
-    OP_TRY(op_check_not_null(api, "expertIdxOut", expertIdxOut));
-    OP_TRY(op_check_not_null(api, "outOut", outOut));
-
-    /* 161002: dtypes and formats */
-    OP_TRY(op_check_dtype(api, "x", x, OP_FLOAT_TYPES));
-    if (biasOptional) {
-        OP_TRY(op_check_dtype(api, "biasOptional", biasOptional, OP_FLOAT_TYPES));
-        OP_TRY(op_check_same_dtype(api, "biasOptional", biasOptional, "x", x));
-    }
-    OP_TRY(op_check_dtype(api, "yOut", yOut, OP_FLOAT_TYPES));
-    OP_TRY(op_check_same_dtype(api, "yOut", yOut, "x", x));
-    OP_TRY(op_check_dtype(api, "expertIdxOut", expertIdxOut, OP_INT32_TYPE));
-    OP_TRY(op_check_dtype(api, "outOut", outOut, OP_FLOAT32_TYPE));
-    OP_TRY(op_check_format(api, "x", x));
-    if (biasOptional) OP_TRY(op_check_format(api, "biasOptional", biasOptional));
-    OP_TRY(op_check_format(api, "yOut", yOut));
-    OP_TRY(op_check_format(api, "expertIdxOut", expertIdxOut));
-    OP_TRY(op_check_format(api, "outOut", outOut));
+    enum { X, BIAS, Y_OUT, IDX_OUT, OUT_OUT };
+    /* the official op_api also requires outOut, even when outFlag is false */
+    static const OpParamSpec params[] = {
+        [X] = {"x", OP_IN, OP_FLOAT_TYPES, OP_NO_REF, OP_RANK(2)},
+        [BIAS] = {"biasOptional", OP_IN | OP_OPTIONAL, OP_FLOAT_TYPES, X, OP_RANK(1)},
+        [Y_OUT] = {"yOut", OP_OUT, OP_FLOAT_TYPES, X, OP_RANK(2)},
+        [IDX_OUT] = {"expertIdxOut", OP_OUT, OP_INT32_TYPE, OP_NO_REF, OP_RANK(2)},
+        [OUT_OUT] = {"outOut", OP_OUT, OP_FLOAT32_TYPE, OP_NO_REF, OP_RANK(2)},
+    };
+    static const OpSpec op = OP_SPEC("aclnnMoeGatingTopK", ACLNN_ERR_INNER_TILING_ERROR, params);
+    const void *h[] = {x, biasOptional, yOut, expertIdxOut, outOut};
+    OP_TRY(op_check_params(&op, h, 0));
 
     /* 561002: shapes (the NPU tiling's CheckInputShape / CheckOutShape) */
-    OP_TRY(op_check_ndim(api, "x", x, 2));
     const int64_t rows = x->dims[0], e = x->dims[1];
     if (biasOptional) {
-        OP_TRY(op_check_ndim(api, "biasOptional", biasOptional, 1));
         if (biasOptional->dims[0] != e)
-            return op_fail_tiling(api, "biasOptional dim 0 (%lld) must equal the expert count %lld of x",
+            return op_fail_shape(&op, "biasOptional dim 0 (%lld) must equal the expert count %lld of x",
                                   (long long)biasOptional->dims[0], (long long)e);
     }
-    if (k > e) return op_fail_tiling(api, "k (%lld) must not exceed expert count %lld", (long long)k, (long long)e);
-    OP_TRY(op_check_ndim(api, "yOut", yOut, 2));
-    OP_TRY(op_check_ndim(api, "expertIdxOut", expertIdxOut, 2));
-    OP_TRY(op_check_ndim(api, "outOut", outOut, 2));
+    if (k > e) return op_fail_shape(&op, "k (%lld) must not exceed expert count %lld", (long long)k, (long long)e);
     {
         const int64_t yshape[2] = {rows, k};
-        OP_TRY(op_check_shape(api, "yOut", yOut, 2, yshape));
-        OP_TRY(op_check_shape(api, "expertIdxOut", expertIdxOut, 2, yshape));
+        OP_TRY(op_check_shape_of(&op, "yOut", yOut, 2, yshape));
+        OP_TRY(op_check_shape_of(&op, "expertIdxOut", expertIdxOut, 2, yshape));
     }
     if (outFlag) { /* like the NPU tiling, outOut's extents are only checked when it is written */
         const int64_t oshape[2] = {rows, e};
-        OP_TRY(op_check_shape(api, "outOut", outOut, 2, oshape));
+        OP_TRY(op_check_shape_of(&op, "outOut", outOut, 2, oshape));
     }
 
     /* 561002: attributes (the NPU tiling's CheckAttr, in its order) */
     if (e > GTK_MAX_EXPERTS)
-        return op_fail_tiling(api, "expert count %lld must not be greater than %d", (long long)e, GTK_MAX_EXPERTS);
-    if (k <= 0) return op_fail_tiling(api, "k (%lld) must be greater than 0", (long long)k);
-    if (kGroup <= 0) return op_fail_tiling(api, "kGroup (%lld) must be greater than 0", (long long)kGroup);
+        return op_fail_shape(&op, "expert count %lld must not be greater than %d", (long long)e, GTK_MAX_EXPERTS);
+    if (k <= 0) return op_fail_shape(&op, "k (%lld) must be greater than 0", (long long)k);
+    if (kGroup <= 0) return op_fail_shape(&op, "kGroup (%lld) must be greater than 0", (long long)kGroup);
     if (kGroup > groupCount)
-        return op_fail_tiling(api, "kGroup (%lld) must not exceed groupCount (%lld)", (long long)kGroup,
+        return op_fail_shape(&op, "kGroup (%lld) must not exceed groupCount (%lld)", (long long)kGroup,
                               (long long)groupCount);
     if (groupCount <= 0)
-        return op_fail_tiling(api, "groupCount (%lld) must be greater than 0", (long long)groupCount);
+        return op_fail_shape(&op, "groupCount (%lld) must be greater than 0", (long long)groupCount);
     if (normType != 0 && normType != 1)
-        return op_fail_tiling(api, "normType (%lld) must be 0 (softmax) or 1 (sigmoid)", (long long)normType);
+        return op_fail_shape(&op, "normType (%lld) must be 0 (softmax) or 1 (sigmoid)", (long long)normType);
     if (groupSelectMode != 0 && groupSelectMode != 1)
-        return op_fail_tiling(api, "groupSelectMode (%lld) must be 0 (max) or 1 (sum of top 2)",
+        return op_fail_shape(&op, "groupSelectMode (%lld) must be 0 (max) or 1 (sum of top 2)",
                               (long long)groupSelectMode);
-    if (renorm != 0) return op_fail_tiling(api, "renorm (%lld) is not supported, only 0", (long long)renorm);
+    if (renorm != 0) return op_fail_shape(&op, "renorm (%lld) is not supported, only 0", (long long)renorm);
     if (e % groupCount != 0)
-        return op_fail_tiling(api, "expert count %lld must be divisible by groupCount (%lld)", (long long)e,
+        return op_fail_shape(&op, "expert count %lld must be divisible by groupCount (%lld)", (long long)e,
                               (long long)groupCount);
     const int64_t per = e / groupCount;
     if (per < 1)
-        return op_fail_tiling(api, "experts per group (%lld / %lld) must be at least 1", (long long)e,
+        return op_fail_shape(&op, "experts per group (%lld / %lld) must be at least 1", (long long)e,
                               (long long)groupCount);
     if (groupSelectMode == 1 && per < 2)
-        return op_fail_tiling(api, "groupSelectMode 1 needs at least 2 experts per group, got %lld", (long long)per);
+        return op_fail_shape(&op, "groupSelectMode 1 needs at least 2 experts per group, got %lld", (long long)per);
     if (k > kGroup * per)
-        return op_fail_tiling(api, "k (%lld) must not exceed kGroup * experts per group (%lld * %lld)",
+        return op_fail_shape(&op, "k (%lld) must not exceed kGroup * experts per group (%lld * %lld)",
                               (long long)k, (long long)kGroup, (long long)per);
     const int grouped = groupCount != 1 && groupCount != e && kGroup != groupCount;
     if (grouped) {
         int64_t align = (per + 31) / 32 * 32;
         if (groupCount * align > GTK_MAX_EXPERTS)
-            return op_fail_tiling(api,
+            return op_fail_shape(&op,
                                   "groupCount * align32(experts per group) = %lld * %lld must not be greater than %d",
                                   (long long)groupCount, (long long)align, GTK_MAX_EXPERTS);
     }
-
-    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
-    OP_TRY(op_check_not_null(api, "executor", executor));
+    int64_t elems;
+    if (!op_mul_ok(rows, e, &elems))
+        return op_fail_shape(&op, "x has too many elements (%lld x %lld)", (long long)rows, (long long)e);
 
     GatingTopKParams p;
     memset(&p, 0, sizeof p);
@@ -912,9 +896,7 @@ aclnnStatus aclnnMoeGatingTopKGetWorkspaceSize(const aclTensor *x, const aclTens
         if (slots > rows) slots = rows;
         ws = GTK_ALIGN + gtk_bias_bytes(e) + (uint64_t)slots * gtk_slot_bytes(e, groupCount, k);
     }
-    const aclTensor *ins[] = {x, biasOptional};
-    const aclTensor *outs[] = {yOut, expertIdxOut, outOut};
-    return acl_host_executor_create(api, gtk_kernel, ins, 2, outs, 3, &p, sizeof p, ws, workspaceSize, executor);
+    return op_create_executor(&op, h, gtk_kernel, &p, sizeof p, ws, workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeGatingTopK(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor, aclrtStream stream)

@@ -72,7 +72,8 @@ static void format_shape(char *buf, size_t cap, int ndim, const int64_t *dims)
     if (used < cap) snprintf(buf + used, cap - used, "]");
 }
 
-aclnnStatus op_check_shape(const char *api, const char *param, const aclTensor *t, int ndim, const int64_t *dims)
+static aclnnStatus check_shape(aclnnStatus status, const char *api, const char *param, const aclTensor *t, int ndim,
+                               const int64_t *dims)
 {
     int same = t->ndim == ndim;
     for (int i = 0; same && i < ndim; i++) same = t->dims[i] == dims[i];
@@ -80,7 +81,17 @@ aclnnStatus op_check_shape(const char *api, const char *param, const aclTensor *
     char want[160], got[160];
     format_shape(want, sizeof want, ndim, dims);
     format_shape(got, sizeof got, t->ndim, t->dims);
-    return acl_host_error(ACLNN_ERR_INNER_TILING_ERROR, "%s: %s must have shape %s, got %s", api, param, want, got);
+    return acl_host_error(status, "%s: %s must have shape %s, got %s", api, param, want, got);
+}
+
+aclnnStatus op_check_shape(const char *api, const char *param, const aclTensor *t, int ndim, const int64_t *dims)
+{
+    return check_shape(ACLNN_ERR_INNER_TILING_ERROR, api, param, t, ndim, dims);
+}
+
+aclnnStatus op_check_shape_of(const OpSpec *op, const char *param, const aclTensor *t, int ndim, const int64_t *dims)
+{
+    return check_shape(op->shape_status, op->api, param, t, ndim, dims);
 }
 
 static aclnnStatus fail(aclnnStatus status, const char *api, const char *fmt, va_list ap)
@@ -88,6 +99,103 @@ static aclnnStatus fail(aclnnStatus status, const char *api, const char *fmt, va
     char rule[768];
     vsnprintf(rule, sizeof rule, fmt, ap);
     return acl_host_error(status, "%s: %s", api, rule);
+}
+
+aclnnStatus op_fail_shape(const OpSpec *op, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    aclnnStatus st = fail(op->shape_status, op->api, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+/* "2-D", "1-D or 2-D", "at least 2-D" */
+static void format_ranks(char *buf, size_t cap, uint16_t mask)
+{
+    int lo = -1, hi = -1, count = 0;
+    for (int r = 0; r <= ACL_HOST_MAX_DIMS; r++)
+        if (mask & (1u << r)) { if (lo < 0) lo = r; hi = r; count++; }
+    if (count > 2 && hi == ACL_HOST_MAX_DIMS && count == hi - lo + 1) { snprintf(buf, cap, "at least %d-D", lo); return; }
+    size_t used = 0;
+    buf[0] = 0;
+    for (int r = lo; r <= hi && used < cap; r++)
+        if (mask & (1u << r))
+            used += (size_t)snprintf(buf + used, cap - used, "%s%d-D", used ? " or " : "", r);
+}
+
+aclnnStatus op_check_params(const OpSpec *op, const void *const *h, uint32_t also_required)
+{
+    const char *api = op->api;
+    const OpParamSpec *ps = op->params;
+    /* 1. liveness: nothing is dereferenced before every given handle is known to be live */
+    for (int i = 0; i < op->n; i++) {
+        if (!h[i]) continue;
+        const int live = (ps[i].flags & OP_INT_ARRAY) ? acl_host_int_array_live((const aclIntArray *)h[i])
+                                                      : acl_host_tensor_live((const aclTensor *)h[i]);
+        if (!live)
+            return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: %s (%p) is not a live %s (destroyed or never created)",
+                                  api, ps[i].name, h[i], (ps[i].flags & OP_INT_ARRAY) ? "aclIntArray" : "aclTensor");
+    }
+    for (int i = 0; i < op->n; i++) /* 2. null */
+        if (!h[i] && (!(ps[i].flags & OP_OPTIONAL) || (also_required >> i & 1u)))
+            OP_TRY(op_check_not_null(api, ps[i].name, h[i]));
+    for (int i = 0; i < op->n; i++) /* 3. dtype lists */
+        if (h[i] && !(ps[i].flags & OP_INT_ARRAY) && ps[i].dtypes)
+            OP_TRY(op_check_dtype(api, ps[i].name, (const aclTensor *)h[i], ps[i].dtypes));
+    for (int i = 0; i < op->n; i++) { /* 4. same-dtype groups (skipped when the reference is absent) */
+        const int r = ps[i].same_as;
+        if (!h[i] || r < 0 || !h[r]) continue;
+        const aclTensor *t = (const aclTensor *)h[i], *ref = (const aclTensor *)h[r];
+        if ((ps[i].flags & OP_OR_F32_WITH_BF16) && ref->dtype == ACL_BF16 && t->dtype == ACL_FLOAT) continue;
+        OP_TRY(op_check_same_dtype(api, ps[i].name, t, ps[r].name, ref));
+    }
+    for (int i = 0; i < op->n; i++) /* 5. format */
+        if (h[i] && !(ps[i].flags & OP_INT_ARRAY)) OP_TRY(op_check_format(api, ps[i].name, (const aclTensor *)h[i]));
+    for (int i = 0; i < op->n; i++) { /* 6. rank */
+        if (!h[i] || (ps[i].flags & OP_INT_ARRAY) || !ps[i].ranks) continue;
+        const aclTensor *t = (const aclTensor *)h[i];
+        if (t->ndim >= 0 && t->ndim <= ACL_HOST_MAX_DIMS && (ps[i].ranks >> t->ndim & 1u)) continue;
+        char want[64];
+        format_ranks(want, sizeof want, ps[i].ranks);
+        return acl_host_error(op->shape_status, "%s: %s must be %s, got %d-D", api, ps[i].name, want, t->ndim);
+    }
+    return ACLNN_SUCCESS;
+}
+
+aclnnStatus op_read_range(const OpSpec *op, const char *param, const aclIntArray *range, int64_t *start,
+                          int64_t *end)
+{
+    if (!range || range->size == 0) return ACLNN_SUCCESS;
+    if (range->size != 2)
+        return op_fail_shape(op, "%s must have 2 elements [start, end], got %llu", param,
+                             (unsigned long long)range->size);
+    if (range->values[0] < 0 || range->values[1] < 0)
+        return op_fail_shape(op, "%s [%lld, %lld]: start and end must not be negative", param,
+                             (long long)range->values[0], (long long)range->values[1]);
+    *start = range->values[0];
+    *end = range->values[1];
+    return ACLNN_SUCCESS;
+}
+
+aclnnStatus op_create_executor(const OpSpec *op, const void *const *h, acl_host_kernel_fn kernel, const void *params,
+                               size_t params_size, uint64_t workspace_size, uint64_t *workspaceSize,
+                               aclOpExecutor **executor)
+{
+    const aclTensor *ins[ACL_HOST_MAX_TENSORS], *outs[ACL_HOST_MAX_TENSORS];
+    int ni = 0, no = 0;
+    for (int i = 0; i < op->n; i++) {
+        if (op->params[i].flags & OP_INT_ARRAY) continue;
+        if (op->params[i].flags & OP_OUT) {
+            if (no < ACL_HOST_MAX_TENSORS) outs[no] = (const aclTensor *)h[i];
+            no++;
+        } else {
+            if (ni < ACL_HOST_MAX_TENSORS) ins[ni] = (const aclTensor *)h[i];
+            ni++;
+        }
+    }
+    return acl_host_executor_create(op->api, kernel, ins, ni, outs, no, params, params_size, workspace_size,
+                                    workspaceSize, executor);
 }
 
 aclnnStatus op_fail_tiling(const char *api, const char *fmt, ...)
@@ -147,6 +255,42 @@ char *op_ptr_flat(const aclTensor *t, int64_t flat)
 }
 
 static int64_t row_stride(const aclTensor *t) { return t->ndim > 1 ? t->strides[t->ndim - 1] : 1; }
+
+/* dims [a, b) of t as one dimension of *size elements *stride apart; 0 if they are not equally spaced */
+static int merge_dims(const aclTensor *t, int a, int b, int64_t *size, int64_t *stride)
+{
+    int64_t n = 1, inner = 1;
+    for (int d = a; d < b; d++)
+        if (!op_mul_ok(n, t->dims[d], &n)) return 0;
+    for (int d = b - 1; d >= a; d--)
+        if (t->dims[d] != 1) { inner = t->strides[d]; break; }
+    if (n != 0) {
+        uint64_t expect = (uint64_t)inner;
+        for (int d = b - 1; d >= a; d--) {
+            if (t->dims[d] == 1) continue;
+            if ((uint64_t)t->strides[d] != expect) return 0;
+            expect = (uint64_t)t->strides[d] * (uint64_t)t->dims[d]; /* wraps only past the last dim used */
+        }
+    }
+    *size = n;
+    *stride = inner;
+    return 1;
+}
+
+int op_view2d(const aclTensor *src, int split, aclTensor *dst)
+{
+    *dst = *src;
+    if (src->ndim == 2 && split == 1) return 1;
+    if (split < 1 || split >= src->ndim) return 0;
+    int64_t rows, rs, cols, cs;
+    if (!merge_dims(src, 0, split, &rows, &rs) || !merge_dims(src, split, src->ndim, &cols, &cs)) return 0;
+    dst->ndim = 2;
+    dst->dims[0] = rows;
+    dst->strides[0] = rs;
+    dst->dims[1] = cols;
+    dst->strides[1] = cs;
+    return 1;
+}
 
 void op_load_row_f32(const aclTensor *t, int64_t row, int64_t n, float *dst)
 {
@@ -608,5 +752,5 @@ void op_gather_rows(const aclTensor *dst, const aclTensor *src, int64_t nrows, i
     GatherCtx c = {dst, src, h, src_row, ctx, 0};
     c.nt = GATHER_HAVE_NT && row_stride(dst) == 1 && row_stride(src) == 1 &&
            (uint64_t)nrows * (uint64_t)row_bytes >= GATHER_NT_MIN_BYTES;
-    acl_host_parallel_for(nrows, 1 + 65536 / row_bytes, gather_rows_range, &c); /* at least 64 KB per chunk */
+    acl_host_parallel_for(nrows, 1 + OP_PARALLEL_MIN_BYTES / row_bytes, gather_rows_range, &c);
 }
