@@ -16,7 +16,6 @@
 #include "aclnnop/aclnn_moe_compute_expert_tokens.h"
 #include "op_common.h"
 
-#define CET_MAX_EXPERTS 2048
 #define CET_MAX_ROWS (INT64_C(1) << 24) /* the tiling rejects M > 2^24 (the doc says < 2^24) */
 #define CET_PARALLEL_MIN_ROWS (INT64_C(1) << 16)
 #define CET_ROWS_PER_CHUNK (INT64_C(1) << 15)
@@ -80,7 +79,7 @@ static aclnnStatus cet_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
     const int64_t ne = p->num_experts;
     /* per chunk: (ne + 1) int32 counters + 2 int64; chunk 0 may live on the stack when there is no workspace */
     const uint64_t per_chunk = (uint64_t)(ne + 1) * sizeof(int32_t) + 2 * sizeof(int64_t);
-    int32_t stack_hist[CET_MAX_EXPERTS + 1];
+    int32_t stack_hist[OP_MAX_EXPERTS + 1];
     int64_t stack_bad[2];
     CetCtx c;
     c.in = ex->inputs[0];
@@ -136,8 +135,8 @@ aclnnStatus aclnnMoeComputeExpertTokensGetWorkspaceSize(const aclTensor *sortedE
     const int64_t rows = sortedExperts->dims[0];
     if (rows > CET_MAX_ROWS)
         return op_fail_shape(&op, "sortedExperts has %lld elements, more than 2^24", (long long)rows);
-    if (numExperts <= 0 || numExperts > CET_MAX_EXPERTS)
-        return op_fail_shape(&op, "numExperts (%lld) must be in (0, %d]", (long long)numExperts, CET_MAX_EXPERTS);
+    if (numExperts <= 0 || numExperts > OP_MAX_EXPERTS)
+        return op_fail_shape(&op, "numExperts (%lld) must be in (0, %d]", (long long)numExperts, OP_MAX_EXPERTS);
     const int64_t oshape[1] = {numExperts};
     OP_TRY(op_check_shape_of(&op, "out", out, 1, oshape));
 

@@ -64,9 +64,6 @@ typedef struct {
     const aclTensor *X, *R, *x1, *x2, *bias, *scales, *eidx, *out;
 } FinalizeCtx;
 
-/* fp16 rounding of an fp32 value (native fp16 arithmetic, see the numerics above) */
-static inline float r16(float v) { return host_f16_to_f32(host_f32_to_f16(v)); }
-
 /* ---- generic (any dtype, any column stride) helpers ---------------------------------------------------------- */
 
 /* address of element (row, 0) of expandedX seen as [rows, H] */
@@ -78,8 +75,6 @@ static inline const char *x_row(const FinalizeCtx *c, int64_t row)
     else off += row * X->strides[0];
     return (const char *)X->data + off * op_elem_size(X);
 }
-
-static inline int64_t last_stride(const aclTensor *t) { return t->strides[t->ndim - 1]; }
 
 /* load n elements (element stride cs) as fp32 */
 static void load_seg(aclDataType dt, const char *base, int64_t cs, int64_t n, float *dst)
@@ -101,9 +96,9 @@ static void term_generic(float *acc, float *t, const float *u, float s, int64_t 
     if (fp16) {
         for (int64_t j = 0; j < n; j++) {
             float v = t[j];
-            if (u) v = r16(v + u[j]);
-            v = r16(v * s);
-            acc[j] = r16(acc[j] + v);
+            if (u) v = op_r16(v + u[j]);
+            v = op_r16(v * s);
+            acc[j] = op_r16(acc[j] + v);
         }
     } else {
         for (int64_t j = 0; j < n; j++) {
@@ -141,17 +136,17 @@ static void finalize_row_tiles(const FinalizeCtx *c, int64_t i)
     const aclDataType dt = c->X->dtype;
     const int fp16 = (dt == ACL_FLOAT16);
     const int64_t es = op_elem_size(c->X);
-    const int64_t xcs = last_stride(c->X), bcs = c->bias ? last_stride(c->bias) : 1;
+    const int64_t xcs = op_row_stride(c->X), bcs = c->bias ? op_row_stride(c->bias) : 1;
     float acc[FIN_TILE], t[FIN_TILE], u[FIN_TILE];
 
     for (int64_t j0 = 0; j0 < p->H; j0 += FIN_TILE) {
         const int64_t n = (p->H - j0 < FIN_TILE) ? p->H - j0 : FIN_TILE;
         /* initial value: x1 + x2 (rounded to fp16 for fp16), x1, or 0 */
         if (c->x1) {
-            load_seg(dt, op_ptr2(c->x1, i, j0), last_stride(c->x1), n, acc);
+            load_seg(dt, op_ptr2(c->x1, i, j0), op_row_stride(c->x1), n, acc);
             if (c->x2) {
-                load_seg(dt, op_ptr2(c->x2, i, j0), last_stride(c->x2), n, t);
-                if (fp16) for (int64_t j = 0; j < n; j++) acc[j] = r16(acc[j] + t[j]);
+                load_seg(dt, op_ptr2(c->x2, i, j0), op_row_stride(c->x2), n, t);
+                if (fp16) for (int64_t j = 0; j < n; j++) acc[j] = op_r16(acc[j] + t[j]);
                 else for (int64_t j = 0; j < n; j++) acc[j] += t[j];
             }
         } else {
@@ -166,7 +161,7 @@ static void finalize_row_tiles(const FinalizeCtx *c, int64_t i)
             term_generic(acc, t, c->bias ? u : NULL, s, n, fp16);
         }
         /* store (fp16 values are already exact fp16; bf16 rounds RNE here) */
-        store_seg(dt, op_ptr2(c->out, i, j0), last_stride(c->out), n, acc);
+        store_seg(dt, op_ptr2(c->out, i, j0), op_row_stride(c->out), n, acc);
     }
 }
 
@@ -174,9 +169,9 @@ static void finalize_rows(void *vctx, int64_t begin, int64_t end)
 {
     const FinalizeCtx *c = vctx;
     const FinalizeParams *p = c->p;
-    const int contiguous = last_stride(c->X) == 1 && (!c->bias || last_stride(c->bias) == 1) &&
-                           (!c->x1 || last_stride(c->x1) == 1) && (!c->x2 || last_stride(c->x2) == 1) &&
-                           last_stride(c->out) == 1 && p->K <= OP_ROW_MAX_TERMS;
+    const int contiguous = op_row_stride(c->X) == 1 && (!c->bias || op_row_stride(c->bias) == 1) &&
+                           (!c->x1 || op_row_stride(c->x1) == 1) && (!c->x2 || op_row_stride(c->x2) == 1) &&
+                           op_row_stride(c->out) == 1 && p->K <= OP_ROW_MAX_TERMS;
     for (int64_t i = begin; i < end; i++) {
         if (!contiguous) {
             finalize_row_tiles(c, i);

@@ -21,7 +21,6 @@
 #include "aclnnop/aclnn_moe_token_unpermute_with_ep.h"
 #include "op_common.h"
 
-#define UNPERMUTE_EP_MAX_TOPK 512
 
 typedef struct {
     int64_t t, k, h, rows; /* out [T, H], sortedIndices [T*K], permutedTokens [rows, H] */
@@ -166,8 +165,8 @@ aclnnStatus aclnnMoeTokenUnpermuteWithEpGetWorkspaceSize(const aclTensor *permut
     const int64_t rows = permutedTokens->dims[0], h = permutedTokens->dims[1], n = sortedIndices->dims[0];
     int64_t start = 0, end = rows;
     OP_TRY(op_read_range(&op, "rangeOptional", rangeOptional, &start, &end));
-    if (numTopk > UNPERMUTE_EP_MAX_TOPK)
-        return op_fail_shape(&op, "numTopk (%lld) must not exceed %d", (long long)numTopk, UNPERMUTE_EP_MAX_TOPK);
+    if (numTopk > OP_MAX_TOPK)
+        return op_fail_shape(&op, "numTopk (%lld) must not exceed %d", (long long)numTopk, OP_MAX_TOPK);
     if (probsOptional != NULL) {
         if (probsOptional->dims[1] != numTopk)
             return op_fail_shape(&op, "numTopk (%lld) must equal probsOptional dim 1 (%lld)", (long long)numTopk,

@@ -254,8 +254,6 @@ char *op_ptr_flat(const aclTensor *t, int64_t flat)
     return (char *)t->data + off * op_elem_size(t);
 }
 
-static int64_t row_stride(const aclTensor *t) { return t->ndim > 1 ? t->strides[t->ndim - 1] : 1; }
-
 /* dims [a, b) of t as one dimension of *size elements *stride apart; 0 if they are not equally spaced */
 static int merge_dims(const aclTensor *t, int a, int b, int64_t *size, int64_t *stride)
 {
@@ -295,7 +293,7 @@ int op_view2d(const aclTensor *src, int split, aclTensor *dst)
 void op_load_row_f32(const aclTensor *t, int64_t row, int64_t n, float *dst)
 {
     const char *p = op_ptr2(t, row, 0);
-    int64_t s = row_stride(t);
+    int64_t s = op_row_stride(t);
     if (s == 1) {
         switch (t->dtype) {
         case ACL_FLOAT: memcpy(dst, p, (size_t)n * 4); return;
@@ -311,7 +309,7 @@ void op_load_row_f32(const aclTensor *t, int64_t row, int64_t n, float *dst)
 void op_store_row_f32(const aclTensor *t, int64_t row, int64_t n, const float *src)
 {
     char *p = op_ptr2(t, row, 0);
-    int64_t s = row_stride(t);
+    int64_t s = op_row_stride(t);
     if (s == 1) {
         switch (t->dtype) {
         case ACL_FLOAT: memcpy(p, src, (size_t)n * 4); return;
@@ -328,7 +326,7 @@ void op_copy_row(const aclTensor *dst, int64_t dst_row, const aclTensor *src, in
 {
     char *d = op_ptr2(dst, dst_row, 0);
     const char *s = op_ptr2(src, src_row, 0);
-    int64_t es = op_elem_size(dst), ds = row_stride(dst), ss = row_stride(src);
+    int64_t es = op_elem_size(dst), ds = op_row_stride(dst), ss = op_row_stride(src);
     if (ds == 1 && ss == 1) {
         memcpy(d, s, (size_t)(n * es));
         return;
@@ -339,7 +337,7 @@ void op_copy_row(const aclTensor *dst, int64_t dst_row, const aclTensor *src, in
 void op_zero_row(const aclTensor *t, int64_t row, int64_t n)
 {
     char *d = op_ptr2(t, row, 0);
-    int64_t es = op_elem_size(t), s = row_stride(t);
+    int64_t es = op_elem_size(t), s = op_row_stride(t);
     if (s == 1) {
         memset(d, 0, (size_t)(n * es));
         return;
@@ -412,8 +410,6 @@ void op_stable_argsort_i64(const int64_t *keys, int64_t n, int64_t key_limit, in
 
 /* ---------------------------------------------------------------- weighted row sums */
 
-/* fp16 rounding of an fp32 value (exact for results of fp16 operands: 24 >= 2*11 + 2 significand bits) */
-static inline float rws_r16(float v) { return host_f16_to_f32(host_f32_to_f16(v)); }
 /* host_f32_to_bf16 without a branch, so that the portable loops vectorise */
 static inline uint16_t rws_f2bf(float f)
 {
@@ -457,7 +453,7 @@ static void rws_portable(aclDataType dt, int native, void *out, const void *x1, 
             if (x2)
                 for (int64_t j = 0; j < m; j++) {
                     const float v = acc[j] + host_f16_to_f32(((const uint16_t *)x2)[c0 + j]);
-                    acc[j] = native ? rws_r16(v) : v;
+                    acc[j] = native ? op_r16(v) : v;
                 }
             for (int64_t t = 0; t < nterms; t++) {
                 const uint16_t *x = (const uint16_t *)terms[t].x + c0, *b = (const uint16_t *)terms[t].bias;
@@ -466,12 +462,12 @@ static void rws_portable(aclDataType dt, int native, void *out, const void *x1, 
                     float v = host_f16_to_f32(x[j]);
                     if (b) {
                         v = v + host_f16_to_f32(b[c0 + j]);
-                        if (native) v = rws_r16(v);
+                        if (native) v = op_r16(v);
                     }
                     v = v * s;
-                    if (native) v = rws_r16(v);
+                    if (native) v = op_r16(v);
                     v = acc[j] + v;
-                    acc[j] = native ? rws_r16(v) : v;
+                    acc[j] = native ? op_r16(v) : v;
                 }
             }
             for (int64_t j = 0; j < m; j++) ((uint16_t *)out)[c0 + j] = host_f32_to_f16(acc[j]);
@@ -750,7 +746,7 @@ void op_gather_rows(const aclTensor *dst, const aclTensor *src, int64_t nrows, i
     if (nrows <= 0 || h <= 0) return;
     const int64_t row_bytes = h * op_elem_size(dst);
     GatherCtx c = {dst, src, h, src_row, ctx, 0};
-    c.nt = GATHER_HAVE_NT && row_stride(dst) == 1 && row_stride(src) == 1 &&
+    c.nt = GATHER_HAVE_NT && op_row_stride(dst) == 1 && op_row_stride(src) == 1 &&
            (uint64_t)nrows * (uint64_t)row_bytes >= GATHER_NT_MIN_BYTES;
     acl_host_parallel_for(nrows, 1 + OP_PARALLEL_MIN_BYTES / row_bytes, gather_rows_range, &c);
 }

@@ -172,6 +172,12 @@ static inline char *op_ptr2(const aclTensor *t, int64_t row, int64_t col)
     return (char *)t->data + off * op_elem_size(t);
 }
 
+/* element stride along a row: that of the last dim of a 2-D (or higher) tensor, 1 for a 1-D one */
+static inline int64_t op_row_stride(const aclTensor *t) { return t->ndim > 1 ? t->strides[t->ndim - 1] : 1; }
+
+/* fp16 rounding of an fp32 value: exact fp16 arithmetic on fp16 operands (24 >= 2*11 + 2 significand bits) */
+static inline float op_r16(float v) { return host_f16_to_f32(host_f32_to_f16(v)); }
+
 /* flat (row-major logical) index -> element address, any rank */
 char *op_ptr_flat(const aclTensor *t, int64_t flat);
 
