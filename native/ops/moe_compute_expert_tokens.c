@@ -74,7 +74,7 @@ static void cet_chunk(void *vctx, int64_t begin, int64_t end)
 
 static aclnnStatus cet_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
 {
-    (void)wsSize; /* the caller's claim; the scratch is what phase 1 asked for (ex->workspace_size) */
+    (void)wsSize; /* scratch is sized by ex->workspace_size (see op_common.h), never by the caller's claim */
     const ComputeExpertTokensParams *p = (const ComputeExpertTokensParams *)ex->params;
     const int64_t ne = p->num_experts;
     /* per chunk: (ne + 1) int32 counters + 2 int64; chunk 0 may live on the stack when there is no workspace */

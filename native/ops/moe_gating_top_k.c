@@ -448,7 +448,7 @@ static void gtk_chunk(void *vctx, int64_t begin, int64_t end)
 
 static aclnnStatus gtk_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
 {
-    wsSize = ex->workspace_size; /* size scratch from phase 1's block, never the caller's (larger) claim */
+    (void)wsSize; /* scratch is sized by ex->workspace_size (see op_common.h), never by the caller's claim */
     const GatingTopKParams *p = (const GatingTopKParams *)ex->params;
     if (p->rows == 0) return ACLNN_SUCCESS;
     GatingTopKCtx c;
@@ -465,11 +465,6 @@ static aclnnStatus gtk_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
     uint64_t skip = ws ? (uint64_t)(base - (uintptr_t)ws) : 0;
     uint64_t bias_bytes = gtk_bias_bytes(p->experts);
     c.slot_bytes = gtk_slot_bytes(p->experts, p->group_count, p->k);
-    if (!ws || wsSize < skip + bias_bytes + c.slot_bytes)
-        return acl_host_error(ACLNN_ERR_PARAM_INVALID,
-                              "aclnnMoeGatingTopK: workspace of %llu bytes is smaller than the %llu bytes needed",
-                              (unsigned long long)wsSize,
-                              (unsigned long long)(GTK_ALIGN + bias_bytes + c.slot_bytes));
     float *bias = (float *)base;
     const aclTensor *bt = ex->inputs[1];
     if (bt) {
@@ -481,7 +476,7 @@ static aclnnStatus gtk_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
         c.bias = NULL;
     }
     c.slots = (char *)base + bias_bytes;
-    int64_t avail = (int64_t)((wsSize - skip - bias_bytes) / c.slot_bytes);
+    int64_t avail = (int64_t)((ex->workspace_size - skip - bias_bytes) / c.slot_bytes);
     /* OP_PARALLEL_MIN_WORK elements per chunk at least, at most one chunk per scratch slot */
     int64_t want = p->rows * p->experts / OP_PARALLEL_MIN_WORK;
     if (want < 1) want = 1;

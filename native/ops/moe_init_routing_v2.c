@@ -74,7 +74,7 @@ static uint64_t init_routing_v2_ws(const InitRoutingV2Params *p)
 
 static aclnnStatus init_routing_v2_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
 {
-    wsSize = ex->workspace_size; /* size scratch from phase 1's block, never the caller's (larger) claim */
+    (void)wsSize; /* scratch is sized by ex->workspace_size (see op_common.h), never by the caller's claim */
     static const char *api = "aclnnMoeInitRoutingV2";
     const InitRoutingV2Params *p = ex->params;
     const aclTensor *x = ex->inputs[0];
@@ -94,9 +94,6 @@ static aclnnStatus init_routing_v2_kernel(aclOpExecutor *ex, void *ws, uint64_t 
         }
         return ACLNN_SUCCESS;
     }
-    if (ws == NULL || wsSize < init_routing_v2_ws(p))
-        return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: workspace of %llu bytes is too small", api,
-                              (unsigned long long)wsSize);
     int64_t *keys = ws, *order = keys + n, *scratch = order + n, *row_idx = scratch + 2 * n;
     int64_t *count = row_idx + n, *seg_start = count + (e_num > 0 ? e_num : 0);
 

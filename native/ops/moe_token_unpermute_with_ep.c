@@ -98,16 +98,13 @@ static int64_t unpermute_ep_chunk_count(int64_t t)
 
 static aclnnStatus unpermute_ep_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
 {
-    wsSize = ex->workspace_size; /* size scratch from phase 1's block, never the caller's (larger) claim */
+    (void)wsSize; /* scratch is sized by ex->workspace_size (see op_common.h), never by the caller's claim */
     static const char *api = "aclnnMoeTokenUnpermuteWithEp";
     const UnpermuteEpParams *p = ex->params;
     const int64_t n = p->t * p->k;
     if (n == 0) return ACLNN_SUCCESS;
     const uint64_t idx_bytes = UNPERMUTE_EP_ALIGN((uint64_t)n * sizeof(int64_t));
     const uint64_t chunk_bytes = (uint64_t)p->h * 2u * sizeof(float);
-    if (ws == NULL || wsSize < idx_bytes + chunk_bytes)
-        return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: workspace of %llu bytes is too small", api,
-                              (unsigned long long)wsSize);
     int64_t *idx = ws;
     const aclTensor *probs = ex->inputs[2];
 
@@ -129,7 +126,7 @@ static aclnnStatus unpermute_ep_kernel(aclOpExecutor *ex, void *ws, uint64_t wsS
     if (p->h == 0) return ACLNN_SUCCESS;
 
     int64_t n_chunks = unpermute_ep_chunk_count(p->t);
-    uint64_t fit = (wsSize - idx_bytes) / chunk_bytes;
+    uint64_t fit = (ex->workspace_size - idx_bytes) / chunk_bytes;
     if ((uint64_t)n_chunks > fit) n_chunks = (int64_t)fit;
     UnpermuteEpCtx c = {p, ex->inputs[0], probs, ex->outputs[0], idx, (float *)((char *)ws + idx_bytes), n_chunks};
     acl_host_parallel_for(n_chunks, 1, unpermute_ep_chunks, &c);

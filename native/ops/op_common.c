@@ -160,6 +160,14 @@ aclnnStatus op_check_params(const OpSpec *op, const void *const *h, uint32_t als
         format_ranks(want, sizeof want, ps[i].ranks);
         return acl_host_error(op->shape_status, "%s: %s must be %s, got %d-D", api, ps[i].name, want, t->ndim);
     }
+    for (int i = 0; i < op->n; i++) { /* 7. element counts fit int64, so that shape arithmetic on them cannot wrap */
+        if (!h[i] || (ps[i].flags & OP_INT_ARRAY)) continue;
+        const aclTensor *t = (const aclTensor *)h[i];
+        int64_t n = 1;
+        for (int d = 0; d < t->ndim; d++)
+            if (!op_mul_ok(n, t->dims[d], &n))
+                return acl_host_error(op->shape_status, "%s: %s has more than 2^63 elements", api, ps[i].name);
+    }
     return ACLNN_SUCCESS;
 }
 

@@ -36,7 +36,7 @@ extern const aclDataType OP_FLOAT32_TYPE[];
  *      (checked against the live-handle sets, before anything is dereferenced)
  *   2. null: required entries (and those in `also_required`) must be given                          -> 161001
  *   3. dtype in the entry's list; 4. dtype equal to the entry's same_as reference (when both given)  -> 161002
- *   5. format ND (plain);  6. rank in the entry's rank mask                         -> 161002, shape_status
+ *   5. format ND (plain);  6. rank in the entry's rank mask;  7. element count < 2^63  -> 161002, shape_status
  * The per-operator shape and attribute rules follow as code. op_create_executor binds the tensors of the same
  * handle array (int arrays skipped) as inputs then outputs, in table order; the workspaceSize / executor NULL
  * checks live in acl_host_executor_create. */
@@ -71,6 +71,9 @@ aclnnStatus op_check_params(const OpSpec *op, const void *const *handles, uint32
 aclnnStatus op_create_executor(const OpSpec *op, const void *const *handles, acl_host_kernel_fn kernel,
                                const void *params, size_t params_size, uint64_t workspace_size,
                                uint64_t *workspaceSize, aclOpExecutor **executor);
+/* Kernel contract: acl_host_executor_run has checked that the workspace holds ex->workspace_size bytes of device
+ * memory (non-NULL when > 0); kernels size their scratch from that, never from the caller's workspaceSize. */
+
 /* a shape / attribute rule broken: op->shape_status with "api: rule" */
 aclnnStatus op_fail_shape(const OpSpec *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* shape must equal dims[0..ndim) -> op->shape_status */
