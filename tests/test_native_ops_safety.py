@@ -337,3 +337,13 @@ def test_workspace_over_an_output_stays_in_bounds(views, api):
     status, need = _run(api, args, ws_block)
     assert need <= ws_block.nbytes
     assert status == 0, recent_message()
+
+
+def test_output_with_stride_zero_rejected(views):
+    """An output that overlaps itself (stride 0 on a dim of size > 1) is refused in phase 1; inputs may broadcast."""
+    se = _upload(views, np.array([0, 1, 1, 3], i32))
+    ok = _phase1("aclnnMoeComputeExpertTokens", views.make((4,), i32, strides=(0,), buf=se), 4, views.make((4,), i32))
+    assert ok == (0, ""), ok  # the broadcast input is fine
+    status, msg = _phase1("aclnnMoeComputeExpertTokens", views.make((4,), i32, buf=se), 4,
+                          views.make((4,), i32, strides=(0,)))
+    assert status == 161002 and "out has stride 0" in msg, msg

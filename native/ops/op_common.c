@@ -167,6 +167,12 @@ aclnnStatus op_check_params(const OpSpec *op, const void *const *h, uint32_t als
         for (int d = 0; d < t->ndim; d++)
             if (!op_mul_ok(n, t->dims[d], &n))
                 return acl_host_error(op->shape_status, "%s: %s has more than 2^63 elements", api, ps[i].name);
+        /* an output with stride 0 on a dim of size > 1 writes its elements over each other (and lets a tiny block
+         * stand for an endless loop of work); inputs may broadcast */
+        for (int d = 0; (ps[i].flags & OP_OUT) && d < t->ndim; d++)
+            if (t->strides[d] == 0 && t->dims[d] > 1)
+                return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: %s has stride 0 on dim %d (size %lld): an output "
+                                      "must not overlap itself", api, ps[i].name, d, (long long)t->dims[d]);
     }
     return ACLNN_SUCCESS;
 }
