@@ -132,7 +132,8 @@ def test_recent_error_message_is_kept_per_thread_newest_first():
     assert lib.aclrtSetDevice(4343) == lib.ACL_ERROR_RT_INVALID_DEVICEID
     text = message()
     lines = text.split("\n")
-    assert "4343" in lines[0] and lines[1:] == first.split("\n")  # the new error is put in front
+    # the new error is put in front of the older text (whose oldest lines may drop out at the size cap)
+    assert "4343" in lines[0] and lines[1:] == first.split("\n")[:len(lines) - 1] and len(lines) > 1
 
     import threading
     seen = []
@@ -307,7 +308,7 @@ def test_registering_inside_an_aclrtmalloc_block_is_refused(stream):
 @pytest.mark.parametrize("policy", ["ACL_MEM_MALLOC_HUGE_FIRST", "ACL_MEM_MALLOC_NORMAL_ONLY",
                                     "ACL_MEM_MALLOC_HUGE_ONLY"])
 def test_large_blocks_are_pooled_and_range_checks_stay_exact(stream, policy):
-    n = (8 << 20) + 12
+    n = (77 << 20) + 12  # a size no other test uses, so the pool's best fit is the mapping freed here
     p = ffi.new("void **")
     assert lib.aclrtMalloc(p, n, getattr(lib, policy)) == OK
     first = int(ffi.cast("uintptr_t", p[0]))

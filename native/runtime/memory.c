@@ -570,6 +570,7 @@ void host_memory_atfork_parent(void)
 void host_memory_atfork_child(void)
 {
     for (size_t i = 0; i < g_nblocks; i++) atomic_store(&g_blocks[i].pins, 0);
-    pthread_rwlock_unlock(&g_blocks_lock);
+    /* a fresh lock, not an unlock: glibc tells a writer's unlock by its thread id, which differs in the child */
+    pthread_rwlock_init(&g_blocks_lock, NULL);
     host_ptrset_unlock(&g_host_allocs);
 }
