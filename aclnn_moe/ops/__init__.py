@@ -11,6 +11,12 @@ OP_MODULES = {
     "init_routing_v2": ("moe_init_routing_v2", "MoeInitRoutingV2"),
     "token_permute_with_ep": ("moe_token_permute_with_ep", "MoeTokenPermuteWithEp"),
     "token_unpermute_with_ep": ("moe_token_unpermute_with_ep", "MoeTokenUnpermuteWithEp"),
+    "token_permute_with_ep_grad": ("moe_token_permute_with_ep_grad", "MoeTokenPermuteWithEpGrad"),
+    "token_unpermute_with_ep_grad": ("moe_token_unpermute_with_ep_grad", "MoeTokenUnpermuteWithEpGrad"),
+    "token_permute_grad": ("moe_token_permute_grad", "MoeTokenPermuteGrad"),
+    "token_unpermute_grad": ("moe_token_unpermute_grad", "MoeTokenUnpermuteGrad"),
+    "init_routing_v2_grad": ("moe_init_routing_v2_grad", "MoeInitRoutingV2Grad"),
+    "finalize_routing_v2_grad": ("moe_finalize_routing_v2_grad", "MoeFinalizeRoutingV2Grad"),
 }
 
 __all__ = []

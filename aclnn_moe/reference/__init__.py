@@ -12,8 +12,16 @@ from .init_routing_v2 import moe_init_routing_v2
 from .re_routing import moe_re_routing
 from .token_permute_with_ep import moe_token_permute_with_ep
 from .token_unpermute_with_ep import moe_token_unpermute_with_ep
+from .finalize_routing_v2_grad import moe_finalize_routing_v2_grad
+from .init_routing_v2_grad import moe_init_routing_v2_grad
+from .token_permute_grad import moe_token_permute_grad
+from .token_permute_with_ep_grad import moe_token_permute_with_ep_grad
+from .token_unpermute_grad import moe_token_unpermute_grad
+from .token_unpermute_with_ep_grad import moe_token_unpermute_with_ep_grad
 
 __all__ = [
     "moe_compute_expert_tokens", "moe_finalize_routing", "moe_gating_top_k", "moe_init_routing",
     "moe_init_routing_v2", "moe_re_routing", "moe_token_permute_with_ep", "moe_token_unpermute_with_ep",
+    "moe_token_permute_with_ep_grad", "moe_token_unpermute_with_ep_grad", "moe_token_permute_grad",
+    "moe_token_unpermute_grad", "moe_init_routing_v2_grad", "moe_finalize_routing_v2_grad",
 ]
