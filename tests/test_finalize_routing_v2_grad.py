@@ -157,7 +157,7 @@ def test_index_errors_161002(idx, kw):
     with pytest.raises(AclnnError) as e:
         moe_finalize_routing_v2_grad(gy, np.array(idx, np.int32), expanded_x=x, scales=np.ones((2, 2), np.float32),
                                      **kw)
-    assert e.value.status == 161002 and "expandedRowIdx" in e.value.message
+    assert e.value.status == 161002 and "expanded_row_idx" in e.value.message
 
 
 def test_expert_index_out_of_range_161002():
@@ -165,7 +165,7 @@ def test_expert_index_out_of_range_161002():
         moe_finalize_routing_v2_grad(np.ones((2, 3), np.float32), np.arange(4, dtype=np.int32),
                                      expanded_x=np.ones((4, 3), np.float32), scales=np.ones((2, 2), np.float32),
                                      expert_idx=np.array([[0, 1], [2, 0]], np.int32), bias=np.ones((2, 3), np.float32))
-    assert e.value.status == 161002 and "expertIdxOptional[1, 0] = 2" in e.value.message
+    assert e.value.status == 161002 and "expert_idx[1, 0] = 2" in e.value.message
 
 
 def _args(r=2, k=2, h=3, e=2, dtype=np.float32):

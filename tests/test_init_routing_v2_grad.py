@@ -96,7 +96,7 @@ def test_index_out_of_range_161002(kw, idx):
     shape = (2, 2, 3) if kw.get("drop_pad_mode") else (kw.get("active_num") or 4, 3)
     with pytest.raises(AclnnError) as e:
         moe_init_routing_v2_grad(np.ones(shape, np.float32), np.array(idx, np.int32), 2, **kw)
-    assert e.value.status == 161002 and "expandedRowIdx" in e.value.message
+    assert e.value.status == 161002 and "expanded_row_idx" in e.value.message
 
 
 def _args(n=2, k=2, h=3, dtype=np.float32):

@@ -152,7 +152,7 @@ def test_negative_index_is_an_error(rng):
     s[5] = -3
     with pytest.raises(AclnnError) as e:
         moe_token_permute_with_ep_grad(np.ones((4, 2), np.float32), s, num_topk=2, range=[0, 4])
-    assert e.value.status == 161002 and "sortedIndices[5] = -3" in e.value.message
+    assert e.value.status == 161002 and "sorted_indices[5] = -3" in e.value.message
 
 
 def test_indices_past_the_window_are_skipped():

@@ -11,6 +11,7 @@ from aclnn_moe.ops.token_unpermute_with_ep_grad import MoeTokenUnpermuteWithEpGr
 from aclnn_moe.reference.token_permute_with_ep import moe_token_permute_with_ep as permute_forward
 from aclnn_moe.reference.token_unpermute_with_ep import moe_token_unpermute_with_ep as forward
 from aclnn_moe.reference.token_unpermute_with_ep_grad import moe_token_unpermute_with_ep_grad as ref
+from aclnn_moe.reference.token_unpermute_with_ep_grad import unpermute_with_ep_grad
 
 API = "aclnnMoeTokenUnpermuteWithEpGrad"
 FLOAT_DTYPES = (np.float32, np.float16, bfloat16)
@@ -113,7 +114,7 @@ def test_unselected_rows_are_zero_and_infershape_rows_accepted(ws_status, rng):
     pout = np.zeros((t, k), np.float32)
     status, msg = ws_status(API, grad, s, None, None, False, None, [2, 6], k, out, pout, run=True)
     assert status == 0, msg
-    exp, _ = ref(grad, s, range=[2, 6], topk_num=k, out_rows=t * k)
+    exp, _ = unpermute_with_ep_grad(grad, s, range=[2, 6], topk_num=k, out_rows=t * k)
     np.testing.assert_array_equal(out, exp)
     assert np.all(out[4:] == 0)
 
@@ -160,7 +161,7 @@ def test_negative_and_duplicate_indices_are_errors(rng):
     bad[5] = -3
     with pytest.raises(AclnnError) as e:
         moe_token_unpermute_with_ep_grad(np.ones((4, 2), np.float32), bad, topk_num=2)
-    assert e.value.status == 161002 and "sortedIndices[5] = -3" in e.value.message
+    assert e.value.status == 161002 and "sorted_indices[5] = -3" in e.value.message
     dup = s.copy()
     dup[1] = dup[6]
     with pytest.raises(AclnnError) as e:

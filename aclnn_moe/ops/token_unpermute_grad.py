@@ -3,59 +3,45 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._dtypes import FLOATS
-from .._operation import Operation
-from ._grad_check import same
-
-OPERATOR = "MoeTokenUnpermuteGrad"
-APIS = ("aclnnMoeTokenUnpermuteGrad",)
+from .._spec import FLOATS, INT32, KW, Attr, IntList, OpSpec, Output, Tensor
 
 
-class MoeTokenUnpermuteGrad(Operation):
-    api = "aclnnMoeTokenUnpermuteGrad"
+def _examples(rng):
+    from .._dtypes import bfloat16
 
-    def __init__(self, permuted_tokens, unpermuted_tokens_grad, sorted_indices, *, probs=None, padded_mode=False,
-                 restore_shape=None, stream=None):
-        super().__init__(stream=stream)
-        permuted = self._input("permuted_tokens", permuted_tokens, dtypes=FLOATS, ndim=2)
-        grad = self._input("unpermuted_tokens_grad", unpermuted_tokens_grad, dtypes=FLOATS, ndim=2)
-        sorted_indices = self._input("sorted_indices", sorted_indices, dtypes=("int32",), ndim=1)
-        probs = self._input("probs", probs, dtypes=FLOATS, ndim=2, optional=True)
-        k = probs.shape[1] if probs is not None else 1
-        pt_grad = self._output("permuted_tokens_grad", tuple(permuted.shape), permuted.dtype)
-        probs_grad = self._output("probs_grad", (grad.shape[0], k), probs.dtype if probs is not None else grad.dtype)
-        restore = self._int_array(restore_shape) if restore_shape is not None else None
-        self._args = [permuted, grad, sorted_indices, probs, bool(padded_mode), restore, pt_grad, probs_grad]
-        self._results = (pt_grad, probs_grad if probs is not None else None)
+    out = []
+    for t, k, h, dt, pdt, rows in ((3, 2, 4, np.float32, np.float32, 6), (64, 8, 256, bfloat16, np.float32, 300),
+                                   (40, 1, 33, np.float16, None, 40)):
+        out.append(dict(permuted_tokens=rng.standard_normal((rows, h)).astype(dt),
+                        unpermuted_tokens_grad=rng.standard_normal((t, h)).astype(dt),
+                        sorted_indices=rng.permutation(t * k).astype(np.int32),
+                        probs=rng.random((t, k)).astype(pdt) if pdt is not None else None))
+    return out
 
 
-def moe_token_unpermute_grad(permuted_tokens, unpermuted_tokens_grad, sorted_indices, *, probs=None,
-                             padded_mode=False, restore_shape=None, stream=None):
-    """``aclnnMoeTokenUnpermuteGrad``.
+SPEC = OpSpec(
+    operator="MoeTokenUnpermuteGrad", api="aclnnMoeTokenUnpermuteGrad", function="moe_token_unpermute_grad",
+    params=(Tensor("permuted_tokens", "permuteTokens", dtypes=FLOATS, ndim=2),
+            Tensor("unpermuted_tokens_grad", "unpermutedTokensGrad", dtypes=FLOATS, ndim=2,
+                   same_dtype="permuted_tokens"),
+            Tensor("sorted_indices", "sortedIndices", dtypes=INT32, ndim=1),
+            KW,
+            Tensor("probs", "probsOptional", dtypes=FLOATS, ndim=2, optional=True, default=None),
+            Attr("padded_mode", "paddedMode", kind="bool", default=False),
+            IntList("restore_shape", "restoreShapeOptional", default=None)),
+    outputs=(Output("permuted_tokens_grad", "permutedTokensGradOut", shape=lambda a: a.permuted_tokens.shape,
+                    dtype=lambda a: a.permuted_tokens.dtype),
+             # a required output; written only with probs
+             Output("probs_grad", "probsGradOut",
+                    shape=lambda a: (a.unpermuted_tokens_grad.shape[0], a.probs.shape[1] if a.probs is not None else 1),
+                    dtype=lambda a: a.probs.dtype if a.probs is not None else a.permuted_tokens.dtype,
+                    returned=lambda a: a.probs is not None)),
+    examples=_examples,
+    doc="""``aclnnMoeTokenUnpermuteGrad``: returns ``(permuted_tokens_grad, probs_grad)``.
 
     permuted_tokens [rows, H] fp16/bf16/fp32 (the forward's input; rows = its num_out_tokens);
     unpermuted_tokens_grad [T, H] same dtype; sorted_indices int32 [T*K]; probs [T, K] any float dtype (K = 1
     without); padded_mode False only; restore_shape None or [T, H].
 
-    Returns ``(permuted_tokens_grad [rows, H], probs_grad [T, K] or None)``: for d = sorted_indices[t*K + k] < rows
-    ``permuted_tokens_grad[d] = grad[t] * probs[t, k]`` and ``probs_grad[t, k] = sum_j permuted_tokens[d, j] *
-    grad[t, j]``; other rows and entries are 0.
-    """
-    return MoeTokenUnpermuteGrad(permuted_tokens, unpermuted_tokens_grad, sorted_indices, probs=probs,
-                                 padded_mode=padded_mode, restore_shape=restore_shape, stream=stream).run_once()
-
-
-def selftest(rng: np.random.Generator) -> None:
-    from .._dtypes import bfloat16
-    from ..reference.token_unpermute_grad import moe_token_unpermute_grad as ref
-
-    for t, k, h, dt, pdt, rows in ((3, 2, 4, np.float32, np.float32, 6), (64, 8, 256, bfloat16, np.float32, 300),
-                                   (40, 1, 33, np.float16, None, 40)):
-        s = rng.permutation(t * k).astype(np.int32)
-        permuted = rng.standard_normal((rows, h)).astype(dt)
-        grad = rng.standard_normal((t, h)).astype(dt)
-        probs = rng.random((t, k)).astype(pdt) if pdt is not None else None
-        for name, g, r in zip(("permuted_tokens_grad", "probs_grad"),
-                              moe_token_unpermute_grad(permuted, grad, s, probs=probs),
-                              ref(permuted, grad, s, probs=probs)):
-            same(g, r, name)
+    permuted_tokens_grad [rows, H]: for d = sorted_indices[t*K + k] < rows ``grad[t] * probs[t, k]`` (other rows
+    0); probs_grad [T, K] (None without probs): ``sum_j permuted_tokens[d, j] * grad[t, j]`` (0 for dropped d).""")

@@ -54,9 +54,15 @@ def scatter_grad(grad, rows_sel, scale, x, n_rows, name):
 
 
 def moe_token_unpermute_with_ep_grad(unpermuted_tokens_grad, sorted_indices, *, permuted_tokens=None, probs=None,
-                                     padded_mode=False, restore_shape=None, range=None, topk_num=None,
-                                     out_rows=None):
+                                     padded_mode=False, restore_shape=None, range=None, topk_num=None):
     """Return ``(permuted_tokens_grad [rows, H], probs_grad [T, K] or None)``."""
+    return unpermute_with_ep_grad(unpermuted_tokens_grad, sorted_indices, permuted_tokens=permuted_tokens,
+                                  probs=probs, padded_mode=padded_mode, range=range, topk_num=topk_num)
+
+
+def unpermute_with_ep_grad(unpermuted_tokens_grad, sorted_indices, *, permuted_tokens=None, probs=None,
+                           padded_mode=False, range=None, topk_num=None, out_rows=None):
+    """The same with the output's rows chosen (``out_rows``, e.g. T*K as the official infershape)."""
     G = np.asarray(unpermuted_tokens_grad)
     S = np.asarray(sorted_indices).astype(np.int64)
     if padded_mode:

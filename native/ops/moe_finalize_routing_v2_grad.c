@@ -132,8 +132,12 @@ aclnnStatus aclnnMoeFinalizeRoutingV2GradGetWorkspaceSize(
     }
     MoeGradIndexRule rule = {"expandedRowIdx", 0, n, 0, 0, rows};
     if (dropPadMode == 1) rule = (MoeGradIndexRule){"expandedRowIdx", 0, rows, 1, 0, rows};
+    const aclTensor *ins[] = {gradY, expandedRowIdx, expandedXOptional, scalesOptional, expertIdxOptional,
+                              biasOptional};
+    const aclTensor *outs[] = {gradExpandedXOut, gradScalesOut};
     return moe_grad_scatter_create(api, gradY, expandedRowIdx, scales, scales != NULL ? x : NULL, bias, experts, r, k,
-                                   rule, gx, scales != NULL ? gradScalesOut : NULL, workspaceSize, executor);
+                                   rule, gx, scales != NULL ? gradScalesOut : NULL, ins, 6, outs, 2, workspaceSize,
+                                   executor);
 }
 
 aclnnStatus aclnnMoeFinalizeRoutingV2Grad(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,

@@ -77,6 +77,15 @@ static aclnnStatus map_indices(const char *api, int64_t *rows, int64_t n, const 
     return ACLNN_SUCCESS;
 }
 
+/* the executor slot of a role tensor (pointer identity), -1 for an unused role */
+static int slot_of(const aclTensor *const *ins, int n, const aclTensor *t)
+{
+    if (t == NULL) return -1;
+    for (int i = 0; i < n; i++)
+        if (ins[i] == t) return i;
+    return -1;
+}
+
 static int64_t chunk_count(int64_t items)
 {
     int64_t n = acl_host_num_threads();
@@ -108,6 +117,7 @@ typedef struct {
     int64_t t, k, h;
     MoeGradIndexRule rule;
     int sum_order, has_probs, levels;
+    int s_grad, s_idx, s_probs; /* executor input slots */
 } GatherParams;
 
 typedef struct {
@@ -187,15 +197,15 @@ static aclnnStatus gather_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
         return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: workspace of %llu bytes is too small", api,
                               (unsigned long long)wsSize);
     int64_t *rows = ws;
-    op_read_all_i64(ex->inputs[1], rows);
+    op_read_all_i64(ex->inputs[p->s_idx], rows);
     OP_TRY(map_indices(api, rows, n, &p->rule));
 
     GatherCtx c;
     c.p = p;
-    if (!moe_grad_view2d(ex->inputs[0], &c.grad))
+    if (!moe_grad_view2d(ex->inputs[p->s_grad], &c.grad))
         return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: the gradient view cannot be read as 2-D", api);
     if (p->has_probs) {
-        const aclTensor *pg = ex->inputs[2], *po = ex->outputs[1];
+        const aclTensor *pg = ex->inputs[p->s_probs], *po = ex->outputs[1];
         const size_t es = (size_t)op_elem_size(po);
         for (int64_t i = 0; i < n; i++) {
             char *dst = po->ndim == 2 ? op_ptr2(po, i / p->k, i % p->k) : op_ptr_flat(po, i);
@@ -218,21 +228,22 @@ static aclnnStatus gather_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
 aclnnStatus moe_grad_gather_create(const char *api, const aclTensor *grad, const aclTensor *indices,
                                    const aclTensor *probsGrad, int64_t t, int64_t k, MoeGradIndexRule rule,
                                    int sum_order, const aclTensor *out, const aclTensor *probsOut,
+                                   const aclTensor *const *ins, int n_ins, const aclTensor *const *outs, int n_outs,
                                    uint64_t *workspaceSize, aclOpExecutor **executor)
 {
+    (void)probsOut;
     aclTensor v;
     if (!moe_grad_view2d(grad, &v))
         return op_fail_param(api, "the gradient input: the leading dims of this strided view cannot be merged");
-    GatherParams p = {t, k, out->dims[1], rule, sum_order, probsGrad != NULL, tree_levels(k)};
-    const aclTensor *ins[] = {grad, indices, probsGrad};
-    const aclTensor *outs[] = {out, probsGrad != NULL ? probsOut : NULL};
+    GatherParams p = {t, k, out->dims[1], rule, sum_order, probsGrad != NULL, tree_levels(k),
+                      slot_of(ins, n_ins, grad), slot_of(ins, n_ins, indices), slot_of(ins, n_ins, probsGrad)};
     uint64_t ws = 0;
     if (t * k > 0) {
         int64_t per_chunk = p.h * (2 + (sum_order == MOE_GRAD_SUM_TREE ? p.levels : 0));
         ws = GRAD_ALIGN((uint64_t)(t * k) * sizeof(int64_t)) +
              (uint64_t)chunk_count(t) * (uint64_t)per_chunk * sizeof(float);
     }
-    return acl_host_executor_create(api, gather_kernel, ins, 3, outs, 2, &p, sizeof p, ws, workspaceSize,
+    return acl_host_executor_create(api, gather_kernel, ins, n_ins, outs, n_outs, &p, sizeof p, ws, workspaceSize,
                                     executor);
 }
 
@@ -242,6 +253,7 @@ typedef struct {
     int64_t t, k, h, rows_out, x_rows;
     MoeGradIndexRule rule;
     int has_scales, has_x, has_bias, has_gs;
+    int s_grad, s_idx, s_scales, s_x, s_bias, s_experts; /* executor input slots (-1: unused) */
 } ScatterParams;
 
 typedef struct {
@@ -328,14 +340,14 @@ static aclnnStatus scatter_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
                               (unsigned long long)wsSize);
     ScatterCtx c;
     c.p = p;
-    c.grad = ex->inputs[0];
-    c.scales = ex->inputs[2];
-    c.bias = ex->inputs[4];
+    c.grad = ex->inputs[p->s_grad];
+    c.scales = p->has_scales ? ex->inputs[p->s_scales] : NULL;
+    c.bias = p->has_bias ? ex->inputs[p->s_bias] : NULL;
     c.gs = ex->outputs[1];
     int64_t *rows = ws, *experts = (int64_t *)((char *)ws + idx_bytes), *src = (int64_t *)((char *)ws + 2 * idx_bytes);
 
     /* data checks, before anything is written */
-    op_read_all_i64(ex->inputs[1], rows);
+    op_read_all_i64(ex->inputs[p->s_idx], rows);
     OP_TRY(map_indices(api, rows, n, &p->rule));
     for (int64_t r = 0; r < p->rows_out; r++) src[r] = -1;
     for (int64_t i = 0; i < n; i++) {
@@ -355,8 +367,8 @@ static aclnnStatus scatter_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
         src[r] = i;
     }
     if (p->has_bias) {
-        const int64_t e = ex->inputs[4]->dims[0];
-        op_read_all_i64(ex->inputs[5], experts);
+        const int64_t e = c.bias->dims[0];
+        op_read_all_i64(ex->inputs[p->s_experts], experts);
         for (int64_t i = 0; i < n; i++)
             if (experts[i] < 0 || experts[i] >= e)
                 return acl_host_error(ACLNN_ERR_PARAM_INVALID,
@@ -364,7 +376,7 @@ static aclnnStatus scatter_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
                                       api, (long long)(i / p->k), (long long)(i % p->k), (long long)experts[i],
                                       (long long)e);
     }
-    if (!moe_grad_view2d(ex->outputs[0], &c.gx) || (p->has_x && !moe_grad_view2d(ex->inputs[3], &c.x)))
+    if (!moe_grad_view2d(ex->outputs[0], &c.gx) || (p->has_x && !moe_grad_view2d(ex->inputs[p->s_x], &c.x)))
         return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: a 3-D view cannot be read as 2-D", api);
     if (p->h == 0) return ACLNN_SUCCESS;
     c.rows = rows;
@@ -387,8 +399,9 @@ static aclnnStatus scatter_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
 aclnnStatus moe_grad_scatter_create(const char *api, const aclTensor *grad, const aclTensor *indices,
                                     const aclTensor *scales, const aclTensor *x, const aclTensor *bias,
                                     const aclTensor *expertIdx, int64_t t, int64_t k, MoeGradIndexRule rule,
-                                    const aclTensor *gradX, const aclTensor *gradScale, uint64_t *workspaceSize,
-                                    aclOpExecutor **executor)
+                                    const aclTensor *gradX, const aclTensor *gradScale,
+                                    const aclTensor *const *ins, int n_ins, const aclTensor *const *outs, int n_outs,
+                                    uint64_t *workspaceSize, aclOpExecutor **executor)
 {
     aclTensor v;
     if (!moe_grad_view2d(gradX, &v))
@@ -401,14 +414,14 @@ aclnnStatus moe_grad_scatter_create(const char *api, const aclTensor *grad, cons
         x_rows = v.dims[0];
     }
     const int has_gs = gradScale != NULL && scales != NULL && x != NULL;
-    ScatterParams p = {t, k, grad->dims[1], rows_out, x_rows, rule, scales != NULL, x != NULL, bias != NULL, has_gs};
-    const aclTensor *ins[] = {grad, indices, scales, x, bias, bias != NULL ? expertIdx : NULL};
-    const aclTensor *outs[] = {gradX, has_gs ? gradScale : NULL};
+    ScatterParams p = {t, k, grad->dims[1], rows_out, x_rows, rule, scales != NULL, x != NULL, bias != NULL, has_gs,
+                       slot_of(ins, n_ins, grad), slot_of(ins, n_ins, indices), slot_of(ins, n_ins, scales),
+                       slot_of(ins, n_ins, x), slot_of(ins, n_ins, bias), slot_of(ins, n_ins, expertIdx)};
     const uint64_t n = (uint64_t)(t * k);
     int64_t chunks = chunk_count(rows_out > t ? rows_out : t);
     uint64_t ws = GRAD_ALIGN(n * sizeof(int64_t)) * 2 + GRAD_ALIGN((uint64_t)rows_out * sizeof(int64_t)) +
                   (uint64_t)chunks * (uint64_t)p.h * 3u * sizeof(float);
     if (n == 0 && rows_out == 0) ws = 0;
-    return acl_host_executor_create(api, scatter_kernel, ins, 6, outs, 2, &p, sizeof p, ws, workspaceSize,
+    return acl_host_executor_create(api, scatter_kernel, ins, n_ins, outs, n_outs, &p, sizeof p, ws, workspaceSize,
                                     executor);
 }

@@ -37,6 +37,7 @@ enum { MOE_GRAD_SUM_SEQUENTIAL = 0, MOE_GRAD_SUM_TREE = 1 };
 aclnnStatus moe_grad_gather_create(const char *api, const aclTensor *grad, const aclTensor *indices,
                                    const aclTensor *probsGrad, int64_t t, int64_t k, MoeGradIndexRule rule,
                                    int sum_order, const aclTensor *out, const aclTensor *probsOut,
+                                   const aclTensor *const *ins, int n_ins, const aclTensor *const *outs, int n_outs,
                                    uint64_t *workspaceSize, aclOpExecutor **executor);
 
 /* grad [T, H]; indices 1-D [T*K]; scales [T, K] or NULL (scale 1); x [rows, H] or NULL (needed for gradScale);
@@ -45,8 +46,14 @@ aclnnStatus moe_grad_gather_create(const char *api, const aclTensor *grad, const
 aclnnStatus moe_grad_scatter_create(const char *api, const aclTensor *grad, const aclTensor *indices,
                                     const aclTensor *scales, const aclTensor *x, const aclTensor *bias,
                                     const aclTensor *expertIdx, int64_t t, int64_t k, MoeGradIndexRule rule,
-                                    const aclTensor *gradX, const aclTensor *gradScale, uint64_t *workspaceSize,
-                                    aclOpExecutor **executor);
+                                    const aclTensor *gradX, const aclTensor *gradScale,
+                                    const aclTensor *const *ins, int n_ins, const aclTensor *const *outs, int n_outs,
+                                    uint64_t *workspaceSize, aclOpExecutor **executor);
+
+/* Both builders take the operator's tensors in prototype order (ins / outs, every slot the caller passed, unused
+ * ones included) for the executor, so that aclSetInput/OutputTensorAddr indices are the prototype's; the role
+ * arguments (grad, indices, ...) must be among them, or NULL for a role the call does not use. gradX / out is
+ * outs[0]; probsOut / gradScale, when used, outs[1]. */
 
 /* rank-3 [A, B, H] view as [A*B, H] (rank 2: a copy); 0 if the two leading dims cannot be merged */
 int moe_grad_view2d(const aclTensor *src, aclTensor *dst);

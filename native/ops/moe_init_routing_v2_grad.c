@@ -72,8 +72,9 @@ aclnnStatus aclnnMoeInitRoutingV2GradGetWorkspaceSize(const aclTensor *gradExpan
                               (long long)out->dims[0], (long long)(n / topK));
     MoeGradIndexRule rule = {"expandedRowIdx", 0, n, 0, 0, rows};
     if (dropPadMode == 1) rule = (MoeGradIndexRule){"expandedRowIdx", 0, rows, 1, 0, rows};
+    const aclTensor *ins[] = {grad, expandedRowIdx}, *outs[] = {out};
     return moe_grad_gather_create(api, grad, expandedRowIdx, NULL, n / topK, topK, rule, MOE_GRAD_SUM_TREE, out,
-                                  NULL, workspaceSize, executor);
+                                  NULL, ins, 2, outs, 1, workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeInitRoutingV2Grad(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,

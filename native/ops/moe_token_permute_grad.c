@@ -51,8 +51,9 @@ aclnnStatus aclnnMoeTokenPermuteGradGetWorkspaceSize(const aclTensor *permutedOu
     const int64_t out_dims[2] = {n / numTopk, grad->dims[1]};
     OP_TRY(op_check_shape(api, "out", out, 2, out_dims));
     MoeGradIndexRule rule = {"sortedIndices", 0, INT64_MAX, 0, 0, rows};
+    const aclTensor *ins[] = {grad, sortedIndices}, *outs[] = {out};
     return moe_grad_gather_create(api, grad, sortedIndices, NULL, n / numTopk, numTopk, rule,
-                                  MOE_GRAD_SUM_SEQUENTIAL, out, NULL, workspaceSize, executor);
+                                  MOE_GRAD_SUM_SEQUENTIAL, out, NULL, ins, 2, outs, 1, workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeTokenPermuteGrad(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,

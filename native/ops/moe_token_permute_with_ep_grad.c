@@ -102,8 +102,10 @@ aclnnStatus aclnnMoeTokenPermuteWithEpGradGetWorkspaceSize(const aclTensor *perm
         OP_TRY(op_check_shape(api, "probsGradOut", probsGradOut, 2, pdims));
     }
     MoeGradIndexRule rule = {"sortedIndices", 0, INT64_MAX, 0, start, end};
+    const aclTensor *ins[] = {grad, sortedIndices, permutedProbsOutputGradOptional};
+    const aclTensor *outs[] = {tokenGradOut, probsGradOut};
     return moe_grad_gather_create(api, grad, sortedIndices, probs, t, numTopk, rule, MOE_GRAD_SUM_SEQUENTIAL,
-                                  tokenGradOut, probsGradOut, workspaceSize, executor);
+                                  tokenGradOut, probsGradOut, ins, 3, outs, 2, workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeTokenPermuteWithEpGrad(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,

@@ -90,9 +90,11 @@ aclnnStatus aclnnMoeTokenUnpermuteGradGetWorkspaceSize(const aclTensor *permuteT
         OP_TRY(op_check_shape(api, "probsGradOut", probsGradOut, 2, pdims));
     }
     MoeGradIndexRule rule = {"sortedIndices", 0, INT64_MAX, 0, 0, rows};
+    const aclTensor *ins[] = {permuteTokens, unpermutedTokensGrad, sortedIndices, probsOptional};
+    const aclTensor *outs[] = {permutedTokensGradOut, probsGradOut};
     return moe_grad_scatter_create(api, grad, sortedIndices, probs, probs != NULL ? permuted : NULL, NULL, NULL, t, k,
-                                   rule, permutedTokensGradOut, probs != NULL ? probsGradOut : NULL, workspaceSize,
-                                   executor);
+                                   rule, permutedTokensGradOut, probs != NULL ? probsGradOut : NULL, ins, 4, outs, 2,
+                                   workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeTokenUnpermuteGrad(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,

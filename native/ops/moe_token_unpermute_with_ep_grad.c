@@ -126,9 +126,11 @@ aclnnStatus aclnnMoeTokenUnpermuteWithEpGradGetWorkspaceSize(
         OP_TRY(op_check_shape(api, "probsGradOut", probsGradOut, 2, pdims));
     }
     MoeGradIndexRule rule = {"sortedIndices", 0, INT64_MAX, 0, start, wend};
+    const aclTensor *ins[] = {unpermutedTokensGrad, sortedIndices, permutedTokensOptional, probsOptional};
+    const aclTensor *outs[] = {permutedTokensGradOut, probsGradOut};
     return moe_grad_scatter_create(api, grad, sortedIndices, probs, probs != NULL ? permuted : NULL, NULL, NULL, t, k,
-                                   rule, permutedTokensGradOut, probs != NULL ? probsGradOut : NULL, workspaceSize,
-                                   executor);
+                                   rule, permutedTokensGradOut, probs != NULL ? probsGradOut : NULL, ins, 4, outs, 2,
+                                   workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeTokenUnpermuteWithEpGrad(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,
