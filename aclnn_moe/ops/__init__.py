@@ -9,6 +9,9 @@ OP_MODULES = {
     "finalize_routing": ("moe_finalize_routing", "MoeFinalizeRouting"),
     "init_routing": ("moe_init_routing", "MoeInitRouting"),
     "init_routing_v2": ("moe_init_routing_v2", "MoeInitRoutingV2"),
+    "init_routing_v3": ("moe_init_routing_v3", "MoeInitRoutingV3"),
+    "init_routing_quant": ("moe_init_routing_quant", "MoeInitRoutingQuant"),
+    "init_routing_quant_v2": ("moe_init_routing_quant_v2", "MoeInitRoutingQuantV2"),
     "token_permute_with_ep": ("moe_token_permute_with_ep", "MoeTokenPermuteWithEp"),
     "token_unpermute_with_ep": ("moe_token_unpermute_with_ep", "MoeTokenUnpermuteWithEp"),
 }
