@@ -5,55 +5,72 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._dtypes import FLOATS
-from .._operation import Operation
-
-OPERATOR = "MoeInitRoutingQuantV2"
-APIS = ("aclnnMoeInitRoutingQuantV2",)
+from .._spec import FLOAT32, FLOATS, INT32, KW, Attr, OpSpec, Output, Tensor
 
 
-class MoeInitRoutingQuantV2(Operation):
-    api = "aclnnMoeInitRoutingQuantV2"
-
-    def __init__(self, x, expert_idx, *, scale=None, offset=None, active_num: int = 1024, expert_capacity: int = 0,
-                 expert_num: int = 256, drop_pad_mode: int = 0, expert_tokens_num_mode: int = 0,
-                 expert_tokens_before_capacity_flag: bool = False, quant_mode: int = 1, stream=None):
-        super().__init__(stream=stream)
-        x = self._input("x", x, dtypes=FLOATS, ndim=2)
-        expert_idx = self._input("expert_idx", expert_idx, dtypes=("int32",), ndim=2)
-        scale = self._input("scale", scale, dtypes=("float32",), optional=True)
-        offset = self._input("offset", offset, dtypes=("float32",), optional=True)
-        active_num, capacity, expert_num = int(active_num), int(expert_capacity), int(expert_num)
-        mode, flag, quant = int(drop_pad_mode), int(expert_tokens_num_mode), int(quant_mode)
-        before_flag = bool(expert_tokens_before_capacity_flag)
-        n, h = x.shape
-        total = expert_idx.shape[0] * expert_idx.shape[1]
-        # attribute rules (negative values, modes, capacity > N, ...) are reported by the operator (561002)
-        if mode == 1:
-            rows = max(expert_num, 0) * max(capacity, 0)
-            shape = (max(expert_num, 0), max(capacity, 0), h)
-        else:
-            rows = total if active_num <= 0 else min(active_num, total)
-            shape = (rows, h)
-        expanded_x = self._output("expanded_x", shape, "int8")
-        expanded_row_idx = self._output("expanded_row_idx", (total,), "int32")
-        counts = before = expanded_scale = None
-        if mode != 1 and flag > 0:
-            counts = self._output("expert_token_cumsum_or_count", (max(expert_num, 0),), "int32")
-        if mode == 1 and before_flag:
-            before = self._output("expert_tokens_before_capacity", (max(expert_num, 0),), "int32")
-        if quant == 1:
-            expanded_scale = self._output("expanded_scale", (rows,), "float32")
-        self._args = [x, expert_idx, scale, offset, active_num, capacity, expert_num, mode, flag, before_flag, quant,
-                      expanded_x, expanded_row_idx, counts, before, expanded_scale]
-        self._results = (expanded_x, expanded_row_idx, counts, before, expanded_scale)
+def _rows(a):
+    total = a.expert_idx.shape[0] * a.expert_idx.shape[1]
+    if a.drop_pad_mode == 1:
+        return max(a.expert_num, 0) * max(a.expert_capacity, 0)
+    return total if a.active_num <= 0 else min(a.active_num, total)
 
 
-def moe_init_routing_quant_v2(x, expert_idx, *, scale=None, offset=None, active_num: int = 1024,
-                              expert_capacity: int = 0, expert_num: int = 256, drop_pad_mode: int = 0,
-                              expert_tokens_num_mode: int = 0, expert_tokens_before_capacity_flag: bool = False,
-                              quant_mode: int = 1, stream=None):
-    """``aclnnMoeInitRoutingQuantV2`` with the signature and defaults of ``torch_npu.npu_moe_init_routing_quant``.
+def _expanded_x_shape(a):
+    if a.drop_pad_mode == 1:
+        return (a.expert_num, a.expert_capacity, a.x.shape[1])
+    return (_rows(a), a.x.shape[1])
+
+
+def _examples(rng):
+    from .._dtypes import bfloat16
+
+    cases = ((3, 2, 4, 3, np.float32, dict(active_num=0, expert_capacity=2, drop_pad_mode=1,
+                                            expert_tokens_before_capacity_flag=True, quant_mode=0)),
+             (64, 8, 128, 16, np.float16, dict(active_num=0, expert_tokens_num_mode=2, quant_mode=1, smooth=1)),
+             (40, 4, 96, 8, bfloat16, dict(active_num=100, expert_tokens_num_mode=1, quant_mode=1, smooth=8)),
+             (32, 2, 64, 4, np.float32, dict(expert_capacity=12, drop_pad_mode=1, quant_mode=1)),
+             (16, 3, 40, 6, np.float16, dict(active_num=30, expert_tokens_num_mode=1, quant_mode=0)),
+             (0, 2, 8, 4, np.float32, dict(active_num=0, expert_tokens_num_mode=2)))
+    out = []
+    for n, k, h, e, dt, kw in cases:
+        kw = dict(kw)
+        if kw.get("quant_mode") == 0:
+            kw.update(scale=np.array([0.3452], np.float32), offset=np.array([1.8369], np.float32))
+        if "smooth" in kw:
+            kw["scale"] = rng.uniform(0.5, 2.0, (kw.pop("smooth"), h)).astype(np.float32)
+        out.append(dict(x=rng.standard_normal((n, h)).astype(dt), expert_idx=rng.integers(0, e, (n, k)).astype(np.int32),
+                        expert_num=e, **kw))
+    return out
+
+
+SPEC = OpSpec(
+    operator="MoeInitRoutingQuantV2", api="aclnnMoeInitRoutingQuantV2", function="moe_init_routing_quant_v2",
+    torch_npu="npu_moe_init_routing_quant",
+    params=(Tensor("x", "x", dtypes=FLOATS, ndim=2),
+            Tensor("expert_idx", "expertIdx", dtypes=INT32, ndim=2),
+            KW,
+            Tensor("scale", "scaleOptional", dtypes=FLOAT32, optional=True, default=None),
+            Tensor("offset", "offsetOptional", dtypes=FLOAT32, optional=True, default=None),
+            Attr("active_num", "activeNum", default=1024),
+            Attr("expert_capacity", "expertCapacity", default=0),
+            Attr("expert_num", "expertNum", default=256),
+            Attr("drop_pad_mode", "dropPadMode", default=0),
+            Attr("expert_tokens_num_mode", "expertTokensCountOrCumsumFlag", default=0),
+            Attr("expert_tokens_before_capacity_flag", "expertTokensBeforeCapacityFlag", kind="bool", default=False),
+            Attr("quant_mode", "quantMode", default=1)),
+    outputs=(Output("expanded_x", "expandedXOut", shape=_expanded_x_shape, dtype="int8"),
+             Output("expanded_row_idx", "expandedRowIdxOut",
+                    shape=lambda a: (a.expert_idx.shape[0] * a.expert_idx.shape[1],), dtype="int32"),
+             Output("expert_token_cumsum_or_count", "expertTokensCountOrCumsumOutOptional",
+                    shape=lambda a: (a.expert_num,), dtype="int32",
+                    when=lambda a: a.drop_pad_mode != 1 and a.expert_tokens_num_mode > 0),
+             Output("expert_tokens_before_capacity", "expertTokensBeforeCapacityOutOptional",
+                    shape=lambda a: (a.expert_num,), dtype="int32",
+                    when=lambda a: a.drop_pad_mode == 1 and a.expert_tokens_before_capacity_flag),
+             Output("expanded_scale", "dynamicQuantScaleOutOptional", shape=lambda a: (_rows(a),), dtype="float32",
+                    when=lambda a: a.quant_mode == 1)),
+    examples=_examples,
+    doc="""``aclnnMoeInitRoutingQuantV2`` with the signature and defaults of ``torch_npu.npu_moe_init_routing_quant``.
 
     x [N, H] fp16/bf16/fp32; expert_idx [N, K] int32 (ids in [0, expert_num) whenever expert_num bounds them).
     Routing as ``moe_init_routing_v2``: dropless expanded_x [rows, H] (rows = N*K if active_num <= 0 else
@@ -65,38 +82,4 @@ def moe_init_routing_quant_v2(x, expert_idx, *, scale=None, offset=None, active_
     1 (optional smooth scale [1 or expert_num, H]): s = max|x*smooth| / 127 per row (expanded_scale fp32 [rows]),
     ``int8(round(x*smooth / s))`` with ties away from zero, as the NPU kernel; expanded_scale None for quant_mode 0.
     Returns ``(expanded_x, expanded_row_idx, expert_token_cumsum_or_count, expert_tokens_before_capacity,
-    expanded_scale)``.
-    """
-    return MoeInitRoutingQuantV2(x, expert_idx, scale=scale, offset=offset, active_num=active_num,
-                                 expert_capacity=expert_capacity, expert_num=expert_num, drop_pad_mode=drop_pad_mode,
-                                 expert_tokens_num_mode=expert_tokens_num_mode,
-                                 expert_tokens_before_capacity_flag=expert_tokens_before_capacity_flag,
-                                 quant_mode=quant_mode, stream=stream).run_once()
-
-
-def selftest(rng: np.random.Generator) -> None:
-    from .._dtypes import bfloat16
-    from ..reference.init_routing_quant_v2 import moe_init_routing_quant_v2 as ref
-
-    cases = ((3, 2, 4, 3, np.float32, dict(active_num=0, expert_capacity=2, drop_pad_mode=1,
-                                            expert_tokens_before_capacity_flag=True, quant_mode=0)),
-             (64, 8, 128, 16, np.float16, dict(active_num=0, expert_tokens_num_mode=2, quant_mode=1, smooth=(1,))),
-             (40, 4, 96, 8, bfloat16, dict(active_num=100, expert_tokens_num_mode=1, quant_mode=1, smooth=(8,))),
-             (32, 2, 64, 4, np.float32, dict(expert_capacity=12, drop_pad_mode=1, quant_mode=1)))
-    for n, k, h, e, dt, kw in cases:
-        x = rng.standard_normal((n, h)).astype(dt)
-        expert_idx = rng.integers(0, e, (n, k)).astype(np.int32)
-        kw = dict(kw)
-        if kw.get("quant_mode") == 0:
-            kw.update(scale=np.array([0.3452], np.float32), offset=np.array([1.8369], np.float32))
-        if "smooth" in kw:
-            kw["scale"] = rng.uniform(0.5, 2.0, (kw.pop("smooth")[0], h)).astype(np.float32)
-        got = moe_init_routing_quant_v2(x, expert_idx, expert_num=e, **kw)
-        exp = ref(x, expert_idx, expert_num=e, **kw)
-        for name, g, r in zip(("expanded_x", "expanded_row_idx", "expert_token_cumsum_or_count",
-                               "expert_tokens_before_capacity", "expanded_scale"), got, exp):
-            assert (g is None) == (r is None), name
-            if g is None:
-                continue
-            assert g.dtype == r.dtype and g.shape == r.shape, f"{name}: {g.dtype}{g.shape} != {r.dtype}{r.shape}"
-            np.testing.assert_array_equal(g, r, err_msg=name)
+    expanded_scale)``.""")

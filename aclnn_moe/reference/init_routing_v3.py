@@ -33,7 +33,7 @@ def moe_init_routing_v3(x, expert_idx, *, scale=None, offset=None, active_num=-1
     E = int(expert_num)
     if E <= 0 or drop_pad_mode not in (0, 1) or expert_tokens_num_type not in (0, 1, 2) or quant_mode not in (-1, 0, 1):
         raise ValueError("invalid attribute")
-    start, end = (0, E) if len(active_expert_range) == 0 else (int(active_expert_range[0]), int(active_expert_range[1]))
+    start, end = (0, E) if not active_expert_range else (int(active_expert_range[0]), int(active_expert_range[1]))
     if not 0 <= start < end <= E:
         raise ValueError("active_expert_range must satisfy 0 <= start < end <= expert_num")
     N, K = expert_idx.shape
