@@ -239,15 +239,17 @@ class OpSpec:
                 raise ArgumentError(p.name, f"must be in [{lo}, {'inf' if hi is None else hi}]"
                                             f"{' (' + p.why + ')' if p.why else ''}, got {v}")
 
-    def output_layouts(self, a) -> dict:
-        """name -> (shape, dtype) of every output passed to C (absent ones map to None)."""
+    def output_layouts(self, a, concrete: bool = True) -> dict:
+        """name -> (shape, dtype) of every output passed to C (absent ones map to None). With
+        ``concrete=False`` sizes stay as computed (torch SymInts under fake tensors), never forced to int."""
         out = {}
         for o in self.outputs:
             if o.when is not None and not o.when(a):
                 out[o.name] = None
                 continue
             dtype = o.dtype(a) if callable(o.dtype) else o.dtype
-            out[o.name] = (tuple(int(max(s, 0)) for s in o.shape(a)), dtype)
+            shape = tuple(o.shape(a))
+            out[o.name] = (tuple(int(max(s, 0)) for s in shape) if concrete else shape, dtype)
         return out
 
     def returned(self, a) -> dict:
