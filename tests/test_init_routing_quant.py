@@ -406,3 +406,34 @@ def test_quant_v2_shape_and_attribute_rules_561002(ws_status, make):
     assert status == 561002, msg
     assert API2 in msg
 
+
+
+def test_quant_v2_random_configurations_match_reference(rng):
+    for _ in range(60):
+        n, k, h = int(rng.integers(1, 40)), int(rng.integers(1, 9)), int(rng.integers(1, 70))
+        e = int(rng.integers(1, 20))
+        dtype = FLOAT_DTYPES[int(rng.integers(0, 3))]
+        x = (rng.standard_normal((n, h)) * rng.uniform(0.1, 10)).astype(dtype)
+        ids = rng.integers(0, e, (n, k)).astype(np.int32)
+        kw = dict(expert_num=e, quant_mode=int(rng.integers(0, 2)), active_num=int(rng.integers(0, n * k + 3)))
+        if rng.random() < 0.4:
+            kw.update(drop_pad_mode=1, expert_capacity=int(rng.integers(1, n + 1)),
+                      expert_tokens_before_capacity_flag=bool(rng.random() < 0.5))
+        else:
+            kw["expert_tokens_num_mode"] = int(rng.integers(0, 3))
+        if kw["quant_mode"] == 0:
+            kw.update(scale=np.array([rng.uniform(-50, 50)], np.float32), offset=np.array([rng.uniform(-3, 3)],
+                                                                                            np.float32))
+        elif rng.random() < 0.6:
+            kw["scale"] = rng.uniform(0.1, 3, (1 if rng.random() < 0.5 else e, h)).astype(np.float32)
+        run_v2(x, ids, **kw)
+
+
+def test_quant_v1_random_configurations_match_reference(rng):
+    for _ in range(40):
+        n, k, h = int(rng.integers(1, 40)), int(rng.integers(1, 9)), int(rng.integers(1, 70))
+        dtype = FLOAT_DTYPES[int(rng.integers(0, 3))]
+        x = (rng.standard_normal((n, h)) * rng.uniform(0.1, 10)).astype(dtype)
+        ids = rng.integers(-3, 30, (n, k)).astype(np.int32)
+        row_idx = rng.permutation(n * k).astype(np.int32).reshape(n, k)  # any permutation, not only k-major
+        run_v1(x, row_idx, ids, int(rng.integers(0, n + 3)), float(rng.uniform(-60, 60)), float(rng.uniform(-4, 4)))

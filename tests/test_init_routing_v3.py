@@ -425,3 +425,34 @@ def test_facade_rejects_bad_arguments_early():
     with pytest.raises(AclnnError) as e:
         moe_init_routing_v3(np.ones((2, 2), np.float32), np.zeros((2, 1), np.int32))  # expert_num -1
     assert e.value.status == 561103 and "expert_num" in e.value.message
+
+
+def test_random_configurations_match_reference(rng):
+    """a sweep over random shapes, dtypes, ranges, modes and quantisation, skewed and uniform routing"""
+    for _ in range(60):
+        n, k, h = int(rng.integers(1, 40)), int(rng.integers(1, 9)), int(rng.integers(1, 70))
+        e = int(rng.integers(1, 20))
+        dtype = FLOAT_DTYPES[int(rng.integers(0, 3))]
+        x = (rng.standard_normal((n, h)) * rng.uniform(0.1, 10)).astype(dtype)
+        if rng.random() < 0.3:
+            ids = np.where(rng.random((n, k)) < 0.8, int(rng.integers(0, e)), rng.integers(0, e, (n, k)))
+        else:
+            ids = rng.integers(0, e, (n, k))
+        ids = ids.astype(np.int32)
+        kw = dict(expert_num=e, quant_mode=int(rng.integers(-1, 2)), expert_tokens_num_flag=bool(rng.random() < 0.7))
+        if rng.random() < 0.3 and e >= 1:
+            kw.update(drop_pad_mode=1, expert_capacity=int(rng.integers(1, n + 1)), expert_tokens_num_type=1)
+        else:
+            start = int(rng.integers(0, e))
+            end = int(rng.integers(start + 1, e + 1))
+            kw.update(active_expert_range=[start, end], expert_tokens_num_type=int(rng.integers(0, 3)),
+                      row_idx_type=int(rng.integers(0, 2)), active_num=int(rng.integers(-1, n * k + 3)))
+        rng_len = (kw["active_expert_range"][1] - kw["active_expert_range"][0]) if "active_expert_range" in kw else e
+        if kw["quant_mode"] == 0:
+            kw.update(scale=np.array([rng.uniform(-50, 50)], np.float32), offset=np.array([rng.uniform(-3, 3)],
+                                                                                            np.float32))
+        elif kw["quant_mode"] == 1 and rng.random() < 0.6:
+            kw["scale"] = rng.uniform(0.1, 3, (1 if rng.random() < 0.5 else rng_len, h)).astype(np.float32)
+        elif kw["quant_mode"] == -1 and rng.random() < 0.5:
+            kw["scale"] = rng.standard_normal(n).astype(np.float32)
+        run_both(x, ids, **kw)
