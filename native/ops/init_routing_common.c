@@ -10,9 +10,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* rows per parallel chunk: at least 64 KB of fp32 work per chunk, as op_gather_rows does, so that small outputs
- * stay on one thread (the pool hand-off costs more than quantising a few KB) */
-#define IRC_ROWS_GRAIN_BYTES 65536
 /* ids the V1 kernels sort exactly (fp32 keys on the NPU) */
 #define IRC_V1_EXPERT_BOUND (1LL << 24)
 
@@ -91,6 +88,7 @@ aclnnStatus irc_sort(const char *api, const aclTensor *expert_idx, const IrcSort
     s->seg = sp->bounded ? s->count + range : NULL;
     s->avail = 0;
     s->range = range;
+    s->nk = nk;
     if (nk == 0) {
         for (int64_t e = 0; e < range; e++) s->count[e] = s->seg[e] = 0;
         return ACLNN_SUCCESS;
@@ -132,37 +130,25 @@ aclnnStatus irc_sort(const char *api, const aclTensor *expert_idx, const IrcSort
 
 void irc_write_row_idx(const aclTensor *out, IrcSorted *s, int scatter, int64_t capacity)
 {
-    const int64_t nk = acl_host_numel(out);
+    const int64_t nk = s->nk;
     int64_t *idx = s->tmp;
     for (int64_t p = 0; p < nk; p++) idx[p] = -1;
+    /* positions are bounds-checked: an output written before may overlap a (wrongly placed) workspace */
     if (capacity > 0 && s->count) {
         /* expert start + e owns the sorted positions [seg[e], seg[e] + count[e]); the first C are kept */
         for (int64_t e = 0; e < s->range; e++)
-            for (int64_t pos = 0; pos < s->count[e] && pos < capacity; pos++)
-                idx[s->order[s->seg[e] + pos]] = e * capacity + pos;
+            for (int64_t pos = 0; pos < s->count[e] && pos < capacity; pos++) {
+                const int64_t j = s->seg[e] + pos;
+                if ((uint64_t)j < (uint64_t)nk && (uint64_t)s->order[j] < (uint64_t)nk)
+                    idx[s->order[j]] = e * capacity + pos;
+            }
     } else if (scatter) {
-        for (int64_t j = 0; j < s->avail; j++) idx[j] = s->order[j];
+        for (int64_t j = 0; j < s->avail && j < nk; j++) idx[j] = s->order[j];
     } else {
-        for (int64_t j = 0; j < s->avail; j++) idx[s->order[j]] = j;
+        for (int64_t j = 0; j < s->avail && j < nk; j++)
+            if ((uint64_t)s->order[j] < (uint64_t)nk) idx[s->order[j]] = j;
     }
     op_write_all_i64(out, idx);
-}
-
-int irc_view2d(const aclTensor *src, aclTensor *dst)
-{
-    *dst = *src;
-    if (src->ndim == 2) return 1;
-    if (src->ndim != 3) return 0;
-    const int64_t lead = src->dims[0] * src->dims[1];
-    const int64_t stride = src->dims[1] == 1 ? src->strides[0] : src->strides[1];
-    if (lead != 0 && src->dims[0] != 1 && src->dims[1] != 1 && src->strides[0] != src->strides[1] * src->dims[1])
-        return 0;
-    dst->ndim = 2;
-    dst->dims[0] = lead;
-    dst->strides[0] = stride;
-    dst->dims[1] = src->dims[2];
-    dst->strides[1] = src->strides[2];
-    return 1;
 }
 
 /* ---------------------------------------------------------------- row writers */
@@ -171,7 +157,10 @@ int irc_view2d(const aclTensor *src, aclTensor *dst)
 static int64_t irc_row_token(const IrcRows *w, int64_t r, int64_t *pos)
 {
     *pos = -1;
-    if (w->v1_order) return w->v1_rows[w->v1_order[r]] % w->x->dims[0];
+    if (w->v1_order) {
+        const int64_t nk = w->v1_nk, j = w->v1_order[r]; /* bounded: see irc_row_pos */
+        return (uint64_t)j < (uint64_t)nk && w->v1_rows[j] >= 0 ? w->v1_rows[j] % w->x->dims[0] : -1;
+    }
     const int64_t p = irc_row_pos(w->sorted, w->capacity, w->rows_valid, r);
     *pos = p;
     return p < 0 ? -1 : p / w->k;
@@ -273,7 +262,8 @@ static void irc_rows_range(void *vctx, int64_t begin, int64_t end)
         case IRC_ROWS_DYNAMIC_EVEN:
         case IRC_ROWS_DYNAMIC_AWAY: {
             if (w->smooth) {
-                const int64_t srow = w->smooth->dims[0] == 1 ? 0 : w->sorted->keys[pos] - w->smooth_base;
+                int64_t srow = w->smooth->dims[0] == 1 ? 0 : w->sorted->keys[pos] - w->smooth_base;
+                if ((uint64_t)srow >= (uint64_t)w->smooth->dims[0]) srow = 0; /* an overlapped workspace only */
                 for (int64_t j = 0; j < h; j++) buf[j] = buf[j] * op_load_f(ACL_FLOAT, op_ptr2(w->smooth, srow, j));
             }
             float m = 0.0f;
@@ -315,6 +305,5 @@ void irc_write_rows(const IrcRows *w)
         return;
     }
     IrcRowsCtx c = {w, host_f16_to_f32(host_f32_to_f16(w->scale)), host_f16_to_f32(host_f32_to_f16(w->offset))};
-    const int64_t row_bytes = (w->h > 0 ? w->h : 1) * (int64_t)sizeof(float);
-    acl_host_parallel_for(w->rows_total, 1 + IRC_ROWS_GRAIN_BYTES / row_bytes, irc_rows_range, &c);
+    acl_host_parallel_for(w->rows_total, 1 + OP_PARALLEL_MIN_WORK / (w->h > 0 ? w->h : 1), irc_rows_range, &c);
 }

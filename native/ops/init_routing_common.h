@@ -35,6 +35,7 @@ typedef struct {
     int64_t *order; /* [nk] flat positions sorted by expert (stable); the first `avail` have ids in range */
     int64_t avail;
     int64_t range;  /* end - start (bounded), else 0 */
+    int64_t nk;
     int64_t *count; /* [end-start] pairs per expert of the range (bounded only, else NULL) */
     int64_t *seg;   /* [end-start] first sorted position of each expert (bounded only) */
     int64_t *tmp;   /* [nk] free scratch for the callers once sorted */
@@ -49,18 +50,25 @@ aclnnStatus irc_sort(const char *api, const aclTensor *expert_idx, const IrcSort
  * order[r]; drop/pad slot r = e*C + pos reads the pos-th pair of expert start + e when pos < count[e] */
 static inline int64_t irc_row_pos(const IrcSorted *s, int64_t capacity, int64_t rows, int64_t r)
 {
-    if (capacity <= 0) return r < s->avail && r < rows ? s->order[r] : -1;
-    const int64_t e = r / capacity, pos = r % capacity;
-    return s->count && pos < s->count[e] ? s->order[s->seg[e] + pos] : -1;
+    /* the workspace is re-read after the index outputs were written: the bounds keep a workspace that overlaps an
+     * output (a caller error) from reading outside the blocks */
+    int64_t j = r;
+    if (capacity <= 0) {
+        if (r >= s->avail || r >= rows) return -1;
+    } else {
+        const int64_t e = r / capacity, pos = r % capacity;
+        if (!s->count || e >= s->range || pos >= s->count[e]) return -1;
+        j = s->seg[e] + pos;
+    }
+    if ((uint64_t)j >= (uint64_t)s->nk) return -1;
+    const int64_t p = s->order[j];
+    return (uint64_t)p < (uint64_t)s->nk ? p : -1;
 }
 
 /* expandedRowIdxOut, all N*K entries: dropless gather form (scatter 0): [order[j]] = j for j < avail, -1 for pairs
  * out of range; scatter form (1): [j] = order[j] for j < avail, -1 after; drop/pad (capacity > 0): e*C + pos for
  * kept pairs, -1 for dropped ones */
 void irc_write_row_idx(const aclTensor *out, IrcSorted *s, int scatter, int64_t capacity);
-
-/* [E, C, H] viewed as [E*C, H] (always possible when the leading dims merge into one stride); 0 if not */
-int irc_view2d(const aclTensor *src, aclTensor *dst);
 
 /* ---- row writers ---- */
 typedef enum {
@@ -81,6 +89,7 @@ typedef struct {
     int64_t capacity, rows_valid;
     const int64_t *v1_rows;     /* V1 layout instead of `sorted`: row r reads v1_rows[v1_order[r]] % N */
     const int64_t *v1_order;
+    int64_t v1_nk;
     float scale, offset;        /* static modes */
     const aclTensor *smooth;    /* dynamic: NULL, [1, H], or [E, H] indexed by expert id - smooth_base */
     int64_t smooth_base;

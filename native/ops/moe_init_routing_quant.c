@@ -25,10 +25,8 @@ static aclnnStatus quant_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
 {
     static const char *api = "aclnnMoeInitRoutingQuant";
     const QuantParams *p = ex->params;
+    (void)wsSize; /* phase 2 guarantees the planned workspace (op_common.h) */
     if (p->n * p->k == 0) return ACLNN_SUCCESS;
-    if (ws == NULL || wsSize < irc_v1_ws_bytes(p->n * p->k))
-        return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: workspace of %llu bytes is too small", api,
-                              (unsigned long long)wsSize);
     const int64_t *order, *rows;
     OP_TRY(irc_v1_route(api, ex->inputs[1], ex->inputs[2], ws, ex->outputs[1], ex->outputs[2], &order, &rows));
     IrcRows w = {0};
@@ -40,6 +38,7 @@ static aclnnStatus quant_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
     w.k = p->k;
     w.v1_rows = rows;
     w.v1_order = order;
+    w.v1_nk = p->n * p->k;
     w.scale = p->scale;
     w.offset = p->offset;
     irc_write_rows(&w);
@@ -53,58 +52,48 @@ aclnnStatus aclnnMoeInitRoutingQuantGetWorkspaceSize(const aclTensor *x, const a
                                                      const aclTensor *expandedExpertIdxOut, uint64_t *workspaceSize,
                                                      aclOpExecutor **executor)
 {
-    static const char *api = "aclnnMoeInitRoutingQuant";
+    enum { X, ROW_IDX, EXPERT_IDX, X_OUT, ROW_IDX_OUT, EXPERT_IDX_OUT };
     static const aclDataType int8_type[] = {ACL_INT8, ACL_DT_UNDEFINED};
-
-    OP_TRY(op_check_not_null(api, "x", x));
-    OP_TRY(op_check_not_null(api, "rowIdx", rowIdx));
-    OP_TRY(op_check_not_null(api, "expertIdx", expertIdx));
-    OP_TRY(op_check_not_null(api, "expandedXOut", expandedXOut));
-    OP_TRY(op_check_not_null(api, "expandedRowIdxOut", expandedRowIdxOut));
-    OP_TRY(op_check_not_null(api, "expandedExpertIdxOut", expandedExpertIdxOut));
-    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
-    OP_TRY(op_check_not_null(api, "executor", executor));
-
-    /* 161002: the op definition's dtypes, ND */
-    OP_TRY(op_check_dtype(api, "x", x, OP_FLOAT_TYPES));
-    OP_TRY(op_check_dtype(api, "rowIdx", rowIdx, OP_INT32_TYPE));
-    OP_TRY(op_check_dtype(api, "expertIdx", expertIdx, OP_INT32_TYPE));
-    OP_TRY(op_check_dtype(api, "expandedXOut", expandedXOut, int8_type));
-    OP_TRY(op_check_dtype(api, "expandedRowIdxOut", expandedRowIdxOut, OP_INT32_TYPE));
-    OP_TRY(op_check_dtype(api, "expandedExpertIdxOut", expandedExpertIdxOut, OP_INT32_TYPE));
-    const aclTensor *all[] = {x, rowIdx, expertIdx, expandedXOut, expandedRowIdxOut, expandedExpertIdxOut};
-    static const char *names[] = {"x", "rowIdx", "expertIdx", "expandedXOut", "expandedRowIdxOut",
-                                  "expandedExpertIdxOut"};
-    for (int i = 0; i < 6; i++) OP_TRY(op_check_format(api, names[i], all[i]));
+    static const OpParamSpec params[] = {
+        [X] = {"x", OP_IN, OP_FLOAT_TYPES, OP_NO_REF, 0},
+        [ROW_IDX] = {"rowIdx", OP_IN, OP_INT32_TYPE, OP_NO_REF, 0},
+        [EXPERT_IDX] = {"expertIdx", OP_IN, OP_INT32_TYPE, OP_NO_REF, 0},
+        [X_OUT] = {"expandedXOut", OP_OUT, int8_type, OP_NO_REF, 0},
+        [ROW_IDX_OUT] = {"expandedRowIdxOut", OP_OUT, OP_INT32_TYPE, OP_NO_REF, 0},
+        [EXPERT_IDX_OUT] = {"expandedExpertIdxOut", OP_OUT, OP_INT32_TYPE, OP_NO_REF, 0},
+    };
+    /* a generated operator: tiling failures are ACLNN_ERR_INNER_TILING_ERROR */
+    static const OpSpec op = OP_SPEC("aclnnMoeInitRoutingQuant", ACLNN_ERR_INNER_TILING_ERROR, params);
+    const char *api = op.api;
+    const void *hd[] = {x, rowIdx, expertIdx, expandedXOut, expandedRowIdxOut, expandedExpertIdxOut};
+    OP_TRY(op_check_params(&op, hd, 0));
 
     /* 561002: the official tiling's GetShapeAttrsInfo, then CheckOutShape */
     OP_TRY(op_check_ndim(api, "x", x, 2));
     OP_TRY(op_check_ndim(api, "rowIdx", rowIdx, 2));
     if (expertIdx->ndim != 2 || rowIdx->dims[0] != expertIdx->dims[0] || rowIdx->dims[1] != expertIdx->dims[1])
-        return op_fail_tiling(api, "rowIdx shape [%lld, %lld] must equal the shape of expertIdx (%d-D)",
+        return op_fail_shape(&op, "rowIdx shape [%lld, %lld] must equal the shape of expertIdx (%d-D)",
                               (long long)rowIdx->dims[0], (long long)rowIdx->dims[1], expertIdx->ndim);
     const int64_t n = x->dims[0], h = x->dims[1], k = expertIdx->dims[1];
     if (expertIdx->dims[0] != n)
-        return op_fail_tiling(api, "expertIdx dim 0 (%lld) must equal the rows of x (%lld)",
+        return op_fail_shape(&op, "expertIdx dim 0 (%lld) must equal the rows of x (%lld)",
                               (long long)expertIdx->dims[0], (long long)n);
-    if (activeNum < 0) return op_fail_tiling(api, "activeNum (%lld) must be >= 0", (long long)activeNum);
+    if (activeNum < 0) return op_fail_shape(&op, "activeNum (%lld) must be >= 0", (long long)activeNum);
     OP_TRY(op_check_ndim(api, "expandedXOut", expandedXOut, 2));
     OP_TRY(op_check_ndim(api, "expandedRowIdxOut", expandedRowIdxOut, 1));
     if (expandedExpertIdxOut->ndim != 1 || expandedExpertIdxOut->dims[0] != expandedRowIdxOut->dims[0])
-        return op_fail_tiling(api, "expandedExpertIdxOut must have the shape of expandedRowIdxOut [%lld]",
+        return op_fail_shape(&op, "expandedExpertIdxOut must have the shape of expandedRowIdxOut [%lld]",
                               (long long)expandedRowIdxOut->dims[0]);
+    int64_t total;
+    if (!op_mul_ok(n, k, &total) || total > INT32_MAX)
+        return op_fail_shape(&op, "N*K (%lld*%lld) must fit the int32 expandedRowIdxOut", (long long)n, (long long)k);
     const int64_t active_rows = (activeNum < n ? activeNum : n) * k;
     const int64_t xo[2] = {active_rows, h}, nk[1] = {n * k};
-    OP_TRY(op_check_shape(api, "expandedXOut", expandedXOut, 2, xo));
-    OP_TRY(op_check_shape(api, "expandedRowIdxOut", expandedRowIdxOut, 1, nk));
-    if (n * k > INT32_MAX)
-        return op_fail_tiling(api, "N*K (%lld) must fit the int32 expandedRowIdxOut", (long long)(n * k));
+    OP_TRY(op_check_shape_of(&op, "expandedXOut", expandedXOut, 2, xo));
+    OP_TRY(op_check_shape_of(&op, "expandedRowIdxOut", expandedRowIdxOut, 1, nk));
 
     QuantParams p = {n, k, h, active_rows, (float)scale, (float)offset};
-    const aclTensor *ins[] = {x, rowIdx, expertIdx};
-    const aclTensor *outs[] = {expandedXOut, expandedRowIdxOut, expandedExpertIdxOut};
-    return acl_host_executor_create(api, quant_kernel, ins, 3, outs, 3, &p, sizeof p, irc_v1_ws_bytes(n * k),
-                                    workspaceSize, executor);
+    return op_create_executor(&op, hd, quant_kernel, &p, sizeof p, irc_v1_ws_bytes(total), workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeInitRoutingQuant(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,

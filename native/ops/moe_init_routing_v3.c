@@ -59,25 +59,6 @@ static const aclDataType V3_X_TYPES[] = {ACL_FLOAT16, ACL_BF16, ACL_FLOAT, ACL_I
 static const aclDataType V3_INT8_TYPE[] = {ACL_INT8, ACL_DT_UNDEFINED};
 static const aclDataType V3_INT64_TYPE[] = {ACL_INT64, ACL_DT_UNDEFINED};
 
-static aclnnStatus v3_fail(const char *api, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* a tiling rule of this hand-written operator: 561103 */
-static aclnnStatus v3_fail(const char *api, const char *fmt, ...)
-{
-    char rule[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(rule, sizeof rule, fmt, ap);
-    va_end(ap);
-    return acl_host_error(ACLNN_ERR_INNER_NULLPTR, "%s: %s", api, rule);
-}
-
-/* a shape rule: op_check_shape's message with this operator's status */
-static aclnnStatus v3_shape(const char *api, const char *param, const aclTensor *t, int ndim, const int64_t *dims)
-{
-    aclnnStatus st = op_check_shape(api, param, t, ndim, dims);
-    return st == ACLNN_SUCCESS ? st : ACLNN_ERR_INNER_NULLPTR;
-}
-
 static aclnnStatus v3_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
 {
     static const char *api = "aclnnMoeInitRoutingV3";
@@ -85,9 +66,7 @@ static aclnnStatus v3_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
     const aclTensor *x = ex->inputs[0], *scale = ex->inputs[2], *offset = ex->inputs[3];
     const aclTensor *counts = ex->outputs[2], *scale_out = ex->outputs[3];
     const int64_t range = p->end - p->start;
-    if (wsSize < irc_sort_ws_bytes(p->total, range) || (ws == NULL && wsSize != 0))
-        return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: workspace of %llu bytes is too small", api,
-                              (unsigned long long)wsSize);
+    (void)wsSize; /* phase 2 guarantees the planned workspace (op_common.h) */
     IrcSortSpec spec = {p->total, p->k, p->start, p->end, 1, p->e_num};
     IrcSorted s;
     OP_TRY(irc_sort(api, ex->inputs[1], &spec, ws, &s));
@@ -121,7 +100,7 @@ static aclnnStatus v3_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
 
     IrcRows w = {0};
     aclTensor out2d;
-    if (!irc_view2d(ex->outputs[0], &out2d))
+    if (!op_view2d(ex->outputs[0], ex->outputs[0]->ndim - 1, &out2d))
         return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: expandedXOut view cannot be read as 2-D", api);
     w.out = &out2d;
     w.x = x;
@@ -160,156 +139,143 @@ aclnnStatus aclnnMoeInitRoutingV3GetWorkspaceSize(const aclTensor *x, const aclT
                                                   const aclTensor *expandedScaleOut, uint64_t *workspaceSize,
                                                   aclOpExecutor **executor)
 {
-    static const char *api = "aclnnMoeInitRoutingV3";
+    enum { X, EXPERT_IDX, SCALE, OFFSET, RANGE, X_OUT, ROW_IDX_OUT, COUNT_OUT, SCALE_OUT };
+    static const OpParamSpec params[] = {
+        [X] = {"x", OP_IN, V3_X_TYPES, OP_NO_REF, 0},
+        [EXPERT_IDX] = {"expertIdx", OP_IN, OP_INT32_TYPE, OP_NO_REF, 0},
+        [SCALE] = {"scaleOptional", OP_IN | OP_OPTIONAL, OP_FLOAT32_TYPE, OP_NO_REF, 0},
+        [OFFSET] = {"offsetOptional", OP_IN | OP_OPTIONAL, OP_FLOAT32_TYPE, OP_NO_REF, 0},
+        [RANGE] = {"activeExpertRangeOptional", OP_INT_ARRAY | OP_OPTIONAL, NULL, OP_NO_REF, 0},
+        [X_OUT] = {"expandedXOut", OP_OUT, V3_X_TYPES, OP_NO_REF, 0},
+        [ROW_IDX_OUT] = {"expandedRowIdxOut", OP_OUT, OP_INT32_TYPE, OP_NO_REF, 0},
+        [COUNT_OUT] = {"expertTokensCountOrCumsumOut", OP_OUT, V3_INT64_TYPE, OP_NO_REF, 0},
+        [SCALE_OUT] = {"expandedScaleOut", OP_OUT, OP_FLOAT32_TYPE, OP_NO_REF, 0},
+    };
+    /* hand-written op_api: tiling (shape and attribute) failures are ACLNN_ERR_INNER_NULLPTR */
+    static const OpSpec op = OP_SPEC("aclnnMoeInitRoutingV3", ACLNN_ERR_INNER_NULLPTR, params);
+    const char *api = op.api;
     const aclTensor *scale = scaleOptional, *offset = offsetOptional, *counts = expertTokensCountOrCumsumOut;
-    const aclIntArray *range_arr = activeExpertRangeOptional;
-
-    /* 161001: the op_api's CheckNotNull, then the out-parameters */
-    OP_TRY(op_check_not_null(api, "x", x));
-    OP_TRY(op_check_not_null(api, "expertIdx", expertIdx));
-    OP_TRY(op_check_not_null(api, "expandedXOut", expandedXOut));
-    OP_TRY(op_check_not_null(api, "expandedRowIdxOut", expandedRowIdxOut));
-    OP_TRY(op_check_not_null(api, "expertTokensCountOrCumsumOut", counts));
-    OP_TRY(op_check_not_null(api, "expandedScaleOut", expandedScaleOut));
-    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
-    OP_TRY(op_check_not_null(api, "executor", executor));
-    if (range_arr != NULL && !acl_host_int_array_live(range_arr))
-        return op_fail_param(api, "activeExpertRangeOptional is not a live aclIntArray (destroyed or foreign)");
-
-    /* 161002: dtypes and formats */
-    OP_TRY(op_check_dtype(api, "x", x, V3_X_TYPES));
-    OP_TRY(op_check_dtype(api, "expertIdx", expertIdx, OP_INT32_TYPE));
-    if (scale) OP_TRY(op_check_dtype(api, "scaleOptional", scale, OP_FLOAT32_TYPE));
-    if (offset) OP_TRY(op_check_dtype(api, "offsetOptional", offset, OP_FLOAT32_TYPE));
-    OP_TRY(op_check_dtype(api, "expandedXOut", expandedXOut,
-                          quantMode == 0 || quantMode == 1 ? V3_INT8_TYPE : V3_X_TYPES));
-    OP_TRY(op_check_dtype(api, "expandedRowIdxOut", expandedRowIdxOut, OP_INT32_TYPE));
-    OP_TRY(op_check_dtype(api, "expertTokensCountOrCumsumOut", counts, V3_INT64_TYPE));
-    OP_TRY(op_check_dtype(api, "expandedScaleOut", expandedScaleOut, OP_FLOAT32_TYPE));
-    const aclTensor *all[] = {x, expertIdx, scale, offset, expandedXOut, expandedRowIdxOut, counts, expandedScaleOut};
-    static const char *names[] = {"x", "expertIdx", "scaleOptional", "offsetOptional", "expandedXOut",
-                                  "expandedRowIdxOut", "expertTokensCountOrCumsumOut", "expandedScaleOut"};
-    for (int i = 0; i < 8; i++)
-        if (all[i]) OP_TRY(op_check_format(api, names[i], all[i]));
+    const void *hd[] = {x, expertIdx, scale, offset, activeExpertRangeOptional, expandedXOut, expandedRowIdxOut,
+                        counts, expandedScaleOut};
+    OP_TRY(op_check_params(&op, hd, 0));
+    if (quantMode == 0 || quantMode == 1) OP_TRY(op_check_dtype(api, "expandedXOut", expandedXOut, V3_INT8_TYPE));
 
     /* 561103: attributes, in the order of the official tiling's CheckAttr */
     const int drop = dropPadMode == 1;
     if (dropPadMode != 0 && dropPadMode != 1)
-        return v3_fail(api, "dropPadMode must be 0 or 1, got %lld", (long long)dropPadMode);
-    if (!drop && activeNum < -1) return v3_fail(api, "activeNum must be >= -1, got %lld", (long long)activeNum);
-    if (expertNum <= 0) return v3_fail(api, "expertNum must be > 0, got %lld", (long long)expertNum);
-    if (range_arr != NULL && range_arr->size != 0 && range_arr->size != 2)
-        return v3_fail(api, "activeExpertRangeOptional must hold 2 values [start, end) (or none), got %llu",
-                       (unsigned long long)range_arr->size);
+        return op_fail_shape(&op, "dropPadMode must be 0 or 1, got %lld", (long long)dropPadMode);
+    if (!drop && activeNum < -1) return op_fail_shape(&op, "activeNum must be >= -1, got %lld", (long long)activeNum);
+    if (expertNum <= 0) return op_fail_shape(&op, "expertNum must be > 0, got %lld", (long long)expertNum);
     int64_t start = 0, end = expertNum;
-    if (range_arr != NULL && range_arr->size == 2) {
-        start = range_arr->values[0];
-        end = range_arr->values[1];
-    }
+    OP_TRY(op_read_range(&op, "activeExpertRangeOptional", activeExpertRangeOptional, &start, &end));
     const int64_t n = x->ndim >= 1 ? x->dims[0] : 0;
     if (drop) {
         if (expertCapacity <= 0 || expertCapacity > n)
-            return v3_fail(api, "expertCapacity must be in (0, N] = (0, %lld] when dropPadMode is 1, got %lld",
+            return op_fail_shape(&op, "expertCapacity must be in (0, N] = (0, %lld] when dropPadMode is 1, got %lld",
                            (long long)n, (long long)expertCapacity);
-        if (rowIdxType == 1) return v3_fail(api, "rowIdxType must be 0 when dropPadMode is 1, got 1");
+        if (rowIdxType == 1) return op_fail_shape(&op, "rowIdxType must be 0 when dropPadMode is 1, got 1");
         if (start != 0 || end != expertNum)
-            return v3_fail(api, "activeExpertRangeOptional must be [0, expertNum] = [0, %lld] when dropPadMode is 1, "
+            return op_fail_shape(&op, "activeExpertRangeOptional must be [0, expertNum] = [0, %lld] when dropPadMode is 1, "
                            "got [%lld, %lld]", (long long)expertNum, (long long)start, (long long)end);
     }
     if (expertTokensNumType < 0 || expertTokensNumType > 2)
-        return v3_fail(api, "expertTokensNumType must be 0 (cumsum), 1 (count) or 2 (key_value), got %lld",
+        return op_fail_shape(&op, "expertTokensNumType must be 0 (cumsum), 1 (count) or 2 (key_value), got %lld",
                        (long long)expertTokensNumType);
     if (drop && expertTokensNumFlag && expertTokensNumType != 1)
-        return v3_fail(api, "expertTokensNumType must be 1 (count) when dropPadMode is 1 and expertTokensNumFlag is "
+        return op_fail_shape(&op, "expertTokensNumType must be 1 (count) when dropPadMode is 1 and expertTokensNumFlag is "
                        "true, got %lld", (long long)expertTokensNumType);
-    if (start < 0) return v3_fail(api, "activeExpertRangeOptional start must be >= 0, got %lld", (long long)start);
+    if (start < 0) return op_fail_shape(&op, "activeExpertRangeOptional start must be >= 0, got %lld", (long long)start);
     if (start >= end)
-        return v3_fail(api, "activeExpertRangeOptional start (%lld) must be less than its end (%lld)",
+        return op_fail_shape(&op, "activeExpertRangeOptional start (%lld) must be less than its end (%lld)",
                        (long long)start, (long long)end);
     if (end > expertNum)
-        return v3_fail(api, "activeExpertRangeOptional end (%lld) must not exceed expertNum (%lld)", (long long)end,
+        return op_fail_shape(&op, "activeExpertRangeOptional end (%lld) must not exceed expertNum (%lld)", (long long)end,
                        (long long)expertNum);
     const int64_t end_max = expertTokensNumType == 2 ? V3_KV_EXPERT_END_MAX : V3_EXPERT_END_MAX;
     if (end > end_max)
-        return v3_fail(api, "activeExpertRangeOptional end (%lld) must not exceed %lld%s", (long long)end,
+        return op_fail_shape(&op, "activeExpertRangeOptional end (%lld) must not exceed %lld%s", (long long)end,
                        (long long)end_max, expertTokensNumType == 2 ? " in key_value mode" : "");
     if (quantMode < -1 || quantMode > 1)
-        return v3_fail(api, "quantMode must be -1 (none), 0 (static int8) or 1 (dynamic int8), got %lld%s",
+        return op_fail_shape(&op, "quantMode must be -1 (none), 0 (static int8) or 1 (dynamic int8), got %lld%s",
                        (long long)quantMode, quantMode > 1 ? " (the fp8/MX/HiF8/INT4 modes of Ascend 950 are not "
                                                              "supported by the host runtime)" : "");
     if (rowIdxType != 0 && rowIdxType != 1)
-        return v3_fail(api, "rowIdxType must be 0 (gather) or 1 (scatter), got %lld", (long long)rowIdxType);
+        return op_fail_shape(&op, "rowIdxType must be 0 (gather) or 1 (scatter), got %lld", (long long)rowIdxType);
 
     /* 561103: input shapes (CheckInputShape) */
-    if (x->ndim != 2) return v3_fail(api, "x must be 2-D [N, H], got %d-D", x->ndim);
-    if (expertIdx->ndim != 2) return v3_fail(api, "expertIdx must be 2-D [N, K], got %d-D", expertIdx->ndim);
+    if (x->ndim != 2) return op_fail_shape(&op, "x must be 2-D [N, H], got %d-D", x->ndim);
+    if (expertIdx->ndim != 2) return op_fail_shape(&op, "expertIdx must be 2-D [N, K], got %d-D", expertIdx->ndim);
     if (expertIdx->dims[0] != n)
-        return v3_fail(api, "x dim 0 (%lld) must equal expertIdx dim 0 (%lld)", (long long)n,
+        return op_fail_shape(&op, "x dim 0 (%lld) must equal expertIdx dim 0 (%lld)", (long long)n,
                        (long long)expertIdx->dims[0]);
-    const int64_t k = expertIdx->dims[1], h = x->dims[1], total = n * k, range = end - start;
+    const int64_t k = expertIdx->dims[1], h = x->dims[1], range = end - start;
+    int64_t total, slots = 0;
+    if (!op_mul_ok(n, k, &total) || total > INT32_MAX)
+        return op_fail_shape(&op, "N*K (%lld*%lld) must fit the int32 expandedRowIdxOut", (long long)n,
+                             (long long)k);
+    if (drop && !op_mul_ok(expertNum, expertCapacity, &slots))
+        return op_fail_shape(&op, "expertNum * expertCapacity (%lld * %lld) overflows", (long long)expertNum,
+                             (long long)expertCapacity);
     const int64_t active = activeNum == 0 || activeNum == -1 ? total : (activeNum < total ? activeNum : total);
     if (quantMode == -1 && scale) {
         const int64_t d[1] = {n};
-        OP_TRY(v3_shape(api, "scaleOptional", scale, 1, d));
+        OP_TRY(op_check_shape_of(&op, "scaleOptional", scale, 1, d));
     }
     if (quantMode == 0) {
-        if (!scale) return v3_fail(api, "scaleOptional must be given when quantMode is 0 (static)");
-        if (!offset) return v3_fail(api, "offsetOptional must be given when quantMode is 0 (static)");
+        if (!scale) return op_fail_shape(&op, "scaleOptional must be given when quantMode is 0 (static)");
+        if (!offset) return op_fail_shape(&op, "offsetOptional must be given when quantMode is 0 (static)");
         const int64_t one[1] = {1};
-        OP_TRY(v3_shape(api, "scaleOptional", scale, 1, one));
-        OP_TRY(v3_shape(api, "offsetOptional", offset, 1, one));
+        OP_TRY(op_check_shape_of(&op, "scaleOptional", scale, 1, one));
+        OP_TRY(op_check_shape_of(&op, "offsetOptional", offset, 1, one));
     }
     if (quantMode == 1 && scale) {
-        if (scale->ndim != 2) return v3_fail(api, "scaleOptional must be 2-D when quantMode is 1, got %d-D", scale->ndim);
+        if (scale->ndim != 2) return op_fail_shape(&op, "scaleOptional must be 2-D when quantMode is 1, got %d-D", scale->ndim);
         if (scale->dims[0] != range && scale->dims[0] != 1)
-            return v3_fail(api, "scaleOptional dim 0 must be 1 or end - start (%lld), got %lld", (long long)range,
+            return op_fail_shape(&op, "scaleOptional dim 0 must be 1 or end - start (%lld), got %lld", (long long)range,
                            (long long)scale->dims[0]);
         if (scale->dims[1] != h)
-            return v3_fail(api, "scaleOptional dim 1 must be H (%lld), got %lld", (long long)h,
+            return op_fail_shape(&op, "scaleOptional dim 1 must be H (%lld), got %lld", (long long)h,
                            (long long)scale->dims[1]);
     }
 
     /* 561103: output shapes (CheckOutShape) */
-    const int64_t rows = drop ? expertNum * expertCapacity : active;
+    const int64_t rows = drop ? slots : active;
     if (drop) {
         const int64_t d[3] = {expertNum, expertCapacity, h};
-        OP_TRY(v3_shape(api, "expandedXOut", expandedXOut, 3, d));
+        OP_TRY(op_check_shape_of(&op, "expandedXOut", expandedXOut, 3, d));
     } else {
         const int64_t d[2] = {active, h};
-        OP_TRY(v3_shape(api, "expandedXOut", expandedXOut, 2, d));
+        OP_TRY(op_check_shape_of(&op, "expandedXOut", expandedXOut, 2, d));
     }
     const int64_t nk[1] = {total};
-    OP_TRY(v3_shape(api, "expandedRowIdxOut", expandedRowIdxOut, 1, nk));
+    OP_TRY(op_check_shape_of(&op, "expandedRowIdxOut", expandedRowIdxOut, 1, nk));
     if (expertTokensNumFlag) {
         if (expertTokensNumType == 2) {
             const int64_t d[2] = {expertNum, 2};
-            OP_TRY(v3_shape(api, "expertTokensCountOrCumsumOut", counts, 2, d));
+            OP_TRY(op_check_shape_of(&op, "expertTokensCountOrCumsumOut", counts, 2, d));
         } else {
             const int64_t d[1] = {range};
-            OP_TRY(v3_shape(api, "expertTokensCountOrCumsumOut", counts, 1, d));
+            OP_TRY(op_check_shape_of(&op, "expertTokensCountOrCumsumOut", counts, 1, d));
         }
     }
     const int writes_scale = quantMode == 1 || (quantMode == -1 && scale);
     if (writes_scale) {
         const int64_t d[1] = {rows};
-        OP_TRY(v3_shape(api, "expandedScaleOut", expandedScaleOut, 1, d));
+        OP_TRY(op_check_shape_of(&op, "expandedScaleOut", expandedScaleOut, 1, d));
     }
     /* CheckDtype's rule on attributes */
     if (x->dtype == ACL_INT8 && quantMode != -1)
-        return v3_fail(api, "x of dtype int8 cannot be quantised (quantMode must be -1, got %lld)",
+        return op_fail_shape(&op, "x of dtype int8 cannot be quantised (quantMode must be -1, got %lld)",
                        (long long)quantMode);
-    if (total > INT32_MAX) return v3_fail(api, "N*K (%lld) must fit the int32 expandedRowIdxOut", (long long)total);
     aclTensor v;
-    if (!irc_view2d(expandedXOut, &v))
+    if (!op_view2d(expandedXOut, expandedXOut->ndim - 1, &v))
         return op_fail_param(api, "expandedXOut: dims 0 and 1 of this strided view cannot be merged into one");
 
     V3Params p = {n, k, h, total, rows, drop ? expertCapacity : 0, expertNum, start, end,
                   expertTokensNumFlag ? expertTokensNumType : -1, quantMode, rowIdxType == 1,
                   quantMode == -1 && expandedXOut->dtype != x->dtype, scale != NULL};
-    const aclTensor *ins[] = {x, expertIdx, scale, offset};
-    const aclTensor *outs[] = {expandedXOut, expandedRowIdxOut, counts, expandedScaleOut};
-    return acl_host_executor_create(api, v3_kernel, ins, 4, outs, 4, &p, sizeof p, irc_sort_ws_bytes(total, range),
-                                    workspaceSize, executor);
+    return op_create_executor(&op, hd, v3_kernel, &p, sizeof p, irc_sort_ws_bytes(total, range), workspaceSize,
+                              executor);
 }
 
 aclnnStatus aclnnMoeInitRoutingV3(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,
