@@ -9,7 +9,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ._version import __version__
 
@@ -82,14 +82,13 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def host_threads(env: dict[str, str] | None = None) -> tuple[int, str]:
+def host_threads(env: Mapping[str, str] | None = None) -> tuple[int, str]:
     """The size of the host runtime's kernel thread pool and where it comes from.
 
     Mirrors ``pool_init`` in native/common/parallel.c: ``atoi(ACLNN_MOE_NUM_THREADS)`` when that is positive,
     otherwise the CPUs in this process's affinity mask (``sched_getaffinity``), clamped to [1, 256].
     """
-    env = os.environ if env is None else env
-    raw = env.get("ACLNN_MOE_NUM_THREADS")
+    raw = (os.environ if env is None else env).get("ACLNN_MOE_NUM_THREADS")
     n = _c_atoi(raw) if raw is not None else 0
     if n > 0:
         source = f"ACLNN_MOE_NUM_THREADS={raw}"

@@ -1,6 +1,7 @@
 """aarch64 (Kunpeng) build: native/ cross-compiles with Debian's aarch64 toolchain through
 cmake/aarch64-linux-gnu.cmake, and every C sample built against those libraries prints, under qemu-user, exactly
-what the same sample prints on this machine's native build (each sample also checks its own results).
+what the same sample prints on this machine's native build (each sample also checks its own results), and the
+operators with x86 SIMD kernels give bit-identical outputs on aarch64's portable paths (tests/c/ops_digest.c).
 
 Needs `apt-get install gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user` (.ci/run installs them); skips,
 saying which is missing, elsewhere."""
@@ -68,6 +69,13 @@ def builds(tmp_path_factory):
     return {"aarch64": arm, "x86_64": x86}
 
 
+def _compile_digest(compiler: str, lib_dir: Path, out: Path) -> Path:
+    _run([compiler, "-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{ROOT / 'include'}", f"-I{ROOT / 'samples'}",
+          Path(__file__).parent / "c" / "ops_digest.c", f"-L{lib_dir}", f"-Wl,-rpath,{lib_dir}", "-lascendcl",
+          "-lnnopbase", "-lopapi", "-o", out])
+    return out
+
+
 def _elf_machine(path: Path) -> int:
     head = path.read_bytes()[:20]
     assert head[:4] == b"\x7fELF", path
@@ -94,3 +102,18 @@ def test_sample_under_qemu_matches_the_native_run(builds, name):
     assert arm.returncode == 0, arm.stdout[-3000:] + arm.stderr[-3000:]
     assert arm.stdout == native.stdout
     assert "MISMATCH" not in arm.stdout
+
+
+def test_simd_kernels_match_the_portable_aarch64_ones_bit_for_bit(builds, tmp_path):
+    """tests/c/ops_digest.c: gating top-k and the weighted row sums (finalize, unpermute) in fp32/fp16/bf16 on
+    awkward sizes; x86 takes its AVX2/AVX-512 paths, aarch64 the portable ones: every output digest is equal"""
+    native = _compile_digest("cc", builds["x86_64"][0], tmp_path / "digest-x86")
+    arm = _compile_digest("aarch64-linux-gnu-gcc", builds["aarch64"][0], tmp_path / "digest-arm")
+    env = {"ACLNN_MOE_NUM_THREADS": "2", "PATH": "/usr/bin:/bin"}
+    a = subprocess.run([str(native)], capture_output=True, text=True, timeout=300, env=env)
+    b = subprocess.run(["qemu-aarch64", "-L", str(SYSROOT), str(arm)], capture_output=True, text=True, timeout=600,
+                       env=env)
+    assert a.returncode == 0 and b.returncode == 0, a.stdout + a.stderr + b.stdout + b.stderr
+    lines = a.stdout.splitlines()
+    assert len(lines) == 13 and lines[-1] == "ops_digest: done", a.stdout
+    assert b.stdout.splitlines() == lines
