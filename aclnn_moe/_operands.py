@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ._dtypes import acl_dtype, bfloat16, name_of, numpy_dtype
+from ._dtypes import ITEMSIZE, acl_dtype, bfloat16_dtype, is_bfloat16, name_of, numpy_dtype
 from ._errors import ArgumentError, check
 from ._runtime import DeviceArray
 from .capi import ffi, lib
@@ -21,8 +21,7 @@ HOST, TORCH_CPU, DEVICE, TORCH_NPU = "numpy", "torch", "device", "torch_npu"
 _I64_ARRAY = ffi.typeof("int64_t[]")
 _VOID_P = ffi.typeof("void *")
 _FORMAT_ND = int(lib.ACL_FORMAT_ND)
-_ITEMSIZE = {n: numpy_dtype(n).itemsize for n in ("float32", "float16", "bfloat16", "float64", "int8", "uint8",
-                                                  "int16", "uint16", "int32", "uint32", "int64", "uint64", "bool")}
+_ITEMSIZE = ITEMSIZE  # known without creating the bf16 dtype (which imports ml_dtypes)
 
 
 def _torch_module(value):
@@ -34,14 +33,14 @@ def _torch_to_numpy(t) -> np.ndarray:
     import torch
 
     if t.dtype == torch.bfloat16:
-        return t.detach().view(torch.int16).numpy().view(bfloat16)
+        return t.detach().view(torch.int16).numpy().view(bfloat16_dtype())
     return t.detach().numpy()
 
 
 def numpy_to_torch(a: np.ndarray):
     import torch
 
-    if a.dtype == bfloat16:
+    if is_bfloat16(a.dtype):
         return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
     return torch.from_numpy(a)
 

@@ -13,6 +13,8 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._paths import host_lib_dir
+
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 _CANN_DEFAULT_ROOTS = (
     "/usr/local/Ascend/cann",
@@ -67,7 +69,7 @@ def binding_include_dir() -> Path:
 
 
 def _host_backend(reason: str) -> Backend:
-    lib_dir = Path(os.environ.get("ACLNN_MOE_HOST_LIBDIR") or PACKAGE_DIR / "_host" / "lib")
+    lib_dir = Path(os.environ.get("ACLNN_MOE_HOST_LIBDIR") or host_lib_dir())
     include_dir = binding_include_dir()
     libs = [lib_dir / f"lib{n}.so" for n in ("ascendcl", "nnopbase", "opapi")]
     missing = [str(p) for p in libs if not p.is_file()]
