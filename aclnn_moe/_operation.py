@@ -41,7 +41,8 @@ import sys
 
 from ._errors import AclnnError, ArgumentError, check
 from ._operands import HOST, TORCH_NPU, Operand, check_input
-from ._runtime import as_stream_handle, current_device, staging_pool, workspace_pool
+from . import _npu
+from ._runtime import as_stream_handle, common_device, on_operands_device, staging_pool, workspace_pool
 from .capi import ffi, lib
 
 _ALIGN = 64
@@ -73,7 +74,7 @@ class Operation:
 
     def __init__(self, *, stream=None):
         self._stream = stream
-        self._device = current_device()
+        self._device = None  # the operands' device: each call runs on it (_runtime.on_operands_device)
         self._inputs: list[Operand | None] = []
         self._outputs: list[Operand] = []
         self._arrays: list[_IntArray] = []
@@ -99,6 +100,7 @@ class Operation:
             return None
         op = Operand(name, value)
         check_input(self.api, op, dtypes, ndim)
+        common_device([*self._inputs, op])  # tensor operands on two devices: ArgumentError naming both
         if self._kind is None:
             self._kind, self._like = op.kind, op.device_obj
         self._inputs.append(op)
@@ -179,16 +181,12 @@ class Operation:
 
     def _stream_handle(self, stream):
         s = stream if stream is not None else self._stream
-        if s is None and self._kind == TORCH_NPU:
-            import torch_npu  # noqa: F401  (the current stream of the operands' library)
-            import torch
-
-            s = torch.npu.current_stream()
+        if s is None and self._kind == TORCH_NPU:  # the current stream of the operands' device
+            s = _npu.current_stream(common_device([*self._inputs, *self._outputs]))
         return as_stream_handle(s)
 
     # ------------------------------------------------------------------ the two phases
     def _phase1(self):
-        self._device.set_current()
         self._describe()
         ws = ffi.new("uint64_t *")
         ex = ffi.new("aclOpExecutor **")
@@ -196,6 +194,7 @@ class Operation:
         check(getattr(lib, name)(*self._c_args(), ws, ex), name)
         return int(ws[0]), ex[0]
 
+    @on_operands_device
     def plan(self) -> "Operation":
         """Run phase 1 once and keep a repeatable executor for every later execute()."""
         self._check_alive()
@@ -210,11 +209,11 @@ class Operation:
         self._executor, self._workspace_size = ex, ws
         return self
 
+    @on_operands_device
     def execute(self, *, stream=None):
         """Run the operator; returns the results in the caller's array library."""
         self._check_alive()
         stream_h = self._stream_handle(stream)
-        self._device.set_current()
         self._describe()
         self._upload_inputs()
         if self._executor is not None:
@@ -235,11 +234,10 @@ class Operation:
     def _workspace(self, nbytes, stream_h):
         """Workspace from the operands' own allocator: torch_npu's caching allocator for NPU tensors (stream-
         aware, as torch_npu's own aclnn calls do), else the pool."""
-        if self._kind == TORCH_NPU and nbytes:
-            import torch
-
-            self._ws_tensor = torch.empty(nbytes, dtype=torch.uint8, device=self._like.device)
-            return ffi.cast("void *", self._ws_tensor.data_ptr())
+        if self._kind == TORCH_NPU and nbytes:  # allocated for the launch stream, freed at the next call / free()
+            self._ws_tensor = _npu.workspace(nbytes, common_device([*self._inputs, *self._outputs]),
+                                             int(ffi.cast("uintptr_t", stream_h)))
+            return self._ws_tensor.cptr
         return workspace_pool.get(nbytes, stream_h)
 
     def run_once(self, *, stream=None):

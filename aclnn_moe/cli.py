@@ -7,16 +7,15 @@ import sys
 
 
 def _info(args) -> int:
+    from .capi import backend_report
+
+    if not backend_report():  # a backend that cannot be loaded: what failed and the way out, on stderr
+        return 1
     from . import ops
-    from .capi import backend, binding_include_dir, ffi, has_symbol, lib
+    from .capi import backend, ffi, has_symbol, lib
     from ._runtime import Device, current_device
 
     b = backend()
-    print(f"backend      {b.name}  ({b.reason})")
-    print(f"include      {b.include_dir}")
-    print(f"bindings     {binding_include_dir()}")
-    for p in b.libraries:
-        print(f"library      {p}{'' if p.is_file() else '  (missing)'}")
     current_device()
     v = [ffi.new("int32_t *") for _ in range(3)]
     if lib.aclrtGetVersion(*v) == 0:
@@ -105,10 +104,15 @@ def main(argv=None) -> int:
     b.add_argument("--only", default=None, help="comma-separated benchmark names")
     b.set_defaults(fn=_bench)
     args = p.parse_args(argv)
+    from .capi import BackendNotFoundError
+
     try:
         return args.fn(args)
     except BrokenPipeError:
         return 0
+    except BackendNotFoundError as e:  # a broken or missing install: the message says the way out
+        print(f"aclnn-moe {args.command}: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
