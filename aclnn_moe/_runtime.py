@@ -186,10 +186,10 @@ class Stream(_Owned):
     _release = "aclrtDestroyStream"
 
     def __init__(self, device: Device | None = None):
-        (device or current_device()).set_current()
-        self.device = current_device_id()
         out = ffi.new("aclrtStream *")
-        check(lib.aclrtCreateStream(out), "aclrtCreateStream")
+        with device_scope(None if device is None else device.id):  # torch_npu's guard when it is in use
+            self.device = current_device_id()
+            check(lib.aclrtCreateStream(out), "aclrtCreateStream")
         self._own(out[0])
 
     @classmethod
@@ -197,6 +197,7 @@ class Stream(_Owned):
         s = cls.__new__(cls)
         s._handle = ffi.cast("aclrtStream", int(handle))
         s._finalizer = None
+        s.device = None  # unknown
         return s
 
     @property

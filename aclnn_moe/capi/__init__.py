@@ -203,6 +203,14 @@ def backend_report(out=print, err=None) -> bool:
     for p in b.libraries:
         how = b.how_loaded.get(str(p))
         out(f"library      {p}{'' if p.is_file() else '  (missing)'}{f'  ({how})' if how else ''}")
+    if b.name == "cann":  # chosen automatically only with a device: this is ACLNN_MOE_BACKEND=cann without one
+        n = ffi.new("uint32_t *")
+        status = lib.aclrtGetDeviceCount(n)
+        if status != 0 or n[0] == 0:
+            said = f"aclrtGetDeviceCount returned {status}" if status else "aclrtGetDeviceCount reports 0 devices"
+            err(f"error        CANN has no usable device ({said}): every device call will fail. The CANN backend "
+                "was forced (ACLNN_MOE_BACKEND=cann); unset it, or set ACLNN_MOE_BACKEND=host, to use the host runtime")
+            return False
     copies = loaded_copies("libascendcl.so")
     if len(copies) > 1:
         out(f"warning      {len(copies)} copies of libascendcl.so in this process: {', '.join(copies)}")
