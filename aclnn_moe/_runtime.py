@@ -95,7 +95,7 @@ def common_device(operands) -> int | None:
     operands on different devices."""
     first, dev = None, None
     for o in operands:
-        if o is None:
+        if o is None or o.device_obj is None:  # (the per-call hot path: host operands cost one test)
             continue
         d = operand_device(o)
         if d is None:
@@ -133,7 +133,12 @@ def on_operands_device(method):
 
     @functools.wraps(method)
     def run(self, *args, **kwargs):
-        with device_scope(common_device([*self._inputs, *self._outputs])):
+        dev = common_device([*self._inputs, *self._outputs])
+        if _initialized and "torch_npu" not in sys.modules:  # hot path: the thread is already on the device
+            cur = getattr(_thread, "device", None)
+            if cur is not None and (dev is None or dev == cur):
+                return method(self, *args, **kwargs)
+        with device_scope(dev):
             return method(self, *args, **kwargs)
 
     return run

@@ -329,25 +329,27 @@ def probe_devices(b: Backend) -> tuple[int | None, str]:
     if the answer is "no device", this process must stay free of CANN's libascendcl.so for the host runtime.
     Returns (count or None on failure, what happened)."""
     lib = b.runtime_libraries[0]
-    if loaded_library("libascendcl.so") is not None:
-        h = ctypes.CDLL("libascendcl.so", mode=_RTLD_NOLOAD | os.RTLD_LAZY)
-        n = ctypes.c_uint32(0)
-        st = int(h.aclrtGetDeviceCount(ctypes.byref(n)))
-        return (int(n.value), "") if st == 0 else (None, f"aclrtGetDeviceCount returned {st}")
-    try:
-        r = subprocess.run([sys.executable, "-c", _PROBE, lib.name, str(lib)], capture_output=True, text=True,
-                           timeout=_PROBE_TIMEOUT_S)
-        out = json.loads(r.stdout.strip().splitlines()[-1])
-    except subprocess.TimeoutExpired:
-        return None, f"aclrtGetDeviceCount did not answer within {_PROBE_TIMEOUT_S} s"
-    except (ValueError, IndexError, OSError) as e:
-        return None, f"the device probe failed ({e})"
-    if "load_error" in out:
-        detail = out["load_error"]
-        raise BackendLoadError(str(lib), detail, _missing_dependency(detail, lib.name), advice(b.root))
-    if out["status"] != 0:
-        return None, f"aclrtGetDeviceCount returned {out['status']}"
-    return out["count"], ""
+    if loaded_library("libascendcl.so") is None:
+        try:
+            r = subprocess.run([sys.executable, "-c", _PROBE, lib.name, str(lib)], capture_output=True, text=True,
+                               timeout=_PROBE_TIMEOUT_S)
+            out = json.loads(r.stdout.strip().splitlines()[-1])
+        except subprocess.TimeoutExpired:
+            return None, f"aclrtGetDeviceCount did not answer within {_PROBE_TIMEOUT_S} s"
+        except (ValueError, IndexError, OSError):
+            out = None  # no child interpreter to ask (an embedded Python): ask here instead
+        if out is not None:
+            if "load_error" in out:
+                detail = out["load_error"]
+                raise BackendLoadError(str(lib), detail, _missing_dependency(detail, lib.name), advice(b.root))
+            if out["status"] != 0:
+                return None, f"aclrtGetDeviceCount returned {out['status']}"
+            return out["count"], ""
+    path, _ = open_library(lib.name, lib, b.root)
+    h = ctypes.CDLL(str(path), mode=os.RTLD_LAZY)
+    n = ctypes.c_uint32(0)
+    st = int(h.aclrtGetDeviceCount(ctypes.byref(n)))
+    return (int(n.value), "") if st == 0 else (None, f"aclrtGetDeviceCount returned {st}")
 
 
 def choose_backend() -> Backend:
