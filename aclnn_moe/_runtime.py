@@ -110,8 +110,8 @@ def common_device(operands) -> int | None:
 
 @contextlib.contextmanager
 def device_scope(device_id: int | None):
-    """Run a block on ``device_id`` (None: the current device). With torch_npu in use this is its device guard
-    (restored afterwards, its device cache kept true); otherwise the thread is bound to the device."""
+    """Run a block on ``device_id`` (None: the current device), restoring the previous device afterwards. With
+    torch_npu in use this is its own device guard (so that its per-thread device cache stays true)."""
     _ensure_init()
     if _npu.module() is not None:
         if device_id is None:
@@ -122,9 +122,15 @@ def device_scope(device_id: int | None):
         return
     if device_id is None:
         current_device()
-    else:
-        Device(device_id).set_current()
-    yield
+        yield
+        return
+    prev = getattr(_thread, "device", None)
+    Device(device_id).set_current()
+    try:
+        yield
+    finally:  # like a device guard: the thread's own choice of device survives a call on another one
+        if prev is not None and prev != device_id:
+            Device(prev).set_current()
 
 
 def on_operands_device(method):
@@ -291,7 +297,7 @@ class DeviceBuffer(_Owned):
 
 
 class WorkspacePool:
-    """Device scratch reused across calls: one buffer per (stream, thread), grown (never shrunk) on demand.
+    """Device scratch reused across calls: one buffer per (stream, thread, device), grown (never shrunk) on demand.
 
     ``allocator(nbytes) -> object with .cptr and .nbytes`` can replace aclrtMalloc (e.g. a framework's caching
     allocator). Work on one stream runs in order, so a thread's buffer is free for its next call on the same
@@ -307,7 +313,8 @@ class WorkspacePool:
     def get(self, nbytes: int, stream_handle=ffi.NULL):
         if nbytes == 0:
             return ffi.NULL
-        key = (int(ffi.cast("uintptr_t", stream_handle)), threading.get_ident())
+        # the NULL stream is every device's default stream: the device is part of the key
+        key = (int(ffi.cast("uintptr_t", stream_handle)), threading.get_ident(), current_device_id())
         with self._lock:
             buf = self._buffers.get(key)
             if buf is not None and buf.nbytes >= nbytes:

@@ -358,3 +358,28 @@ def test_the_host_runtime_refuses_a_process_holding_another_libascendcl(trees):
     """, ACLNN_MOE_BACKEND="host", LD_LIBRARY_PATH=trees["b"] / "lib64")
     msg = _facts(r)
     assert msg and "another libascendcl.so" in msg and str(trees["b"]) in msg
+
+
+def test_device_arrays_carry_their_device_without_torch_npu():
+    """Without torch_npu the same rules hold for DeviceArrays: outputs, staging and workspace on their device."""
+    r = fake_cann.run("""
+        import json, numpy as np, aclnn_moe as am
+        from aclnn_moe._runtime import Device, current_device, workspace_pool
+        x_host = np.random.default_rng(0).standard_normal((16, 64)).astype(np.float32)
+        Device(1).set_current()
+        x = am.to_device(x_host)
+        Device(0).set_current()
+        y, idx, _ = am.moe_gating_top_k(x, 4)
+        after = current_device().id  # the call ran on device 1 and gave the thread back its device 0
+        want = am.moe_gating_top_k(x_host, 4)[1]  # host operands: on the current device
+        facts = {"x": x.device, "out": [y.device, idx.device], "ws": sorted({k[2] for k in workspace_pool._buffers}),
+                 "same": bool(np.array_equal(idx.to_host(), want)), "after": after}
+        try:
+            am.moe_gating_top_k(x, 4, bias=am.to_device(np.zeros(64, np.float32)))
+        except am.ArgumentError as e:
+            facts["mixed"] = [e.param, str(e)]
+        print("FACTS", json.dumps(facts))
+    """, ACLNN_MOE_BACKEND="host", ACLNN_MOE_HOST_DEVICES=2)
+    f = _facts(r)
+    assert f["x"] == 1 and f["out"] == [1, 1] and f["ws"] == [0, 1] and f["same"] and f["after"] == 0
+    assert f["mixed"][0] == "bias" and "x is on device 1" in f["mixed"][1]
