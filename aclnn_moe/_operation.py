@@ -32,7 +32,8 @@ from ._errors import AclnnError, ArgumentError, check
 from . import _npu
 from ._operands import DEVICE, HOST, TORCH_NPU, Operand, check_input
 from ._spec import Args, Attr, IntList, OpSpec, Output, Tensor, convert_attr, convert_int_list, prototypes
-from ._runtime import as_stream_handle, common_device, on_operands_device, staging_pool, workspace_pool
+from ._runtime import (as_stream_handle, common_device, launch_stream, on_operands_device, staging_pool,
+                       workspace_pool)
 from .capi import ffi, lib
 
 _ALIGN = 64
@@ -246,9 +247,7 @@ class Operation:
 
     def _stream_handle(self, stream):
         s = stream if stream is not None else self._stream
-        if s is None and self._kind == TORCH_NPU:  # the current stream of the operands' device
-            s = _npu.current_stream(common_device([*self._inputs, *self._outputs]))
-        return as_stream_handle(s)
+        return as_stream_handle(launch_stream(s, [*self._inputs, *self._outputs]))  # (_runtime.launch_stream)
 
     # ------------------------------------------------------------------ the two phases
     def _phase1(self):

@@ -150,6 +150,22 @@ def on_operands_device(method):
     return run
 
 
+def launch_stream(stream, operands):
+    """The stream a call launches on: ``stream`` when given (checked to be of the operands' device when it says
+    its device); else, when any operand is a torch NPU tensor, the current stream of the operands' device (as
+    op-plugin launches; reading it also flushes torch_npu's task queue, so torch's earlier work on those tensors
+    runs first); else None (the default stream)."""
+    dev = common_device(operands)
+    if stream is not None:
+        sdev = getattr(stream, "device_index", None) if not isinstance(stream, Stream) else stream.device
+        if sdev is not None and dev is not None and int(sdev) != dev:
+            raise ArgumentError("stream", f"is a stream of device {sdev}, but the tensor operands are on device {dev}")
+        return stream
+    if _npu.module() is not None and any(o is not None and o.kind == "torch_npu" for o in operands):
+        return _npu.current_stream(dev if dev is not None else _npu.current_device())
+    return None
+
+
 def current_device_id() -> int:
     if _npu.module() is not None:
         return _npu.current_device()

@@ -107,6 +107,15 @@ am.moe_gating_top_k(x, 4, stream=s._handle)
 facts["raw"] = launches[-1]
 facts["correct_explicit"] = bool(np.array_equal(y2.cpu().numpy(), want_y))
 
+try:
+    am.moe_gating_top_k(x, 4, stream=torch.npu.Stream(0))
+    facts["foreign_stream"] = None
+except am.ArgumentError as e:
+    facts["foreign_stream"] = [e.param, str(e)]
+# a host input first, an NPU one second: still the NPU device's current stream (its queue flushed)
+am.moe_gating_top_k(x_host, 4, bias=torch_npu.to_npu(torch.zeros(64), 1))
+facts["mixed_kinds"] = launches[-1]
+
 # rule: tensor operands on two devices
 bias0 = torch_npu.to_npu(torch.zeros(64), 0)
 try:
@@ -177,6 +186,16 @@ def test_an_explicit_stream_is_honoured(interop):
     assert interop["explicit"]["stream"] == interop["explicit_handle"] != interop["stream_dev1"]
     assert interop["raw"]["stream"] == interop["explicit_handle"]
     assert interop["correct_explicit"]
+
+
+def test_a_stream_of_another_device_is_refused(interop):
+    param, msg = interop["foreign_stream"]
+    assert param == "stream" and "device 0" in msg and "on device 1" in msg
+
+
+def test_npu_operands_after_host_ones_still_launch_on_their_devices_stream(interop):
+    launch = interop["mixed_kinds"]
+    assert (launch["device"], launch["stream"]) == (1, interop["stream_dev1"])
 
 
 def test_the_workspace_is_allocated_for_the_launch_stream(interop):
