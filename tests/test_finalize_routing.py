@@ -351,8 +351,9 @@ V2_SHAPE_CASES = {
 
 @pytest.mark.parametrize("name", list(V2_SHAPE_CASES))
 def test_v2_shape_rules(ws_status, name):
+    # hand-written op_api: shape and attribute failures are ACLNN_ERR_INNER_NULLPTR (spec/host-vs-cann.md)
     status, msg = ws_status(V2, *V2_SHAPE_CASES[name])
-    assert status == TILING, f"{name}: {status} {msg}"
+    assert status == 561103, f"{name}: {status} {msg}"
     assert msg.startswith(V2)
 
 
