@@ -28,6 +28,10 @@ OFFICIAL = [
     "test_aclnn_moe_init_routing_v2.cpp",
     "test_aclnn_moe_token_permute_with_ep.cpp",
     "test_aclnn_moe_token_unpermute_with_ep.cpp",
+    "test_aclnn_moe_token_permute.cpp",
+    "test_aclnn_moe_token_unpermute.cpp",
+    "test_aclnn_moe_token_permute_with_routing_map.cpp",
+    "test_aclnn_moe_token_unpermute_with_routing_map.cpp",
 ]
 
 
