@@ -142,13 +142,10 @@ def _info_data() -> dict[str, Any]:
     return data
 
 
-def _print_info(data: dict[str, Any]) -> None:
-    print(f"backend      {data['backend']}  ({data['reason']})")
+def _print_info(data: dict[str, Any], backend_lines: Sequence[str]) -> None:
+    for line in backend_lines:  # capi.backend_report: which backend and why, its libraries and how each was opened
+        print(line)
     print(f"version      aclnn-moe {data['version']}")
-    print(f"include      {data['include_dir']}")
-    print(f"bindings     {data['binding_include_dir']}")
-    for lib_ in data["libraries"]:
-        print(f"library      {lib_['path']}{'' if lib_['present'] else '  (missing)'}")
     if data["acl_version"]:
         print(f"acl version  {data['acl_version']}")
     if data["cann_release"]:
@@ -177,6 +174,13 @@ def _backend_failure(command: str, err: BaseException, as_json: bool) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from .capi import backend_report
+
+    backend_lines: list[str] = []
+    if not backend_report(out=backend_lines.append):  # what failed and the way out went to stderr
+        if args.json:
+            print(json.dumps({"error": "the backend cannot be used (see stderr)"}, indent=2))
+        return 1
     try:
         data = _info_data()
     except (OSError, RuntimeError) as e:  # BackendNotFoundError, a library dlopen() refuses
@@ -184,7 +188,7 @@ def _info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
     else:
-        _print_info(data)
+        _print_info(data, backend_lines)
     return 0
 
 
@@ -332,6 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError:
             pass
         return 0
+    except BackendNotFoundError as e:  # a broken or missing install: the message says the way out
+        print(f"aclnn-moe {args.command}: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
