@@ -185,7 +185,7 @@ static inline float irc_r16(float v) { return host_f16_to_f32(host_f32_to_f16(v)
 static void irc_store_i8(const aclTensor *out, int64_t r, int64_t h, const int8_t *q)
 {
     int8_t *d = (int8_t *)op_ptr2(out, r, 0);
-    const int64_t s = out->strides[1];
+    const int64_t s = op_row_stride(out);
     if (s == 1) {
         memcpy(d, q, (size_t)h);
         return;
@@ -201,7 +201,7 @@ static void irc_load_row(const aclTensor *x, int64_t row, int64_t h, float *dst)
         return;
     }
     const int8_t *p = (const int8_t *)op_ptr2(x, row, 0);
-    const int64_t s = x->strides[1];
+    const int64_t s = op_row_stride(x);
     for (int64_t j = 0; j < h; j++) dst[j] = (float)p[j * s];
 }
 
