@@ -32,6 +32,8 @@ OFFICIAL = [
     "test_aclnn_moe_token_unpermute.cpp",
     "test_aclnn_moe_token_permute_with_routing_map.cpp",
     "test_aclnn_moe_token_unpermute_with_routing_map.cpp",
+    "test_aclnn_moe_gating_top_k_softmax.cpp",
+    "test_aclnn_moe_gating_top_k_softmax_v2.cpp",
 ]
 
 
