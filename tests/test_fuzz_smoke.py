@@ -80,5 +80,5 @@ def test_seed_corpus_replays(fuzz_bin):
 
 
 def test_leak_loop_runs(fuzz_bin):
-    r = run(fuzz_bin, "--leak", 200)
+    r = run(fuzz_bin, "--valid", "--leak", 200)
     assert r.returncode == 0 and "200 full cycles" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]

@@ -83,6 +83,9 @@ const char *fz_describe(void) { return g_desc; }
 /* printed by the sanitizers before they exit, or by our own handlers without them */
 static void report(void)
 {
+    static volatile sig_atomic_t done; /* a death callback and then an abort: print once */
+    if (done) return;
+    done = 1;
     static const char head[] = "\n==fuzz== finding while running: ";
     (void)!write(2, head, sizeof head - 1);
     (void)!write(2, g_desc, strlen(g_desc));
