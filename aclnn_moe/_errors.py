@@ -4,43 +4,40 @@ runtime's message (``aclGetRecentErrMsg``); the facade's own argument checks rai
 call succeeded."""
 from __future__ import annotations
 
+import functools
+import re
+
 from .capi import ffi, lib
 
-_STATUS_NAMES = {
-    0: "ACL_SUCCESS",
-    161001: "ACLNN_ERR_PARAM_NULLPTR",
-    161002: "ACLNN_ERR_PARAM_INVALID",
-    361001: "ACLNN_ERR_RUNTIME_ERROR",
-    561000: "ACLNN_ERR_INNER",
-    561001: "ACLNN_ERR_INNER_INFERSHAPE_ERROR",
-    561002: "ACLNN_ERR_INNER_TILING_ERROR",
-    561003: "ACLNN_ERR_INNER_FIND_KERNEL_ERROR",
-    561101: "ACLNN_ERR_INNER_CREATE_EXECUTOR",
-    561103: "ACLNN_ERR_INNER_NULLPTR",
-    100000: "ACL_ERROR_INVALID_PARAM",
-    100001: "ACL_ERROR_UNINITIALIZE",
-    100002: "ACL_ERROR_REPEAT_INITIALIZE",
-    100037: "ACL_ERROR_REPEAT_FINALIZE",
-    200000: "ACL_ERROR_BAD_ALLOC",
-    200005: "ACL_ERROR_INVALID_RESOURCE_HANDLE",
-    107000: "ACL_ERROR_RT_PARAM_INVALID",
-    107001: "ACL_ERROR_RT_INVALID_DEVICEID",
-    107002: "ACL_ERROR_RT_CONTEXT_NULL",
-    207001: "ACL_ERROR_RT_MEMORY_ALLOCATION",
-}
+_PREFIXES = ("ACL_SUCCESS", "ACL_ERROR_", "ACLNN_ERR_", "ACLNN_SUCCESS")
+
+
+@functools.lru_cache(maxsize=1)
+def _status_names() -> dict:
+    """Status code -> name, from the ``#define`` constants of include/ (the headers are the source of truth)."""
+    from .capi import cdef_source
+
+    names: dict = {}
+    found = re.findall(r"(?:#define\s+|static\s+const\s+int\s+)([A-Z_0-9]+)\s*=?\s*(-?\d+)", cdef_source())
+    for name, value in found:
+        if name.startswith(_PREFIXES) and "CONFILICT" not in name:  # CANN keeps a misspelt alias
+            names.setdefault(int(value), name)
+    names[0] = "ACL_SUCCESS"  # ACL_ERROR_NONE and ACLNN_SUCCESS are its aliases
+    return names
 
 
 def status_name(status: int) -> str:
-    return _STATUS_NAMES.get(int(status), "unknown status")
+    return _status_names().get(int(status), "unknown status")
 
 
 class AclnnError(RuntimeError):
     """A C API call returned a non-zero status."""
 
-    def __init__(self, status: int, api: str, message: str = ""):
+    def __init__(self, status: int, api: str, message: str = "", *, c_message: str | None = None):
         self.status = int(status)
         self.api = api
         self.message = message
+        self.c_message = message if c_message is None else c_message  # the runtime's text, with C names
         text = f"{api} failed with status {self.status} ({status_name(self.status)})"
         super().__init__(f"{text}: {message}" if message else text)
 

@@ -84,16 +84,22 @@ class Operand:
             self.ptr, self.host, self.device_obj = value.ptr, None, value
             return
         if _torch_module(value):
-            if value.device.type not in ("cpu",):
+            dev = value.device.type
+            if dev == "npu":
                 self._describe_torch_device(value)
                 return
+            if dev != "cpu":
+                raise ArgumentError(self.name, f"is a torch tensor on device {value.device}; aclnn_moe takes CPU "
+                                               "tensors (host memory) or Ascend NPU tensors (torch_npu)")
             self.kind = TORCH_CPU
             value = _torch_to_numpy(value)
         else:
             self.kind = HOST
             if not isinstance(value, np.ndarray):
                 value = np.from_dlpack(value) if hasattr(value, "__dlpack__") else np.asarray(value)
-        if value.dtype.byteorder == ">" or any(s < 0 or s % value.itemsize for s in value.strides):
+        if not value.dtype.isnative:  # the C side reads native byte order: convert, never reinterpret
+            value = value.astype(value.dtype.newbyteorder("="))
+        if any(s < 0 or s % value.itemsize for s in value.strides):
             value = np.ascontiguousarray(value)  # negative / unaligned strides have no aclTensor form
         self.shape = value.shape
         self.dtype = name_of(value.dtype)
@@ -128,6 +134,13 @@ class Operand:
         else:
             self.kind = like_kind
             self.host = np.empty(self.shape, numpy_dtype(self.dtype))
+
+    def reallocate(self) -> None:
+        """A new output buffer of the same layout (the previous one now belongs to the caller)."""
+        if self.kind in (HOST, TORCH_CPU):
+            self.host = np.empty(self.shape, numpy_dtype(self.dtype))
+        else:
+            self._allocate_output(self.kind, self.device_obj)
 
     @property
     def staged(self) -> bool:

@@ -13,34 +13,24 @@ The function forms (``moe_gating_top_k(...)``) build an Operation, execute it on
 executor, and free it. Executors are keyed by layout (shape, strides, dtype, attributes), never by address:
 addresses are rebound with aclSetInputTensorAddr / aclSetOutputTensorAddr.
 
-Writing an operator module (see ``ops/compute_expert_tokens.py`` for a complete small example)::
+Operators are declared, not written: each module of ``aclnn_moe.ops`` holds an ``OpSpec`` (see ``_spec.py``)
+from which ``build_operation`` makes the subclass of ``Operation`` below and ``build_function`` the function form.
+Custom logic (choosing FinalizeRouting V1 or V2) lives in a readable subclass overriding ``_choose_spec``.
 
-    class MoeFoo(Operation):
-        api = "aclnnMoeFoo"                              # phase 1 is api + "GetWorkspaceSize"
-        def __init__(self, x, k, *, bias=None, stream=None):
-            super().__init__(stream=stream)
-            x = self._input("x", x, dtypes=FLOATS, ndim=2)            # inputs in PROTOTYPE ORDER,
-            bias = self._input("bias", bias, dtypes=FLOATS, ndim=1, optional=True)  # absent -> None
-            if k > x.shape[1]: raise ArgumentError("k", "...")        # facade checks name the parameter
-            y = self._output("y", (x.shape[0], k), x.dtype)          # outputs in prototype order
-            self._args = [x, bias, k, y]                             # C argument order without ws/executor;
-                                                                     # Operand -> aclTensor*, None -> NULL,
-                                                                     # self._int_array([..]) -> aclIntArray*
-            self._results = (y,)                                     # what execute() returns (None allowed)
-    def moe_foo(x, k, *, bias=None, stream=None):
-        return MoeFoo(x, k, bias=bias, stream=stream).run_once()
-
-Python ints / floats / bools in ``_args`` are converted by cffi to the declared C types (int64_t, double,
-bool). Each operator module also defines ``OPERATOR`` (the CANN name), ``APIS`` (the phase-2 functions it
-needs) and ``selftest(rng)``, which raises AssertionError when the backend disagrees with the reference.
+Results: by default every ``execute()`` returns arrays the caller owns (fresh outputs each call). For
+allocation-free serving loops, ``reuse_outputs=True`` makes every call write into the same output arrays, which
+the next call then overwrites.
 """
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import sys
 
 from ._errors import AclnnError, ArgumentError, check
-from ._operands import HOST, TORCH_NPU, Operand, check_input
+from ._operands import DEVICE, HOST, TORCH_NPU, Operand, check_input
+from ._spec import Args, Attr, IntList, OpSpec, Output, Tensor, convert_attr, convert_int_list, prototypes
 from ._runtime import as_stream_handle, current_device, staging_pool, workspace_pool
 from .capi import ffi, lib
 
@@ -69,9 +59,17 @@ class _IntArray:
 
 
 class Operation:
+    """The stateful form of an operator: describe once, ``plan()`` once, ``execute()`` many times, ``free()``.
+
+    Subclasses are made from an ``OpSpec`` (``spec``); their ``__init__`` has the operator's Python signature
+    plus ``stream`` (the default stream of every call) and ``reuse_outputs`` (see the module doc). Raises
+    ``ArgumentError`` for arguments the facade rejects, ``AclnnError`` for what the backend rejects.
+    """
+
+    spec: OpSpec | None = None
     api: str = ""
 
-    def __init__(self, *, stream=None):
+    def __init__(self, values: tuple = (), *, stream=None, reuse_outputs: bool = False):
         self._stream = stream
         self._device = current_device()
         self._inputs: list[Operand | None] = []
@@ -89,8 +87,64 @@ class Operation:
         self._unsynced = None  # a stream that may still be reading the staging arena
         self._ws_tensor = None  # workspace from torch_npu's allocator, kept until the next call or free()
         self._freed = False
+        self._reuse_outputs = bool(reuse_outputs)
+        self._executed = False
+        self._named: dict = {}
+        self._input_index: dict = {}
+        self._output_index: dict = {}
+        if self.spec is not None:
+            self._build(values)
 
-    # ------------------------------------------------------------------ building blocks for subclasses
+    # ------------------------------------------------------------------ building from the spec
+    def _choose_spec(self, values: dict) -> OpSpec:
+        """The spec (C function) to use for these arguments; subclasses choose between variants."""
+        return self.spec
+
+    def _build(self, values: tuple) -> None:
+        names = [p.name for p in self.spec.python_params()]
+        by_name = dict(zip(names, values))
+        spec = self.spec = self._choose_spec(by_name)
+        self.api = spec.api
+        a = Args()
+        for p in spec.python_params():
+            v = by_name[p.name]
+            if isinstance(p, Tensor):
+                v = self._input(p.name, v, dtypes=p.dtypes, ndim=p.ndim, optional=p.optional)
+            elif isinstance(p, Attr) and not (v is None and p.default is None):
+                v = convert_attr(p, v)  # an attribute defaulting to None is derived by the spec's prepare
+            elif isinstance(p, IntList):
+                v = convert_int_list(p, v)
+            setattr(a, p.name, v)
+        for p in spec.python_params():
+            if isinstance(p, Tensor) and p.same_dtype is not None:
+                mine, ref = getattr(a, p.name), getattr(a, p.same_dtype)
+                if mine is not None and ref is not None and mine.dtype != ref.dtype:
+                    raise ArgumentError(p.name, f"dtype {mine.dtype} differs from {p.same_dtype}'s {ref.dtype}")
+        if spec.prepare is not None:
+            spec.prepare(a)
+        for p in spec.python_params():
+            if isinstance(p, Attr) and p.c is not None and getattr(a, p.name) is None:
+                raise ArgumentError(p.name, "must be given")
+        spec.check_attrs(a)
+        for name, layout in spec.output_layouts(a).items():
+            setattr(a, name, None if layout is None else self._output(name, *layout))
+        protos = prototypes()
+        args = []
+        for p in spec.bind(protos):
+            v = getattr(a, p.name)
+            if isinstance(p, IntList):
+                v = None if v is None else self._int_array(v)
+            args.append(v)
+        self._args = args
+        self._named = {p.name: getattr(a, p.name) for p in spec.python_params() if isinstance(p, Tensor)}
+        self._input_index = spec.input_index(protos)
+        self._output_index = spec.output_index(protos)
+        returned = spec.returned(a)
+        res = tuple(getattr(a, n) if returned[n] else None for n in spec.result_names())
+        self._results = res[0] if len(res) == 1 else res
+        self._a = a
+
+    # ------------------------------------------------------------------ building blocks
     def _input(self, name, value, *, dtypes=None, ndim=None, optional=False) -> Operand | None:
         if value is None:
             if not optional:
@@ -114,6 +168,17 @@ class Operation:
         a = _IntArray(values)
         self._arrays.append(a)
         return a
+
+    def _translate(self, err: AclnnError) -> AclnnError:
+        """The C checks name C parameters; through the facade, messages name the Python keywords. The C text
+        stays available as ``.c_message``."""
+        if self.spec is None or not err.message:
+            return err
+        mapping = {c: py for c, py in self.spec.c_to_python().items() if c != py}
+        if not mapping:
+            return err
+        text = _c_names(mapping).sub(lambda m: mapping[m.group(0)], err.message)
+        return AclnnError(err.status, err.api, text, c_message=err.message)
 
     # ------------------------------------------------------------------ descriptors and staging
     def _describe(self) -> None:
@@ -193,7 +258,10 @@ class Operation:
         ws = ffi.new("uint64_t *")
         ex = ffi.new("aclOpExecutor **")
         name = self.api + "GetWorkspaceSize"
-        check(getattr(lib, name)(*self._c_args(), ws, ex), name)
+        try:
+            check(getattr(lib, name)(*self._c_args(), ws, ex), name)
+        except AclnnError as e:
+            raise self._translate(e) from None
         return int(ws[0]), ex[0]
 
     def plan(self) -> "Operation":
@@ -216,6 +284,9 @@ class Operation:
         stream_h = self._stream_handle(stream)
         self._device.set_current()
         self._describe()
+        if self._executed and not self._reuse_outputs:
+            self._fresh_outputs()
+        self._executed = True
         self._upload_inputs()
         if self._executor is not None:
             ws, ex = self._workspace_size, self._executor
@@ -226,7 +297,10 @@ class Operation:
         if _log.isEnabledFor(logging.DEBUG):  # guarded: formatting costs more than the call on small inputs
             _log.debug("%s stream=%s workspace=%d planned=%s %s", self.api, stream_h, ws, self._executor is not None,
                        ", ".join(f"{o.name}{list(o.shape)}:{o.dtype}:{o.kind}" for o in self._inputs if o is not None))
-        check(getattr(lib, self.api)(self._workspace(ws, stream_h), ws, ex, stream_h), self.api)
+        try:
+            check(getattr(lib, self.api)(self._workspace(ws, stream_h), ws, ex, stream_h), self.api)
+        except AclnnError as e:
+            raise self._translate(e) from None
         if self._arena is not None:
             self._unsynced = stream_h
         self._download_outputs(stream_h)
@@ -259,11 +333,12 @@ class Operation:
     def reset_operands(self, **new) -> None:
         """Replace inputs by arrays of the same layout; the plan (executor) stays valid."""
         self._check_alive()
-        by_name = {o.name: (i, o) for i, o in enumerate(self._inputs) if o is not None}
         for name, value in new.items():
-            if name not in by_name:
-                raise ArgumentError(name, f"is not a tensor input of this {type(self).__name__}")
-            index, old = by_name[name]
+            old = self._named.get(name)
+            if old is None:
+                why = "is absent from this plan" if name in self._named else "is not a tensor input"
+                raise ArgumentError(name, f"{why} of this {type(self).__name__}")
+            index = self._input_index[name]  # the C input index, from the prototype
             fresh = Operand(name, value)
             if fresh.layout_key() != old.layout_key() or fresh.staged != old.staged:
                 raise ArgumentError(name, f"layout {fresh.layout_key()} differs from the planned "
@@ -277,6 +352,18 @@ class Operation:
                       "aclSetInputTensorAddr")
             elif old.tensor is not None:
                 check(lib.aclSetRawTensorAddr(old.tensor, ffi.cast("void *", old.ptr)), "aclSetRawTensorAddr")
+
+    def _fresh_outputs(self) -> None:
+        """New output arrays for this call, so that the arrays an earlier call returned stay the caller's."""
+        for i, o in enumerate(self._outputs):
+            o.reallocate()
+            if o.staged:
+                continue
+            if self._executor is not None:
+                check(lib.aclSetOutputTensorAddr(self._executor, self._output_index[o.name], o.tensor,
+                                                 ffi.cast("void *", o.ptr)), "aclSetOutputTensorAddr")
+            else:
+                check(lib.aclSetRawTensorAddr(o.tensor, ffi.cast("void *", o.ptr)), "aclSetRawTensorAddr")
 
     # ------------------------------------------------------------------ lifetime
     def _check_alive(self):
@@ -321,3 +408,12 @@ class Operation:
                 self.free()
         except Exception:  # noqa: BLE001  (a finalizer must not raise)
             pass
+
+
+@functools.lru_cache(maxsize=None)
+def _c_names_cached(key):
+    return re.compile(r"\b(" + "|".join(sorted(map(re.escape, key), key=len, reverse=True)) + r")\b")
+
+
+def _c_names(mapping: dict):
+    return _c_names_cached(tuple(sorted(mapping)))

@@ -33,11 +33,12 @@ def _info(args) -> int:
         print(f"threads      {os.environ.get('ACLNN_MOE_NUM_THREADS') or os.cpu_count()} "
               "(ACLNN_MOE_NUM_THREADS; default: usable CPUs)")
     print("operators")
-    for m in ops.modules():
-        present = [a for a in m.APIS if has_symbol(a) and has_symbol(a + "GetWorkspaceSize")]
-        state = "present" if len(present) == len(m.APIS) else (
+    for spec in ops.specs():
+        apis = [s.api for s in (spec,) + tuple(v for v in ops.VARIANTS if v.operator == spec.operator)]
+        present = [a for a in apis if has_symbol(a) and has_symbol(a + "GetWorkspaceSize")]
+        state = "present" if len(present) == len(apis) else (
             "partial: " + ", ".join(present) if present else "absent")
-        print(f"  {m.OPERATOR:<28} {state:<10} {', '.join(m.APIS)}")
+        print(f"  {spec.operator:<28} {state:<10} {', '.join(apis)}")
     return 0
 
 

@@ -50,7 +50,7 @@ def _call(api, args, run):
         ex = ffi.new("aclOpExecutor **")
         status = getattr(lib, api + "GetWorkspaceSize")(*cargs, ws, ex)
         if status != 0 or not run:
-            msg = recent_message()
+            msg = recent_message() if status else ""  # the text persists (CANN): a success has no message
             if status == 0:  # consume the executor so nothing leaks
                 w = DeviceBuffer(ws[0]) if ws[0] else None
                 getattr(lib, api)(w.cptr if w else ffi.NULL, ws[0], ex[0], ffi.NULL)

@@ -257,7 +257,7 @@ def test_row_index_out_of_range(mode, bad):
     with pytest.raises(AclnnError) as ei:
         moe_finalize_routing(x, None, None, None, np.ones((n, k), np.float32), rows, None, mode)
     assert ei.value.status == INVALID
-    assert "expandedRowIdx[5]" in ei.value.message and str(bad) in ei.value.message
+    assert "expandedRowIdx[5]" in ei.value.c_message and str(bad) in ei.value.message
 
 
 @pytest.mark.parametrize("bad", [-1, 2, 1 << 30])
@@ -351,8 +351,9 @@ V2_SHAPE_CASES = {
 
 @pytest.mark.parametrize("name", list(V2_SHAPE_CASES))
 def test_v2_shape_rules(ws_status, name):
+    # hand-written op_api: shape and attribute failures are ACLNN_ERR_INNER_NULLPTR (spec/host-vs-cann.md)
     status, msg = ws_status(V2, *V2_SHAPE_CASES[name])
-    assert status == TILING, f"{name}: {status} {msg}"
+    assert status == 561103, f"{name}: {status} {msg}"
     assert msg.startswith(V2)
 
 

@@ -175,14 +175,14 @@ def test_negative_index_is_an_error(rng):
     s[5] = -3
     with pytest.raises(AclnnError) as e:
         moe_token_unpermute_with_ep(np.ones((8, 2), np.float32), s, num_topk=2)
-    assert e.value.status == 161002 and "sortedIndices[5] = -3" in e.value.message
+    assert e.value.status == 161002 and "sortedIndices[5] = -3" in e.value.c_message
 
 
 def test_row_outside_permuted_tokens_is_an_error(rng):
     s = np.arange(8, dtype=np.int32)
     with pytest.raises(AclnnError) as e:  # window [0, 8) but only 6 rows: rows 6, 7 would be read
         moe_token_unpermute_with_ep(np.ones((6, 2), np.float32), s, num_topk=2, range=[0, 8])
-    assert e.value.status == 161002 and "sortedIndices[6] = 6" in e.value.message
+    assert e.value.status == 161002 and "sortedIndices[6] = 6" in e.value.c_message
     probs = np.ones((4, 2), np.float32)
     probs[3] = 0  # the same rows behind zero probs are never read: no error
     out = moe_token_unpermute_with_ep(np.ones((6, 2), np.float32), s, probs=probs, range=[0, 8])

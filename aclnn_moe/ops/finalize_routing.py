@@ -13,98 +13,31 @@ Numerics: fp16 is computed natively in fp16 (rounded after every operation), as 
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from .._dtypes import FLOATS
 from .._errors import ArgumentError
 from .._operation import Operation
-from ..capi import lib
-
-OPERATOR = "MoeFinalizeRouting"
-APIS = ("aclnnMoeFinalizeRoutingV2", "aclnnMoeFinalizeRouting")
+from .._spec import FLOATS, INT32, KW, Attr, OpSpec, Output, Param, Tensor
+from ..capi import has_symbol
 
 
 def available_versions() -> tuple[int, ...]:
-    """The finalize versions the active backend exports (2 preferred)."""
-    return tuple(v for v, name in ((2, "aclnnMoeFinalizeRoutingV2"), (1, "aclnnMoeFinalizeRouting"))
-                 if hasattr(lib, name))
+    """The finalize versions the active backend exports with both phases (2 preferred)."""
+    return tuple(v for v, spec in ((2, SPEC), (1, SPEC_V1))
+                 if has_symbol(spec.api) and has_symbol(spec.phase1))
 
 
-class MoeFinalizeRouting(Operation):
-    api = "aclnnMoeFinalizeRoutingV2"
-
-    def __init__(self, expanded_permuted_rows, skip1, skip2, bias, scales, expanded_src_to_dst_row,
-                 export_for_source_row, drop_pad_mode: int = 0, *, api_version: int | None = None, stream=None):
-        super().__init__(stream=stream)
-        drop_pad_mode = int(drop_pad_mode)
-        if api_version is None:
-            have = available_versions()
-            if not have:
-                raise ArgumentError("api_version", "the backend exports neither aclnnMoeFinalizeRoutingV2 nor "
-                                                   "aclnnMoeFinalizeRouting")
-            api_version = have[0]
-        if api_version not in (1, 2):
-            raise ArgumentError("api_version", f"must be 1, 2 or None, got {api_version}")
-        self.api_version = api_version
-        if api_version == 1:
-            self.api = "aclnnMoeFinalizeRouting"
-            why = ("with api_version=1" if 2 in available_versions()
-                   else "because the backend has no aclnnMoeFinalizeRoutingV2 (V1 is used)")
-            for name, value in (("skip1", skip1), ("bias", bias), ("scales", scales),
-                                ("export_for_source_row", export_for_source_row)):
-                if value is None:
-                    raise ArgumentError(name, f"is required by aclnnMoeFinalizeRouting (V1), {why}")
-            if drop_pad_mode != 0:
-                raise ArgumentError("drop_pad_mode", f"aclnnMoeFinalizeRouting (V1) supports only 0, got "
-                                                     f"{drop_pad_mode}")
-        # inputs are declared in the prototype order of the chosen version; ranks that depend on the mode and
-        # shape mismatches are reported by the operator (status 561002)
-        x = self._input("expanded_permuted_rows", expanded_permuted_rows, dtypes=FLOATS, ndim=(2, 3))
-        if api_version == 2:
-            r = self._input("expanded_src_to_dst_row", expanded_src_to_dst_row, dtypes=("int32",), ndim=1)
-        s1 = self._input("skip1", skip1, dtypes=FLOATS, optional=True)
-        s2 = self._input("skip2", skip2, dtypes=FLOATS, optional=True)
-        b = self._input("bias", bias, dtypes=FLOATS, optional=True)
-        sc = self._input("scales", scales, dtypes=FLOATS, optional=True)
-        if api_version == 1:
-            r = self._input("expanded_src_to_dst_row", expanded_src_to_dst_row, dtypes=("int32",), ndim=1)
-        e = self._input("export_for_source_row", export_for_source_row, dtypes=("int32",), optional=True)
-        if sc is not None and len(sc.shape) == 2:
-            n = sc.shape[0]
-        else:
-            n = r.shape[0]
-        out = self._output("out", (n, x.shape[-1]), x.dtype)
-        if api_version == 2:
-            self._args = [x, r, s1, s2, b, sc, e, drop_pad_mode, out]
-        else:
-            self._args = [x, s1, s2, b, sc, r, e, out]
-        self._results = out
+def _rows(a):
+    sc = a.scales
+    return sc.shape[0] if sc is not None and len(sc.shape) == 2 else a.expanded_src_to_dst_row.shape[0]
 
 
-def moe_finalize_routing(expanded_permuted_rows, skip1, skip2, bias, scales, expanded_src_to_dst_row,
-                         export_for_source_row, drop_pad_mode: int = 0, *, api_version: int | None = None,
-                         stream=None):
-    """``torch_npu.npu_moe_finalize_routing``.
-
-    expanded_permuted_rows [N*K, H] (modes 0/2) or [E, C, H] (modes 1/3), fp16/bf16/fp32; skip1, skip2 [N, H] or
-    None (skip2 needs skip1); bias [E, H] or None (needs export_for_source_row); scales [N, K] or None (then
-    K = 1; fp32 scales allowed with bf16 rows); expanded_src_to_dst_row [N*K] int32; export_for_source_row
-    [N, K] int32 or None. Returns out [N, H] in the dtype of expanded_permuted_rows.
-    """
-    return MoeFinalizeRouting(expanded_permuted_rows, skip1, skip2, bias, scales, expanded_src_to_dst_row,
-                              export_for_source_row, drop_pad_mode, api_version=api_version,
-                              stream=stream).run_once()
-
-
-def selftest(rng: np.random.Generator) -> None:
+def _examples(rng):
     from .._dtypes import bfloat16
-    from ..reference.finalize_routing import moe_finalize_routing as ref
 
-    def check(got, exp, what):
-        assert got.dtype == exp.dtype and got.shape == exp.shape, what
-        np.testing.assert_array_equal(got.view(np.uint16) if got.dtype != np.float32 else got,
-                                      exp.view(np.uint16) if exp.dtype != np.float32 else exp, err_msg=what)
-
+    out = []
     for (n, k, h, e, c, dt, mode) in ((3, 2, 4, 2, 0, np.float32, 0), (50, 4, 10, 16, 0, np.float16, 0),
                                       (64, 8, 7168, 256, 0, bfloat16, 2), (20, 1, 33, 16, 4, np.float16, 1),
                                       (17, 3, 130, 8, 5, np.float32, 3)):
@@ -114,18 +47,77 @@ def selftest(rng: np.random.Generator) -> None:
         else:
             x = rng.standard_normal((n * k, h)).astype(dt)
             rows = rng.permutation(n * k).astype(np.int32)
-        skip1 = rng.standard_normal((n, h)).astype(dt)
-        skip2 = rng.standard_normal((n, h)).astype(dt)
-        bias = rng.standard_normal((e, h)).astype(dt)
-        scales = rng.random((n, k)).astype(np.float32 if dt == bfloat16 else dt)
-        experts = rng.integers(0, e, (n, k)).astype(np.int32)
-        versions = available_versions()
-        if 2 in versions:
-            got = moe_finalize_routing(x, skip1, skip2, bias, scales, rows, experts, mode, api_version=2)
-            check(got, ref(x, skip1, skip2, bias, scales, rows, experts, mode), f"V2 mode {mode} {dt}")
-            got = moe_finalize_routing(x, None, None, None, scales, rows, None, mode, api_version=2)
-            check(got, ref(x, None, None, None, scales, rows, None, mode), f"V2 mode {mode} {dt} no skips")
-        if 1 in versions and mode == 0:
-            sc = scales.astype(dt)
-            got = moe_finalize_routing(x, skip1, skip2, bias, sc, rows, experts, 0, api_version=1)
-            check(got, ref(x, skip1, skip2, bias, sc, rows, experts, 0), f"V1 {dt}")
+        full = dict(expanded_permuted_rows=x, skip1=rng.standard_normal((n, h)).astype(dt),
+                    skip2=rng.standard_normal((n, h)).astype(dt), bias=rng.standard_normal((e, h)).astype(dt),
+                    scales=rng.random((n, k)).astype(np.float32 if dt == bfloat16 else dt),
+                    expanded_src_to_dst_row=rows, export_for_source_row=rng.integers(0, e, (n, k)).astype(np.int32),
+                    drop_pad_mode=mode)
+        out.append(full)
+        out.append(dict(full, skip1=None, skip2=None, bias=None, export_for_source_row=None))
+        if mode == 0:
+            out.append(dict(full, scales=full["scales"].astype(dt), api_version=1))
+    return out
+
+
+_TENSOR = dict(dtypes=FLOATS, optional=True)  # positional, None allowed (torch_npu's signature)
+SPEC = OpSpec(
+    operator="MoeFinalizeRouting", api="aclnnMoeFinalizeRoutingV2", function="moe_finalize_routing",
+    torch_npu="npu_moe_finalize_routing",
+    params=(Tensor("expanded_permuted_rows", "expandedX", dtypes=FLOATS, ndim=(2, 3)),
+            Tensor("skip1", "x1Optional", **_TENSOR),
+            Tensor("skip2", "x2Optional", **_TENSOR),
+            Tensor("bias", "biasOptional", **_TENSOR),
+            Tensor("scales", "scalesOptional", **_TENSOR),
+            Tensor("expanded_src_to_dst_row", "expandedRowIdx", dtypes=INT32, ndim=1),
+            Tensor("export_for_source_row", "expertIdxOptional", dtypes=INT32, optional=True),
+            Attr("drop_pad_mode", "dropPadMode", default=0),
+            KW,
+            Param("api_version", None, default=None)),
+    outputs=(Output("out", "out", shape=lambda a: (_rows(a), a.expanded_permuted_rows.shape[-1]),
+                    dtype=lambda a: a.expanded_permuted_rows.dtype),),
+    examples=_examples,
+    doc="""``torch_npu.npu_moe_finalize_routing``.
+
+    expanded_permuted_rows [N*K, H] (modes 0/2) or [E, C, H] (modes 1/3), fp16/bf16/fp32; skip1, skip2 [N, H] or
+    None (skip2 needs skip1); bias [E, H] or None (needs export_for_source_row); scales [N, K] or None (then
+    K = 1; fp32 scales allowed with bf16 rows); expanded_src_to_dst_row [N*K] int32; export_for_source_row
+    [N, K] int32 or None. Returns out [N, H] in the dtype of expanded_permuted_rows. Ranks that depend on the
+    mode and shape mismatches are reported by the operator (status 561103 for V2, 561002 for V1).""")
+
+# V1: another C function (other C names, no dropPadMode); skip1, bias, scales and the expert ids are required.
+_V1_C = {"skip1": "x1", "skip2": "x2Optional", "bias": "bias", "scales": "scales",
+         "export_for_source_row": "expandedExpertIdx", "drop_pad_mode": None}
+SPEC_V1 = dataclasses.replace(
+    SPEC, api="aclnnMoeFinalizeRouting", public=False,
+    params=tuple(p if p == KW or p.name not in _V1_C else
+                 dataclasses.replace(p, c=_V1_C[p.name],
+                                     **({"optional": False} if p.name in ("skip1", "bias", "scales",
+                                                                          "export_for_source_row") else {}))
+                 for p in SPEC.params))
+VARIANTS = (SPEC_V1,)
+
+
+class BASE(Operation):
+    """Chooses aclnnMoeFinalizeRoutingV2 or V1 (``api_version``, else what the backend has)."""
+
+    def _choose_spec(self, values):
+        version = values["api_version"]
+        have = available_versions()
+        if version is None:
+            if not have:
+                raise ArgumentError("api_version", "the backend exports neither aclnnMoeFinalizeRoutingV2 nor "
+                                                   "aclnnMoeFinalizeRouting")
+            version = have[0]
+        if version not in (1, 2):
+            raise ArgumentError("api_version", f"must be 1, 2 or None, got {version!r}")
+        self.api_version = version
+        if version == 2:
+            return SPEC
+        why = "with api_version=1" if 2 in have else "because the backend has no aclnnMoeFinalizeRoutingV2 (V1 is used)"
+        for name in ("skip1", "bias", "scales", "export_for_source_row"):
+            if values[name] is None:
+                raise ArgumentError(name, f"is required by aclnnMoeFinalizeRouting (V1), {why}")
+        if values["drop_pad_mode"] != 0:
+            raise ArgumentError("drop_pad_mode", f"aclnnMoeFinalizeRouting (V1) supports only 0, got "
+                                                 f"{values['drop_pad_mode']}")
+        return SPEC_V1

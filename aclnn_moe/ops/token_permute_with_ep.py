@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._dtypes import FLOATS, INDICES
 from .._errors import ArgumentError
-from .._operation import Operation
-
-OPERATOR = "MoeTokenPermuteWithEp"
-APIS = ("aclnnMoeTokenPermuteWithEp",)
+from .._spec import FLOATS, INDICES, KW, Attr, IntList, OpSpec, Output, Tensor
 
 
-def _window_rows(total: int, range_, num_out_tokens: int) -> int:
-    """Rows of the output (the operator's own resolution; invalid ranges are reported by the operator)."""
+def window_rows(total: int, range_, num_out_tokens: int) -> int:
+    """Rows of the output window (the operator's own resolution; invalid ranges are reported by the operator):
+    ``[start, end)`` from range, else ``[0, num_out_tokens)``; a length <= 0 wraps by ``total`` (start == end
+    is the whole permutation), clipped to ``[0, total]``."""
     if range_ is None or len(range_) != 2:
         start, end = 0, int(num_out_tokens)
     else:
@@ -25,34 +23,47 @@ def _window_rows(total: int, range_, num_out_tokens: int) -> int:
     return max(min(n, total), 0)
 
 
-class MoeTokenPermuteWithEp(Operation):
-    api = "aclnnMoeTokenPermuteWithEp"
-
-    def __init__(self, tokens, indices, *, probs=None, range=None, num_out_tokens: int = 0, padded_mode=False,
-                 stream=None):
-        super().__init__(stream=stream)
-        tokens = self._input("tokens", tokens, dtypes=FLOATS)
-        indices = self._input("indices", indices, dtypes=INDICES, ndim=(1, 2))
-        probs = self._input("probs", probs, dtypes=FLOATS, ndim=(1, 2), optional=True)
-        if len(tokens.shape) < 2:
-            raise ArgumentError("tokens", f"must be at least 2-D [T, H], got shape {tokens.shape}")
-        if range is not None and len(range) == 0:
-            range = None
-        k = indices.shape[1] if len(indices.shape) == 2 else 1
-        total = indices.shape[0] * k
-        rows = _window_rows(total, range, int(num_out_tokens))
-        permute_tokens = self._output("permute_tokens", (rows,) + tuple(tokens.shape[1:]), tokens.dtype)
-        sorted_indices = self._output("sorted_indices", (total,), "int32")
-        permute_probs = self._output("permute_probs", (rows,), probs.dtype) if probs is not None else None
-        rng = self._int_array(range) if range is not None else None
-        self._args = [tokens, indices, probs, rng, int(num_out_tokens), bool(padded_mode), permute_tokens,
-                      sorted_indices, permute_probs]
-        self._results = (permute_tokens, sorted_indices, permute_probs)
+def _total(a):
+    shape = a.indices.shape
+    return shape[0] * (shape[1] if len(shape) == 2 else 1)
 
 
-def moe_token_permute_with_ep(tokens, indices, *, probs=None, range=None, num_out_tokens: int = 0,
-                              padded_mode=False, stream=None):
-    """``aclnnMoeTokenPermuteWithEp``.
+def _prepare(a):
+    if len(a.tokens.shape) < 2:
+        raise ArgumentError("tokens", f"must be at least 2-D [T, H], got shape {a.tokens.shape}")
+    a.rows = window_rows(_total(a), a.range, a.num_out_tokens)
+
+
+def _examples(rng):
+    from .._dtypes import bfloat16
+
+    out = []
+    for t, k, h, e, dt, window, with_probs in (
+            (3, 2, 4, 4, np.float32, (1, 5), True), (64, 8, 256, 16, np.float16, (100, 300), True),
+            (128, 4, 7168, 256, bfloat16, None, False), (50, 1, 32, 8, np.float32, (0, 50), True),
+            (20, 3, 16, 4, bfloat16, (7, 7), True), (0, 2, 8, 4, np.float16, (0, 0), False)):
+        out.append(dict(tokens=rng.standard_normal((t, h)).astype(dt),
+                        indices=rng.integers(0, e, (t, k)).astype(np.int32 if k % 2 else np.int64),
+                        probs=rng.random((t, k)).astype(dt) if with_probs else None, range=window))
+    return out
+
+
+SPEC = OpSpec(
+    operator="MoeTokenPermuteWithEp", api="aclnnMoeTokenPermuteWithEp", function="moe_token_permute_with_ep",
+    params=(Tensor("tokens", "tokens", dtypes=FLOATS),
+            Tensor("indices", "indices", dtypes=INDICES, ndim=(1, 2)),
+            KW,
+            Tensor("probs", "probsOptional", dtypes=FLOATS, ndim=(1, 2), optional=True, default=None),
+            IntList("range", "rangeOptional", default=None),
+            Attr("num_out_tokens", "numOutTokens", default=0),
+            Attr("padded_mode", "paddedMode", kind="bool", default=False)),
+    outputs=(Output("permute_tokens", "permuteTokensOut", shape=lambda a: (a.rows,) + tuple(a.tokens.shape[1:]),
+                    dtype=lambda a: a.tokens.dtype),
+             Output("sorted_indices", "sortedIndicesOut", shape=lambda a: (_total(a),), dtype="int32"),
+             Output("permute_probs", "permuteProbsOut", shape=lambda a: (a.rows,),
+                    dtype=lambda a: a.probs.dtype, when=lambda a: a.probs is not None)),
+    prepare=_prepare, examples=_examples,
+    doc="""``aclnnMoeTokenPermuteWithEp``.
 
     tokens [T, H] fp16/bf16/fp32; indices [T, K] or [T] int32/int64 expert ids in [0, 16777215), K <= 512;
     probs (optional) shaped like indices, tokens dtype; range ``[start, end]`` with 0 <= start, end <= T*K
@@ -62,34 +73,4 @@ def moe_token_permute_with_ep(tokens, indices, *, probs=None, range=None, num_ou
     Returns ``(permute_tokens [n_out, H], sorted_indices int32 [T*K], permute_probs [n_out] or None)`` where
     ``sorted_indices[p]`` is the row of pair p = t*K + k in the stable expert order and
     ``permute_tokens[d - start] = tokens[p // K]`` for start <= d < start + n_out, n_out = end - start (+ T*K when
-    <= 0). start == end outputs the whole permutation.
-    """
-    return MoeTokenPermuteWithEp(tokens, indices, probs=probs, range=range, num_out_tokens=num_out_tokens,
-                                 padded_mode=padded_mode, stream=stream).run_once()
-
-
-def _same(got, exp, name):
-    assert (got is None) == (exp is None), name
-    if got is None:
-        return
-    assert got.dtype == exp.dtype and got.shape == exp.shape, f"{name}: {got.dtype}{got.shape} != {exp.dtype}{exp.shape}"
-    if got.dtype.name == "bfloat16":
-        got, exp = got.view(np.uint16), exp.view(np.uint16)
-    np.testing.assert_array_equal(got, exp, err_msg=name)
-
-
-def selftest(rng: np.random.Generator) -> None:
-    from .._dtypes import bfloat16
-    from ..reference.token_permute_with_ep import moe_token_permute_with_ep as ref
-
-    cases = ((3, 2, 4, 4, np.float32, (1, 5), True), (64, 8, 256, 16, np.float16, (100, 300), True),
-             (128, 4, 7168, 256, bfloat16, None, False), (50, 1, 32, 8, np.float32, (0, 50), True),
-             (20, 3, 16, 4, bfloat16, (7, 7), True), (0, 2, 8, 4, np.float16, (0, 0), False))
-    for t, k, h, e, dt, window, with_probs in cases:
-        tokens = rng.standard_normal((t, h)).astype(dt)
-        indices = rng.integers(0, e, (t, k)).astype(np.int32 if k % 2 else np.int64)
-        probs = rng.random((t, k)).astype(dt) if with_probs else None
-        got = moe_token_permute_with_ep(tokens, indices, probs=probs, range=window)
-        exp = ref(tokens, indices, probs=probs, range=window)
-        for name, g, r in zip(("permute_tokens", "sorted_indices", "permute_probs"), got, exp):
-            _same(g, r, name)
+    <= 0). start == end outputs the whole permutation.""")

@@ -3,17 +3,20 @@
 They exist to check the backends (tests, ``aclnn-moe selftest``, benchmarks); the facade never uses them to
 produce results. Each has the facade function's name and signature (without ``stream``) and returns numpy
 arrays, fp16/bf16 results rounded to nearest-even from fp32 as the NPU does.
-"""
-from .compute_expert_tokens import moe_compute_expert_tokens
-from .finalize_routing import moe_finalize_routing
-from .gating_top_k import moe_gating_top_k
-from .init_routing import moe_init_routing
-from .init_routing_v2 import moe_init_routing_v2
-from .re_routing import moe_re_routing
-from .token_permute_with_ep import moe_token_permute_with_ep
-from .token_unpermute_with_ep import moe_token_unpermute_with_ep
 
-__all__ = [
-    "moe_compute_expert_tokens", "moe_finalize_routing", "moe_gating_top_k", "moe_init_routing",
-    "moe_init_routing_v2", "moe_re_routing", "moe_token_permute_with_ep", "moe_token_unpermute_with_ep",
-]
+Modules are discovered: every public function of ``reference/<name>.py`` whose name starts with ``moe_`` is
+exported here (``tests/test_registry.py`` checks that each operator spec has its reference and nothing else is).
+"""
+import importlib as _importlib
+import pkgutil as _pkgutil
+
+__all__ = []
+for _info in sorted(_pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    if _info.name.startswith("_"):
+        continue
+    _m = _importlib.import_module(f"{__name__}.{_info.name}")
+    for _name in dir(_m):
+        _fn = getattr(_m, _name)
+        if _name.startswith("moe_") and callable(_fn) and getattr(_fn, "__module__", None) == _m.__name__:
+            globals()[_name] = _fn
+            __all__.append(_name)

@@ -62,6 +62,11 @@ typedef enum aclrtMemAttr {
     ACL_MEM_P2P_HUGE1G
 } aclrtMemAttr;
 
+/* CANN 8.1.RC1 acl_rt.h; newer runtimes add IOMEMORY / READONLY types and aclrtHostRegisterV2 */
+typedef enum {
+    ACL_HOST_REGISTER_MAPPED = 0U
+} aclrtHostRegisterType;
+
 typedef enum aclrtEventRecordedStatus {
     ACL_EVENT_RECORDED_STATUS_NOT_READY = 0,
     ACL_EVENT_RECORDED_STATUS_COMPLETE = 1
@@ -97,6 +102,10 @@ ACL_FUNC_VISIBILITY aclError aclrtMemcpyAsync(void *dst, size_t destMax, const v
 ACL_FUNC_VISIBILITY aclError aclrtMemset(void *devPtr, size_t maxCount, int32_t value, size_t count);
 ACL_FUNC_VISIBILITY aclError aclrtMemsetAsync(void *devPtr, size_t maxCount, int32_t value, size_t count,
                                               aclrtStream stream);
+/* Registers host memory for use by operators and returns its device address (on the host runtime, ptr itself);
+ * the range then counts as device memory until aclrtHostUnregister(ptr). */
+ACL_FUNC_VISIBILITY aclError aclrtHostRegister(void *ptr, uint64_t size, aclrtHostRegisterType type, void **devPtr);
+ACL_FUNC_VISIBILITY aclError aclrtHostUnregister(void *ptr);
 ACL_FUNC_VISIBILITY aclError aclrtGetMemInfo(aclrtMemAttr attr, size_t *free, size_t *total);
 
 ACL_FUNC_VISIBILITY aclError aclrtCreateEvent(aclrtEvent *event);

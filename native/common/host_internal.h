@@ -32,6 +32,13 @@ ACL_HOST_API int acl_host_verror(int status, const char *fmt, va_list ap);
  * Device memory of the host runtime is host memory obtained from aclrtMalloc; the runtime keeps the live
  * blocks so that kernels can verify that a tensor's storage lies inside one of them.                    */
 ACL_HOST_API int acl_host_is_device_range(const void *ptr, uint64_t nbytes);
+/* Like acl_host_is_device_range, and pins the block: until acl_host_device_unpin(ptr), aclrtFree and
+ * aclrtHostUnregister of it fail with ACL_ERROR_RT_MEMORY_FREE, so memory is never freed under a running kernel.
+ * Registered host memory (aclrtHostRegister) is device memory for both. */
+ACL_HOST_API int acl_host_device_pin(const void *ptr, uint64_t nbytes);
+ACL_HOST_API void acl_host_device_unpin(const void *ptr);
+/* the pool of freed aclrtMalloc mappings (tests and diagnostics); any pointer may be NULL */
+ACL_HOST_API void acl_host_device_pool_stats(uint64_t *pooled_bytes, uint64_t *pooled_blocks, uint64_t *cap);
 
 /* ---- streams (libascendcl) --------------------------------------------------------------------------
  * The host runtime executes work eagerly in the calling thread, in stream order; a stream is a lock that
@@ -60,7 +67,13 @@ struct aclIntArray {
     int64_t *values;
 };
 
+/* Descriptor guarantees: a live tensor has non-negative dims, strides and offset, and its element count, view
+ * extent (offset + sum (dims[i]-1)*strides[i] + 1) and storage element count, each times the element size, fit
+ * in int64 (aclCreateTensor / aclInitTensor reject the rest); its data address is aligned to the element size.
+ * Arithmetic beyond that (op shape rules, workspace sizes) goes through native/common/checked.h. */
+ACL_HOST_API int acl_host_tensor_live(const aclTensor *t);          /* a live aclCreateTensor result; any pointer */
 ACL_HOST_API int acl_host_int_array_live(const aclIntArray *array); /* a live aclCreateIntArray result */
+ACL_HOST_API int acl_host_tensor_live(const aclTensor *tensor);    /* a live aclCreateTensor result */
 ACL_HOST_API int64_t acl_host_dtype_size(aclDataType dtype);      /* bytes per element, 0 if unsupported */
 ACL_HOST_API const char *acl_host_dtype_name(aclDataType dtype);   /* "float16", "bfloat16", "int32", ... */
 ACL_HOST_API int64_t acl_host_numel(const aclTensor *t);           /* product of view dims */

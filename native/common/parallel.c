@@ -8,6 +8,9 @@
  * wake on a loaded or virtualised machine, and when the caller has already run every chunk itself it must not
  * wait for that wake-up. Joining is a reference count (g_refs, the caller holds one while the job is open):
  * a worker joins only while it is non-zero, and the job is closed when it drops to zero.
+ *
+ * fork(): the prepare handler waits for the running job (it takes g_busy) and holds the pool's locks across the
+ * fork; in the child, which has no workers, the pool is reset and starts new workers on its next job.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -20,7 +23,8 @@
 #define HOST_MAX_THREADS 256
 #define HOST_SPIN_ITERS 20000
 
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t g_init_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int g_started; /* workers running (reset in a forked child) */
 static int g_nthreads = 1;
 static pthread_mutex_t g_busy = PTHREAD_MUTEX_INITIALIZER; /* one job at a time */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -78,7 +82,7 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static void pool_init(void)
+static void pool_start(void)
 {
     const char *env = getenv("ACLNN_MOE_NUM_THREADS");
     int n = env ? atoi(env) : 0;
@@ -102,9 +106,45 @@ static void pool_init(void)
 
 int acl_host_num_threads(void)
 {
-    pthread_once(&g_once, pool_init);
+    if (!atomic_load(&g_started)) {
+        pthread_mutex_lock(&g_init_lock);
+        if (!atomic_load(&g_started)) {
+            pool_start();
+            atomic_store(&g_started, 1);
+        }
+        pthread_mutex_unlock(&g_init_lock);
+    }
     return g_nthreads;
 }
+
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&g_init_lock);
+    pthread_mutex_lock(&g_busy);
+    pthread_mutex_lock(&g_lock);
+}
+
+static void atfork_parent(void)
+{
+    pthread_mutex_unlock(&g_lock);
+    pthread_mutex_unlock(&g_busy);
+    pthread_mutex_unlock(&g_init_lock);
+}
+
+static void atfork_child(void)
+{
+    /* the workers are not in the child: start new ones on the next job (no job is open: g_busy was held) */
+    pthread_cond_init(&g_wake, NULL);
+    pthread_cond_init(&g_done, NULL);
+    atomic_store(&g_refs, 0);
+    g_nthreads = 1;
+    atomic_store(&g_started, 0);
+    pthread_mutex_unlock(&g_lock);
+    pthread_mutex_unlock(&g_busy);
+    pthread_mutex_unlock(&g_init_lock);
+}
+
+__attribute__((constructor)) static void register_atfork(void) { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); }
 
 void acl_host_parallel_for(int64_t n, int64_t grain, acl_host_range_fn fn, void *ctx)
 {

@@ -92,4 +92,15 @@ static inline int host_ptrset_remove(host_ptrset *s, const void *p)
     return found;
 }
 
+/* calls fn on every member; caller holds the lock (host_ptrset_lock) */
+static inline void host_ptrset_foreach_locked(host_ptrset *s, void (*fn)(void *))
+{
+    for (size_t i = 0; i < s->cap; i++)
+        if (s->slots[i] > 1) fn((void *)s->slots[i]);
+}
+
+/* fork() support: the owner of a set holds its lock across fork() so the child sees it consistent */
+static inline void host_ptrset_lock(host_ptrset *s) { pthread_mutex_lock(&s->lock); }
+static inline void host_ptrset_unlock(host_ptrset *s) { pthread_mutex_unlock(&s->lock); }
+
 #endif /* ACLNN_MOE_PTRSET_H_ */

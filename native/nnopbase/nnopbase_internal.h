@@ -9,6 +9,7 @@
 #define HOST_ARRAY_MAGIC 0x41525259u
 
 extern host_ptrset g_live_tensors;
+extern host_ptrset g_live_executors;
 
 /* validates a user tensor handle: live and intact */
 static inline int nnop_tensor_live(const aclTensor *t)
@@ -18,4 +19,6 @@ static inline int nnop_tensor_live(const aclTensor *t)
 
 /* largest element offset the view reaches + 1 (0 for an empty view) */
 int64_t nnop_view_extent(const aclTensor *t);
+/* ACLNN_SUCCESS, or 161002 with a message when addr is not aligned to the element size of dtype */
+int nnop_check_alignment(const char *api, const char *param, const void *addr, aclDataType dtype);
 #endif

@@ -16,7 +16,6 @@
 #include "aclnnop/aclnn_moe_compute_expert_tokens.h"
 #include "op_common.h"
 
-#define CET_MAX_EXPERTS 2048
 #define CET_MAX_ROWS (INT64_C(1) << 24) /* the tiling rejects M > 2^24 (the doc says < 2^24) */
 #define CET_PARALLEL_MIN_ROWS (INT64_C(1) << 16)
 #define CET_ROWS_PER_CHUNK (INT64_C(1) << 15)
@@ -75,11 +74,12 @@ static void cet_chunk(void *vctx, int64_t begin, int64_t end)
 
 static aclnnStatus cet_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
 {
+    (void)wsSize; /* scratch is sized by ex->workspace_size (see op_common.h), never by the caller's claim */
     const ComputeExpertTokensParams *p = (const ComputeExpertTokensParams *)ex->params;
     const int64_t ne = p->num_experts;
     /* per chunk: (ne + 1) int32 counters + 2 int64; chunk 0 may live on the stack when there is no workspace */
     const uint64_t per_chunk = (uint64_t)(ne + 1) * sizeof(int32_t) + 2 * sizeof(int64_t);
-    int32_t stack_hist[CET_MAX_EXPERTS + 1];
+    int32_t stack_hist[OP_MAX_EXPERTS + 1];
     int64_t stack_bad[2];
     CetCtx c;
     c.in = ex->inputs[0];
@@ -87,7 +87,7 @@ static aclnnStatus cet_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
     c.num_experts = ne;
     int64_t nchunks = 1;
     if (ws && ((uintptr_t)ws & 7u) == 0 && p->rows >= CET_PARALLEL_MIN_ROWS) {
-        int64_t avail = (int64_t)(wsSize / per_chunk);
+        int64_t avail = (int64_t)(ex->workspace_size / per_chunk);
         nchunks = p->rows / CET_ROWS_PER_CHUNK;
         if (nchunks > avail) nchunks = avail;
         if (nchunks < 1) nchunks = 1;
@@ -125,29 +125,20 @@ aclnnStatus aclnnMoeComputeExpertTokensGetWorkspaceSize(const aclTensor *sortedE
                                                         const aclTensor *out, uint64_t *workspaceSize,
                                                         aclOpExecutor **executor)
 {
-    static const char *api = "aclnnMoeComputeExpertTokens";
-
-    OP_TRY(op_check_not_null(api, "sortedExperts", sortedExperts));
-    OP_TRY(op_check_not_null(api, "out", out));
-    OP_TRY(op_check_dtype(api, "sortedExperts", sortedExperts, OP_INT32_TYPE));
-    OP_TRY(op_check_same_dtype(api, "out", out, "sortedExperts", sortedExperts));
-    OP_TRY(op_check_format(api, "sortedExperts", sortedExperts));
-    OP_TRY(op_check_format(api, "out", out));
-
-    OP_TRY(op_check_ndim(api, "sortedExperts", sortedExperts, 1));
-    OP_TRY(op_check_ndim(api, "out", out, 1));
+    static const OpParamSpec params[] = {
+        {"sortedExperts", OP_IN, OP_INT32_TYPE, OP_NO_REF, OP_RANK(1)},
+        {"out", OP_OUT, NULL, 0, OP_RANK(1)},
+    };
+    static const OpSpec op = OP_SPEC("aclnnMoeComputeExpertTokens", ACLNN_ERR_INNER_TILING_ERROR, params);
+    const void *h[] = {sortedExperts, out};
+    OP_TRY(op_check_params(&op, h, 0));
     const int64_t rows = sortedExperts->dims[0];
     if (rows > CET_MAX_ROWS)
-        return op_fail_tiling(api, "sortedExperts has %lld elements, more than 2^24", (long long)rows);
-    if (numExperts <= 0 || numExperts > CET_MAX_EXPERTS)
-        return op_fail_tiling(api, "numExperts (%lld) must be in (0, %d]", (long long)numExperts, CET_MAX_EXPERTS);
-    {
-        const int64_t oshape[1] = {numExperts};
-        OP_TRY(op_check_shape(api, "out", out, 1, oshape));
-    }
-
-    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
-    OP_TRY(op_check_not_null(api, "executor", executor));
+        return op_fail_shape(&op, "sortedExperts has %lld elements, more than 2^24", (long long)rows);
+    if (numExperts <= 0 || numExperts > OP_MAX_EXPERTS)
+        return op_fail_shape(&op, "numExperts (%lld) must be in (0, %d]", (long long)numExperts, OP_MAX_EXPERTS);
+    const int64_t oshape[1] = {numExperts};
+    OP_TRY(op_check_shape_of(&op, "out", out, 1, oshape));
 
     ComputeExpertTokensParams p;
     memset(&p, 0, sizeof p);
@@ -160,9 +151,7 @@ aclnnStatus aclnnMoeComputeExpertTokensGetWorkspaceSize(const aclTensor *sortedE
         if (n > by_rows) n = by_rows;
         if (n > 1) ws = (uint64_t)n * ((uint64_t)(numExperts + 1) * sizeof(int32_t) + 2 * sizeof(int64_t));
     }
-    const aclTensor *ins[] = {sortedExperts};
-    const aclTensor *outs[] = {out};
-    return acl_host_executor_create(api, cet_kernel, ins, 1, outs, 1, &p, sizeof p, ws, workspaceSize, executor);
+    return op_create_executor(&op, h, cet_kernel, &p, sizeof p, ws, workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeComputeExpertTokens(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,

@@ -64,9 +64,6 @@ typedef struct {
     const aclTensor *X, *R, *x1, *x2, *bias, *scales, *eidx, *out;
 } FinalizeCtx;
 
-/* fp16 rounding of an fp32 value (native fp16 arithmetic, see the numerics above) */
-static inline float r16(float v) { return host_f16_to_f32(host_f32_to_f16(v)); }
-
 /* ---- generic (any dtype, any column stride) helpers ---------------------------------------------------------- */
 
 /* address of element (row, 0) of expandedX seen as [rows, H] */
@@ -78,8 +75,6 @@ static inline const char *x_row(const FinalizeCtx *c, int64_t row)
     else off += row * X->strides[0];
     return (const char *)X->data + off * op_elem_size(X);
 }
-
-static inline int64_t last_stride(const aclTensor *t) { return t->strides[t->ndim - 1]; }
 
 /* load n elements (element stride cs) as fp32 */
 static void load_seg(aclDataType dt, const char *base, int64_t cs, int64_t n, float *dst)
@@ -101,9 +96,9 @@ static void term_generic(float *acc, float *t, const float *u, float s, int64_t 
     if (fp16) {
         for (int64_t j = 0; j < n; j++) {
             float v = t[j];
-            if (u) v = r16(v + u[j]);
-            v = r16(v * s);
-            acc[j] = r16(acc[j] + v);
+            if (u) v = op_r16(v + u[j]);
+            v = op_r16(v * s);
+            acc[j] = op_r16(acc[j] + v);
         }
     } else {
         for (int64_t j = 0; j < n; j++) {
@@ -120,6 +115,20 @@ static inline int64_t idx_pos(const FinalizeParams *p, int64_t i, int64_t k)
     return (p->mode == 0 || p->mode == 1) ? k * p->N + i : i * p->K + k;
 }
 
+/* The indices are validated before any row is written, then read again row by row; `out` may share memory with
+ * them (a caller error that makes the values meaningless): the bounds keep such a call from reading outside
+ * expandedX and bias. On validated data they never change a value. */
+static inline int64_t finalize_row_index(const FinalizeCtx *c, int64_t i, int64_t k)
+{
+    const int64_t r = op_load_i(c->R->dtype, op_ptr2(c->R, idx_pos(c->p, i, k), 0));
+    return (uint64_t)r < (uint64_t)c->p->rows ? r : -1;
+}
+static inline int64_t finalize_expert(const FinalizeCtx *c, int64_t i, int64_t k)
+{
+    const int64_t e = op_load_i(c->eidx->dtype, op_ptr2(c->eidx, i, k));
+    return (uint64_t)e < (uint64_t)c->p->E ? e : 0;
+}
+
 /* output row i with strided columns (or more than OP_ROW_MAX_TERMS terms), tile by tile through fp32 buffers */
 static void finalize_row_tiles(const FinalizeCtx *c, int64_t i)
 {
@@ -127,35 +136,32 @@ static void finalize_row_tiles(const FinalizeCtx *c, int64_t i)
     const aclDataType dt = c->X->dtype;
     const int fp16 = (dt == ACL_FLOAT16);
     const int64_t es = op_elem_size(c->X);
-    const int64_t xcs = last_stride(c->X), bcs = c->bias ? last_stride(c->bias) : 1;
+    const int64_t xcs = op_row_stride(c->X), bcs = c->bias ? op_row_stride(c->bias) : 1;
     float acc[FIN_TILE], t[FIN_TILE], u[FIN_TILE];
 
     for (int64_t j0 = 0; j0 < p->H; j0 += FIN_TILE) {
         const int64_t n = (p->H - j0 < FIN_TILE) ? p->H - j0 : FIN_TILE;
         /* initial value: x1 + x2 (rounded to fp16 for fp16), x1, or 0 */
         if (c->x1) {
-            load_seg(dt, op_ptr2(c->x1, i, j0), last_stride(c->x1), n, acc);
+            load_seg(dt, op_ptr2(c->x1, i, j0), op_row_stride(c->x1), n, acc);
             if (c->x2) {
-                load_seg(dt, op_ptr2(c->x2, i, j0), last_stride(c->x2), n, t);
-                if (fp16) for (int64_t j = 0; j < n; j++) acc[j] = r16(acc[j] + t[j]);
+                load_seg(dt, op_ptr2(c->x2, i, j0), op_row_stride(c->x2), n, t);
+                if (fp16) for (int64_t j = 0; j < n; j++) acc[j] = op_r16(acc[j] + t[j]);
                 else for (int64_t j = 0; j < n; j++) acc[j] += t[j];
             }
         } else {
             memset(acc, 0, (size_t)n * sizeof(float));
         }
         for (int64_t k = 0; k < p->K; k++) {
-            const int64_t r = op_load_i(c->R->dtype, op_ptr2(c->R, idx_pos(p, i, k), 0));
+            const int64_t r = finalize_row_index(c, i, k);
             if (r < 0) continue; /* -1: dropped slot (modes 1/3, validated) contributes nothing */
             load_seg(dt, x_row(c, r) + j0 * xcs * es, xcs, n, t);
-            if (c->bias) {
-                const int64_t e = op_load_i(c->eidx->dtype, op_ptr2(c->eidx, i, k));
-                load_seg(dt, op_ptr2(c->bias, e, j0), bcs, n, u);
-            }
+            if (c->bias) load_seg(dt, op_ptr2(c->bias, finalize_expert(c, i, k), j0), bcs, n, u);
             const float s = c->scales ? op_load_f(c->scales->dtype, op_ptr2(c->scales, i, k)) : 1.0f;
             term_generic(acc, t, c->bias ? u : NULL, s, n, fp16);
         }
         /* store (fp16 values are already exact fp16; bf16 rounds RNE here) */
-        store_seg(dt, op_ptr2(c->out, i, j0), last_stride(c->out), n, acc);
+        store_seg(dt, op_ptr2(c->out, i, j0), op_row_stride(c->out), n, acc);
     }
 }
 
@@ -163,9 +169,9 @@ static void finalize_rows(void *vctx, int64_t begin, int64_t end)
 {
     const FinalizeCtx *c = vctx;
     const FinalizeParams *p = c->p;
-    const int contiguous = last_stride(c->X) == 1 && (!c->bias || last_stride(c->bias) == 1) &&
-                           (!c->x1 || last_stride(c->x1) == 1) && (!c->x2 || last_stride(c->x2) == 1) &&
-                           last_stride(c->out) == 1 && p->K <= OP_ROW_MAX_TERMS;
+    const int contiguous = op_row_stride(c->X) == 1 && (!c->bias || op_row_stride(c->bias) == 1) &&
+                           (!c->x1 || op_row_stride(c->x1) == 1) && (!c->x2 || op_row_stride(c->x2) == 1) &&
+                           op_row_stride(c->out) == 1 && p->K <= OP_ROW_MAX_TERMS;
     for (int64_t i = begin; i < end; i++) {
         if (!contiguous) {
             finalize_row_tiles(c, i);
@@ -174,10 +180,10 @@ static void finalize_rows(void *vctx, int64_t begin, int64_t end)
         OpRowTerm T[OP_ROW_MAX_TERMS];
         int64_t n = 0;
         for (int64_t k = 0; k < p->K; k++) {
-            const int64_t r = op_load_i(c->R->dtype, op_ptr2(c->R, idx_pos(p, i, k), 0));
+            const int64_t r = finalize_row_index(c, i, k);
             if (r < 0) continue; /* -1: dropped slot (modes 1/3, validated) contributes nothing */
             T[n].x = x_row(c, r);
-            T[n].bias = c->bias ? op_ptr2(c->bias, op_load_i(c->eidx->dtype, op_ptr2(c->eidx, i, k)), 0) : NULL;
+            T[n].bias = c->bias ? op_ptr2(c->bias, finalize_expert(c, i, k), 0) : NULL;
             T[n].scale = c->scales ? op_load_f(c->scales->dtype, op_ptr2(c->scales, i, k)) : 1.0f;
             n++;
         }
@@ -233,21 +239,13 @@ static aclnnStatus finalize_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
             }
     }
     if (p->N == 0 || p->H == 0) return ACLNN_SUCCESS;
-    int64_t grain = 16384 / (p->H * (p->K + 2));
+    /* K + 2 rows of H elements are read or written per output row; divided one factor at a time (no overflow) */
+    int64_t grain = OP_PARALLEL_MIN_WORK / p->H / (p->K + 2);
     if (grain < 1) grain = 1;
     acl_host_parallel_for(p->N, grain, finalize_rows, &c);
     return ACLNN_SUCCESS;
 }
 
-
-static aclnnStatus check_opt_tensor(const char *api, const char *name, const aclTensor *t, const char *ref_name,
-                                    const aclTensor *ref)
-{
-    if (!t) return ACLNN_SUCCESS;
-    if (ref) OP_TRY(op_check_same_dtype(api, name, t, ref_name, ref));
-    else OP_TRY(op_check_dtype(api, name, t, OP_INT32_TYPE));
-    return op_check_format(api, name, t);
-}
 
 /* ------------------------------------------------------------------------------------------------------------ */
 /* V2                                                                                                            */
@@ -259,96 +257,84 @@ aclnnStatus aclnnMoeFinalizeRoutingV2GetWorkspaceSize(const aclTensor *expandedX
                                                       const aclTensor *out, uint64_t *workspaceSize,
                                                       aclOpExecutor **executor)
 {
-    static const char *api = "aclnnMoeFinalizeRoutingV2";
-    OP_TRY(op_check_not_null(api, "expandedX", expandedX));
-    OP_TRY(op_check_not_null(api, "expandedRowIdx", expandedRowIdx));
-    OP_TRY(op_check_not_null(api, "out", out));
+    enum { X, ROW_IDX, X1, X2, BIAS, SCALES, EXPERT_IDX, OUT };
+    static const OpParamSpec params[] = {
+        [X] = {"expandedX", OP_IN, OP_FLOAT_TYPES, OP_NO_REF, OP_RANK(2) | OP_RANK(3)},
+        [ROW_IDX] = {"expandedRowIdx", OP_IN, OP_INT32_TYPE, OP_NO_REF, OP_RANK(1)},
+        [X1] = {"x1Optional", OP_IN | OP_OPTIONAL, NULL, X, OP_RANK(2)},
+        [X2] = {"x2Optional", OP_IN | OP_OPTIONAL, NULL, X, OP_RANK(2)},
+        [BIAS] = {"biasOptional", OP_IN | OP_OPTIONAL, NULL, X, OP_RANK(2)},
+        /* the dtype of expandedX, or fp32 with bf16 expandedX ("mixed precision") */
+        [SCALES] = {"scalesOptional", OP_IN | OP_OPTIONAL | OP_OR_F32_WITH_BF16, NULL, X, OP_RANK(2)},
+        [EXPERT_IDX] = {"expertIdxOptional", OP_IN | OP_OPTIONAL, OP_INT32_TYPE, OP_NO_REF, OP_RANK(2)},
+        [OUT] = {"out", OP_OUT, NULL, X, OP_RANK(2)},
+    };
+    /* hand-written op_api: its shape and attribute failures are ACLNN_ERR_INNER_NULLPTR (spec/host-vs-cann.md) */
+    static const OpSpec op = OP_SPEC("aclnnMoeFinalizeRoutingV2", ACLNN_ERR_INNER_NULLPTR, params);
+    const void *h[] = {expandedX, expandedRowIdx, x1Optional, x2Optional, biasOptional, scalesOptional,
+                       expertIdxOptional, out};
+    OP_TRY(op_check_params(&op, h, 0));
 
-    /* dtypes / formats -> 161002 */
-    OP_TRY(op_check_dtype(api, "expandedX", expandedX, OP_FLOAT_TYPES));
-    OP_TRY(op_check_format(api, "expandedX", expandedX));
-    OP_TRY(op_check_dtype(api, "expandedRowIdx", expandedRowIdx, OP_INT32_TYPE));
-    OP_TRY(op_check_format(api, "expandedRowIdx", expandedRowIdx));
-    OP_TRY(check_opt_tensor(api, "x1Optional", x1Optional, "expandedX", expandedX));
-    OP_TRY(check_opt_tensor(api, "x2Optional", x2Optional, "expandedX", expandedX));
-    OP_TRY(check_opt_tensor(api, "biasOptional", biasOptional, "expandedX", expandedX));
-    if (scalesOptional) {
-        /* same dtype as expandedX, or fp32 with bf16 expandedX ("mixed precision") */
-        if (!(expandedX->dtype == ACL_BF16 && scalesOptional->dtype == ACL_FLOAT))
-            OP_TRY(op_check_same_dtype(api, "scalesOptional", scalesOptional, "expandedX", expandedX));
-        OP_TRY(op_check_format(api, "scalesOptional", scalesOptional));
-    }
-    OP_TRY(check_opt_tensor(api, "expertIdxOptional", expertIdxOptional, NULL, NULL));
-    OP_TRY(op_check_same_dtype(api, "out", out, "expandedX", expandedX));
-    OP_TRY(op_check_format(api, "out", out));
-
-    /* shapes and attributes (tiling) -> 561002 */
+    /* shapes and attributes -> 561103 */
     if (dropPadMode < 0 || dropPadMode > 3)
-        return op_fail_tiling(api, "dropPadMode (%lld) must be in [0, 3]", (long long)dropPadMode);
+        return op_fail_shape(&op, "dropPadMode (%lld) must be in [0, 3]", (long long)dropPadMode);
     const int drop = (dropPadMode == 1 || dropPadMode == 3);
-    OP_TRY(op_check_ndim(api, "expandedRowIdx", expandedRowIdx, 1));
     int64_t K = 1;
-    if (scalesOptional) {
-        OP_TRY(op_check_ndim(api, "scalesOptional", scalesOptional, 2));
-        K = scalesOptional->dims[1];
-    }
-    if (K == 0) return op_fail_tiling(api, "K (scalesOptional.shape[1]) can not be 0");
+    if (scalesOptional) K = scalesOptional->dims[1];
+    if (K == 0) return op_fail_shape(&op, "K (scalesOptional.shape[1]) can not be 0");
     const int64_t NK = expandedRowIdx->dims[0];
     int64_t N;
     if (scalesOptional) {
         N = scalesOptional->dims[0];
-        if (N * K != NK)
-            return op_fail_tiling(api, "expandedRowIdx length (%lld) must equal N*K = %lld*%lld (scalesOptional shape)",
+        int64_t nk;
+        if (!op_mul_ok(N, K, &nk) || nk != NK)
+            return op_fail_shape(&op, "expandedRowIdx length (%lld) must equal N*K = %lld*%lld (scalesOptional shape)",
                                   (long long)NK, (long long)N, (long long)K);
     } else {
         N = NK;
     }
-    OP_TRY(op_check_ndim(api, "expandedX", expandedX, drop ? 3 : 2));
+    if (expandedX->ndim != (drop ? 3 : 2))
+        return op_fail_shape(&op, "expandedX must be %d-D with dropPadMode %lld, got %d-D", drop ? 3 : 2,
+                             (long long)dropPadMode, expandedX->ndim);
     const int64_t H = expandedX->dims[expandedX->ndim - 1];
     int64_t rows, C = 0, E = 0;
     if (drop) {
         E = expandedX->dims[0];
         C = expandedX->dims[1];
-        rows = E * C;
-        if (E == 0) return op_fail_tiling(api, "expert count E (expandedX.shape[0]) can not be 0");
+        if (!op_mul_ok(E, C, &rows))
+            return op_fail_shape(&op, "expandedX has too many rows (E*C = %lld*%lld)", (long long)E, (long long)C);
+        if (E == 0) return op_fail_shape(&op, "expert count E (expandedX.shape[0]) can not be 0");
     } else {
         rows = expandedX->dims[0];
         if (rows != NK)
-            return op_fail_tiling(api, "expandedX.shape[0] (%lld) must equal N*K = %lld (expandedRowIdx length)",
+            return op_fail_shape(&op, "expandedX.shape[0] (%lld) must equal N*K = %lld (expandedRowIdx length)",
                                   (long long)rows, (long long)NK);
     }
     const int64_t nh[2] = {N, H}, nk[2] = {N, K};
-    if (x1Optional) OP_TRY(op_check_shape(api, "x1Optional", x1Optional, 2, nh));
+    if (x1Optional) OP_TRY(op_check_shape_of(&op, "x1Optional", x1Optional, 2, nh));
     if (x2Optional && !x1Optional)
-        return op_fail_tiling(api, "x2Optional can not be given when x1Optional is not given");
-    if (x2Optional) OP_TRY(op_check_shape(api, "x2Optional", x2Optional, 2, nh));
+        return op_fail_shape(&op, "x2Optional can not be given when x1Optional is not given");
+    if (x2Optional) OP_TRY(op_check_shape_of(&op, "x2Optional", x2Optional, 2, nh));
     if (biasOptional) {
         if (!expertIdxOptional)
-            return op_fail_tiling(api, "expertIdxOptional must be given when biasOptional is given");
-        OP_TRY(op_check_ndim(api, "biasOptional", biasOptional, 2));
+            return op_fail_shape(&op, "expertIdxOptional must be given when biasOptional is given");
         if (drop && biasOptional->dims[0] != E)
-            return op_fail_tiling(api, "biasOptional.shape[0] (%lld) must equal E = expandedX.shape[0] (%lld)",
+            return op_fail_shape(&op, "biasOptional.shape[0] (%lld) must equal E = expandedX.shape[0] (%lld)",
                                   (long long)biasOptional->dims[0], (long long)E);
         if (biasOptional->dims[1] != H)
-            return op_fail_tiling(api, "biasOptional.shape[1] (%lld) must equal H (%lld)",
+            return op_fail_shape(&op, "biasOptional.shape[1] (%lld) must equal H (%lld)",
                                   (long long)biasOptional->dims[1], (long long)H);
         E = biasOptional->dims[0];
-        if (E == 0) return op_fail_tiling(api, "expert count E (biasOptional.shape[0]) can not be 0");
+        if (E == 0) return op_fail_shape(&op, "expert count E (biasOptional.shape[0]) can not be 0");
         if (E < K)
-            return op_fail_tiling(api, "E (%lld) should be larger than or equal to K (%lld)", (long long)E,
+            return op_fail_shape(&op, "E (%lld) should be larger than or equal to K (%lld)", (long long)E,
                                   (long long)K);
     }
-    if (expertIdxOptional) OP_TRY(op_check_shape(api, "expertIdxOptional", expertIdxOptional, 2, nk));
-    OP_TRY(op_check_shape(api, "out", out, 2, nh));
-
-    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
-    OP_TRY(op_check_not_null(api, "executor", executor));
+    if (expertIdxOptional) OP_TRY(op_check_shape_of(&op, "expertIdxOptional", expertIdxOptional, 2, nk));
+    OP_TRY(op_check_shape_of(&op, "out", out, 2, nh));
 
     FinalizeParams p = {dropPadMode, N, K, H, rows, C, biasOptional ? E : 0, 0};
-    const aclTensor *ins[] = {expandedX, expandedRowIdx, x1Optional, x2Optional, biasOptional, scalesOptional,
-                              expertIdxOptional};
-    const aclTensor *outs[] = {out};
-    return acl_host_executor_create(api, finalize_kernel, ins, 7, outs, 1, &p, sizeof p, 0, workspaceSize, executor);
+    return op_create_executor(&op, h, finalize_kernel, &p, sizeof p, 0, workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeFinalizeRoutingV2(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,
@@ -366,64 +352,48 @@ aclnnStatus aclnnMoeFinalizeRoutingGetWorkspaceSize(const aclTensor *expandedX, 
                                                     const aclTensor *expandedExpertIdx, const aclTensor *out,
                                                     uint64_t *workspaceSize, aclOpExecutor **executor)
 {
-    static const char *api = "aclnnMoeFinalizeRouting";
-    OP_TRY(op_check_not_null(api, "expandedX", expandedX));
-    OP_TRY(op_check_not_null(api, "x1", x1));
-    OP_TRY(op_check_not_null(api, "bias", bias));
-    OP_TRY(op_check_not_null(api, "scales", scales));
-    OP_TRY(op_check_not_null(api, "expandedRowIdx", expandedRowIdx));
-    OP_TRY(op_check_not_null(api, "expandedExpertIdx", expandedExpertIdx));
-    OP_TRY(op_check_not_null(api, "out", out));
-
-    /* dtypes / formats -> 161002; V1 takes scales in the dtype of expandedX (no mixed precision) */
-    OP_TRY(op_check_dtype(api, "expandedX", expandedX, OP_FLOAT_TYPES));
-    OP_TRY(op_check_format(api, "expandedX", expandedX));
-    OP_TRY(check_opt_tensor(api, "x1", x1, "expandedX", expandedX));
-    OP_TRY(check_opt_tensor(api, "x2Optional", x2Optional, "expandedX", expandedX));
-    OP_TRY(check_opt_tensor(api, "bias", bias, "expandedX", expandedX));
-    OP_TRY(check_opt_tensor(api, "scales", scales, "expandedX", expandedX));
-    OP_TRY(check_opt_tensor(api, "expandedRowIdx", expandedRowIdx, NULL, NULL));
-    OP_TRY(check_opt_tensor(api, "expandedExpertIdx", expandedExpertIdx, NULL, NULL));
-    OP_TRY(op_check_same_dtype(api, "out", out, "expandedX", expandedX));
-    OP_TRY(op_check_format(api, "out", out));
+    enum { X, X1, X2, BIAS, SCALES, ROW_IDX, EXPERT_IDX, OUT };
+    /* V1 takes scales in the dtype of expandedX (no mixed precision) */
+    static const OpParamSpec params[] = {
+        [X] = {"expandedX", OP_IN, OP_FLOAT_TYPES, OP_NO_REF, OP_RANK(2)},
+        [X1] = {"x1", OP_IN, NULL, X, OP_RANK(2)},
+        [X2] = {"x2Optional", OP_IN | OP_OPTIONAL, NULL, X, OP_RANK(2)},
+        [BIAS] = {"bias", OP_IN, NULL, X, OP_RANK(2)},
+        [SCALES] = {"scales", OP_IN, NULL, X, OP_RANK(2)},
+        [ROW_IDX] = {"expandedRowIdx", OP_IN, OP_INT32_TYPE, OP_NO_REF, OP_RANK(1)},
+        [EXPERT_IDX] = {"expandedExpertIdx", OP_IN, OP_INT32_TYPE, OP_NO_REF, OP_RANK(2)},
+        [OUT] = {"out", OP_OUT, NULL, X, 0},
+    };
+    static const OpSpec op = OP_SPEC("aclnnMoeFinalizeRouting", ACLNN_ERR_INNER_TILING_ERROR, params);
+    const void *h[] = {expandedX, x1, x2Optional, bias, scales, expandedRowIdx, expandedExpertIdx, out};
+    OP_TRY(op_check_params(&op, h, 0));
 
     /* shapes (tiling) -> 561002 */
-    OP_TRY(op_check_ndim(api, "expandedX", expandedX, 2));
-    OP_TRY(op_check_ndim(api, "x1", x1, 2));
-    if (x2Optional) OP_TRY(op_check_ndim(api, "x2Optional", x2Optional, 2));
-    OP_TRY(op_check_ndim(api, "bias", bias, 2));
-    OP_TRY(op_check_ndim(api, "scales", scales, 2));
-    OP_TRY(op_check_ndim(api, "expandedRowIdx", expandedRowIdx, 1));
-    OP_TRY(op_check_ndim(api, "expandedExpertIdx", expandedExpertIdx, 2));
     const int64_t N = x1->dims[0], H = expandedX->dims[1], K = scales->dims[1], E = bias->dims[0];
     if (scales->dims[0] != N || expandedExpertIdx->dims[0] != N)
-        return op_fail_tiling(api, "x1, scales and expandedExpertIdx must have the same number of rows "
+        return op_fail_shape(&op, "x1, scales and expandedExpertIdx must have the same number of rows "
                               "(got %lld, %lld, %lld)", (long long)N, (long long)scales->dims[0],
                               (long long)expandedExpertIdx->dims[0]);
     if (expandedExpertIdx->dims[1] != K)
-        return op_fail_tiling(api, "expandedExpertIdx.shape[1] (%lld) must equal scales.shape[1] = K (%lld)",
+        return op_fail_shape(&op, "expandedExpertIdx.shape[1] (%lld) must equal scales.shape[1] = K (%lld)",
                               (long long)expandedExpertIdx->dims[1], (long long)K);
-    if (E == 0) return op_fail_tiling(api, "expert count E (bias.shape[0]) can not be 0");
-    if (K == 0) return op_fail_tiling(api, "K (scales.shape[1]) can not be 0");
+    if (E == 0) return op_fail_shape(&op, "expert count E (bias.shape[0]) can not be 0");
+    if (K == 0) return op_fail_shape(&op, "K (scales.shape[1]) can not be 0");
     const int64_t nh[2] = {N, H}, eh[2] = {E, H};
-    OP_TRY(op_check_shape(api, "x1", x1, 2, nh));
-    if (x2Optional) OP_TRY(op_check_shape(api, "x2Optional", x2Optional, 2, nh));
-    OP_TRY(op_check_shape(api, "bias", bias, 2, eh));
+    OP_TRY(op_check_shape_of(&op, "x1", x1, 2, nh));
+    if (x2Optional) OP_TRY(op_check_shape_of(&op, "x2Optional", x2Optional, 2, nh));
+    OP_TRY(op_check_shape_of(&op, "bias", bias, 2, eh));
     if (expandedRowIdx->dims[0] != expandedX->dims[0])
-        return op_fail_tiling(api, "expandedRowIdx length (%lld) must equal expandedX.shape[0] (%lld)",
+        return op_fail_shape(&op, "expandedRowIdx length (%lld) must equal expandedX.shape[0] (%lld)",
                               (long long)expandedRowIdx->dims[0], (long long)expandedX->dims[0]);
-    if (expandedRowIdx->dims[0] != N * K)
-        return op_fail_tiling(api, "expandedRowIdx length (%lld) must equal N*K = %lld*%lld",
+    int64_t NK;
+    if (!op_mul_ok(N, K, &NK) || expandedRowIdx->dims[0] != NK)
+        return op_fail_shape(&op, "expandedRowIdx length (%lld) must equal N*K = %lld*%lld",
                               (long long)expandedRowIdx->dims[0], (long long)N, (long long)K);
-    OP_TRY(op_check_shape(api, "out", out, 2, nh));
+    OP_TRY(op_check_shape_of(&op, "out", out, 2, nh));
 
-    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
-    OP_TRY(op_check_not_null(api, "executor", executor));
-
-    FinalizeParams p = {0, N, K, H, N * K, 0, E, 1};
-    const aclTensor *ins[] = {expandedX, x1, x2Optional, bias, scales, expandedRowIdx, expandedExpertIdx};
-    const aclTensor *outs[] = {out};
-    return acl_host_executor_create(api, finalize_kernel, ins, 7, outs, 1, &p, sizeof p, 0, workspaceSize, executor);
+    FinalizeParams p = {0, N, K, H, NK, 0, E, 1};
+    return op_create_executor(&op, h, finalize_kernel, &p, sizeof p, 0, workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeFinalizeRouting(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,

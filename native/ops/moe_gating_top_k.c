@@ -13,28 +13,23 @@
  *   y    = y * routedScalingFactor, stored in x's dtype with round-to-nearest-even
  *   out  = norm (fp32), written only when outFlag
  *
- * Ordering: every score is mapped to a 64-bit key (order-preserving float bits in the high half, the inverted
- * index in the low half), so "larger key" is exactly "larger score, then lower index": a strict total order in
- * which NaN ranks below -inf, like numpy's argsort(-x, kind='stable') in the official golden.
+ * Ordering: the 64-bit keys of op_math.h ("larger key" = larger score, then lower index; NaN below -inf).
  *
- * Speed: exp is gtk_exp (double precision, rounded once: bit-exact with the reference's exp), with an AVX-512
+ * Speed: exp is op_exp_f32 (op_math.h: double precision, rounded once: bit-exact with the reference's exp), with an AVX-512
  * twin chosen at run time; sigmoid of bf16/fp16 logits is a lookup in a table of all 65536 values built by the
  * same code; the top-k works on the order bits of the scores and builds keys only for the few experts that can
  * still enter it (AVX-512: a lower bound from lane maxima, then ranks), and under grouping only the kept groups
  * are candidates. Rows are processed GTK_ROWS at a time so that the serial softmax sums overlap.
  */
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "aclnnop/aclnn_moe_gating_top_k.h"
-#include "op_common.h"
+#include "op_math.h"
 
-#define GTK_MAX_EXPERTS 2048
-#define GTK_INSERTION_MAX_K 32 /* top-k by insertion into a sorted buffer up to this k, else a radix sort */
 #define GTK_LANES 8            /* independent running top-2 per group score: ILP, vectorisable */
-#define GTK_ROWS 4             /* rows whose scores are computed together (overlapping softmax sums) */
+#define GTK_ROWS OP_SOFTMAX_ROWS /* rows whose scores are computed together (overlapping softmax sums) */
 #define GTK_CHUNKS_PER_THREAD 4
 #define GTK_ALIGN 64
 
@@ -92,274 +87,17 @@ static uint64_t gtk_slot(char *w, int64_t e, int64_t groups, int64_t k, GatingTo
 
 static uint64_t gtk_slot_bytes(int64_t e, int64_t groups, int64_t k) { return gtk_slot(NULL, e, groups, k, NULL); }
 
-/* ---- ordering keys ---- */
-static inline uint32_t gtk_order_bits(float v)
-{
-    float z = v + 0.0f; /* -0 -> +0: equal scores must tie */
-    uint32_t u;
-    memcpy(&u, &z, sizeof u);
-    uint32_t neg = (uint32_t)((int32_t)u >> 31);       /* all ones for negative scores */
-    uint32_t key = u ^ (neg | 0x80000000u);             /* order-preserving, branch-free */
-    return v == v ? key : 0u;                           /* NaN: below everything, -inf included */
-}
-
-static inline uint64_t gtk_key_of(uint32_t order_bits, int64_t idx)
-{
-    return ((uint64_t)order_bits << 32) | (uint64_t)(0xFFFFFFFFu - (uint32_t)idx);
-}
-
-static inline uint64_t gtk_key(float v, int64_t idx) { return gtk_key_of(gtk_order_bits(v), idx); }
-
-static inline int64_t gtk_key_index(uint64_t key) { return (int64_t)(0xFFFFFFFFu - (uint32_t)(key & 0xFFFFFFFFu)); }
-
-/* Stable LSD radix sort of a[0..n) by the score half of the keys, descending: keys whose scores tie keep their
- * order in the input, so an input in ascending index order yields the lower index first (the key order).
- * 8-bit digits; digits that are the same for every key are skipped. tmp must hold n keys. */
-static void gtk_radix_desc(uint64_t *a, int64_t n, uint64_t *tmp)
-{
-    uint32_t cnt[4][256];
-    memset(cnt, 0, sizeof cnt);
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t v = ~(uint32_t)(a[i] >> 32);
-        cnt[0][v & 255u]++;
-        cnt[1][(v >> 8) & 255u]++;
-        cnt[2][(v >> 16) & 255u]++;
-        cnt[3][v >> 24]++;
-    }
-    uint64_t *src = a, *dst = tmp;
-    for (int b = 0; b < 4; b++) {
-        uint32_t *c = cnt[b];
-        int trivial = 0;
-        for (int d = 0; d < 256; d++)
-            if (c[d]) {
-                trivial = (int64_t)c[d] == n;
-                break;
-            }
-        if (trivial) continue;
-        uint32_t off = 0;
-        for (int d = 0; d < 256; d++) {
-            uint32_t t = c[d];
-            c[d] = off;
-            off += t;
-        }
-        const int shift = 8 * b;
-        for (int64_t i = 0; i < n; i++) {
-            uint64_t key = src[i];
-            uint32_t d = ((~(uint32_t)(key >> 32)) >> shift) & 255u;
-            dst[c[d]++] = key;
-        }
-        uint64_t *t = src;
-        src = dst;
-        dst = t;
-    }
-    if (src != a) memcpy(a, src, (size_t)n * sizeof(uint64_t));
-}
-
-/* Rearranges a[0..n) so that a[0..k) holds the k largest keys in descending order. The keys must be distinct and
- * in ascending index order (as built by the kernel). buf must hold n keys. */
-static void gtk_topk_desc(uint64_t *a, int64_t n, int64_t k, uint64_t *buf)
-{
-    if (k <= 0) return;
-    if (k > n) k = n;
-    if (k <= GTK_INSERTION_MAX_K) { /* insertion into a sorted buffer: O(n) when few keys enter it */
-        int64_t m = 0, i = 0;
-        for (; i < n && m < k; i++) { /* fill */
-            uint64_t v = a[i];
-            int64_t j = m++;
-            while (j > 0 && buf[j - 1] < v) {
-                buf[j] = buf[j - 1];
-                j--;
-            }
-            buf[j] = v;
-        }
-        uint64_t thr = buf[k - 1];
-        for (; i < n; i++) {
-            uint64_t v = a[i];
-            if (v <= thr) continue;
-            int64_t j = k - 1; /* the current k-th drops out */
-            while (j > 0 && buf[j - 1] < v) {
-                buf[j] = buf[j - 1];
-                j--;
-            }
-            buf[j] = v;
-            thr = buf[k - 1];
-        }
-        memcpy(a, buf, (size_t)k * sizeof(uint64_t));
-        return;
-    }
-    gtk_radix_desc(a, n, buf);
-}
-
-/* ---- exp ----
- * The reference rounds a float64 exp to float32 and the ranking compares scores bit for bit, so exp must be the
- * correctly rounded one, not just within an ulp: e^x = 2^(k/32) * e^r with 2^(j/32) from a table, |r| <= ln2/64
- * (Cody-Waite split of ln2/32) and a degree-6 Taylor polynomial for e^r - 1, all in double (relative error about
- * 2^-52), rounded once to float. Checked over all 2^32 float inputs: it equals glibc's float64 exp rounded to
- * float32 for every one (NaN aside), where glibc's expf differs from it for about 170,000. The AVX-512 twin does
- * the same double operations in the same order (same bits, also checked exhaustively); the table lookup becomes
- * two two-source permutes and a blend. */
-#define GTK_EXP_LO (-112.0) /* below: exp rounds to float 0 (and 2^k stays a normal double) */
-#define GTK_EXP_HI 100.0    /* above: exp rounds to float inf */
-#define GTK_EXP_INV_LN2_N 0x1.71547652b82fep+5 /* 32 / ln2 */
-#define GTK_EXP_LN2_N_HI 0x1.62e42fee00000p-6  /* ln2 / 32, high 32 bits: k * HI is exact */
-#define GTK_EXP_LN2_N_LO 0x1.a39ef35793c76p-38 /* ln2 / 32 - HI */
-#define GTK_EXP_SHIFT 0x1.8p52                 /* x + SHIFT - SHIFT rounds x to an integer */
-#define GTK_EXP_SHIFT_BITS 0x4338000000000000ull
-#define GTK_EXP_C2 0.5
-#define GTK_EXP_C3 (1.0 / 6.0)
-#define GTK_EXP_C4 (1.0 / 24.0)
-#define GTK_EXP_C5 (1.0 / 120.0)
-#define GTK_EXP_C6 (1.0 / 720.0)
-
-static const double gtk_exp_tab[32] = { /* 2^(j/32), correctly rounded */
-    0x1.0000000000000p+0, 0x1.059b0d3158574p+0, 0x1.0b5586cf9890fp+0, 0x1.11301d0125b51p+0,
-    0x1.172b83c7d517bp+0, 0x1.1d4873168b9aap+0, 0x1.2387a6e756238p+0, 0x1.29e9df51fdee1p+0,
-    0x1.306fe0a31b715p+0, 0x1.371a7373aa9cbp+0, 0x1.3dea64c123422p+0, 0x1.44e086061892dp+0,
-    0x1.4bfdad5362a27p+0, 0x1.5342b569d4f82p+0, 0x1.5ab07dd485429p+0, 0x1.6247eb03a5585p+0,
-    0x1.6a09e667f3bcdp+0, 0x1.71f75e8ec5f74p+0, 0x1.7a11473eb0187p+0, 0x1.82589994cce13p+0,
-    0x1.8ace5422aa0dbp+0, 0x1.93737b0cdc5e5p+0, 0x1.9c49182a3f090p+0, 0x1.a5503b23e255dp+0,
-    0x1.ae89f995ad3adp+0, 0x1.b7f76f2fb5e47p+0, 0x1.c199bdd85529cp+0, 0x1.cb720dcef9069p+0,
-    0x1.d5818dcfba487p+0, 0x1.dfc97337b9b5fp+0, 0x1.ea4afa2a490dap+0, 0x1.f50765b6e4540p+0,
-};
-
-static inline float gtk_exp(float xf)
-{
-    double x = xf;
-    x = GTK_EXP_LO > x ? GTK_EXP_LO : x; /* NaN passes (and is replaced at the end) */
-    x = GTK_EXP_HI < x ? GTK_EXP_HI : x;
-    double kd = x * GTK_EXP_INV_LN2_N + GTK_EXP_SHIFT;
-    uint64_t kbits;
-    memcpy(&kbits, &kd, sizeof kbits);
-    kd = kd - GTK_EXP_SHIFT;
-    const double r = (x - kd * GTK_EXP_LN2_N_HI) - kd * GTK_EXP_LN2_N_LO;
-    double u = GTK_EXP_C5 + r * GTK_EXP_C6;
-    u = GTK_EXP_C4 + r * u;
-    u = GTK_EXP_C3 + r * u;
-    u = GTK_EXP_C2 + r * u;
-    const double q = r + (r * r) * u; /* e^r - 1 */
-    const int64_t k = (int64_t)(kbits - GTK_EXP_SHIFT_BITS);
-    uint64_t sbits;
-    memcpy(&sbits, &gtk_exp_tab[k & 31], sizeof sbits);
-    sbits += (uint64_t)(k >> 5) << 52; /* times 2^(k div 32) */
-    double sc;
-    memcpy(&sc, &sbits, sizeof sc);
-    const float y = (float)(sc + sc * q);
-    return xf != xf ? xf + xf : y;
-}
-
-/* ---- scores, in place on rows already in fp32: sigmoid, or softmax in two steps (numerators, then
- * gtk_softmax_finish for a block of rows) ---- */
-static void gtk_sigmoid_portable(float *v, int64_t e)
-{
-    for (int64_t i = 0; i < e; i++) v[i] = 1.0f / (1.0f + gtk_exp(-v[i]));
-}
-
-/* v = exp(v - max v); the max is "if (v > m) m = v" from m = v[0] (a NaN first logit poisons the row) */
-static void gtk_softmax_exp_portable(float *v, int64_t e)
-{
-    float m = v[0];
-    for (int64_t i = 1; i < e; i++)
-        if (v[i] > m) m = v[i];
-    for (int64_t i = 0; i < e; i++) v[i] = gtk_exp(v[i] - m);
-}
-
-/* v[r] *= 1 / sum(v[r]) for n <= GTK_ROWS rows. Each sum runs left to right as in the reference, a chain of
- * dependent adds: the rows of a block are summed side by side so that their chains overlap. */
-static void gtk_softmax_finish(float *const *v, int n, int64_t e)
-{
-    float s[GTK_ROWS] = {0};
-    const float *w[GTK_ROWS];
-    for (int r = 0; r < GTK_ROWS; r++) w[r] = v[r < n ? r : 0];
-    for (int64_t i = 0; i < e; i++)
-        for (int r = 0; r < GTK_ROWS; r++) s[r] += w[r][i];
-    for (int r = 0; r < n; r++) {
-        const float inv = 1.0f / s[r];
-        for (int64_t i = 0; i < e; i++) v[r][i] *= inv;
-    }
-}
-
 /* sel = norm (+ bias) and the order bits of sel */
 static void gtk_sel_portable(const float *norm, const float *bias, int64_t e, float *sel, uint32_t *hi)
 {
     for (int64_t i = 0; i < e; i++) {
         const float v = bias ? norm[i] + bias[i] : norm[i];
         sel[i] = v;
-        hi[i] = gtk_order_bits(v);
+        hi[i] = op_order_bits(v);
     }
 }
 
 #if OP_X86_SIMD
-OP_TARGET_AVX512 static inline __m256 gtk_exp8_avx512(__m256 xf, const __m512d tab[4])
-{
-    __m512d x = _mm512_cvtps_pd(xf);
-    x = _mm512_max_pd(_mm512_set1_pd(GTK_EXP_LO), x); /* LO > x ? LO : x */
-    x = _mm512_min_pd(_mm512_set1_pd(GTK_EXP_HI), x); /* HI < x ? HI : x */
-    const __m512d shift = _mm512_set1_pd(GTK_EXP_SHIFT);
-    __m512d kd = _mm512_add_pd(_mm512_mul_pd(x, _mm512_set1_pd(GTK_EXP_INV_LN2_N)), shift);
-    const __m512i k = _mm512_sub_epi64(_mm512_castpd_si512(kd), _mm512_set1_epi64((long long)GTK_EXP_SHIFT_BITS));
-    kd = _mm512_sub_pd(kd, shift);
-    const __m512d r = _mm512_sub_pd(_mm512_sub_pd(x, _mm512_mul_pd(kd, _mm512_set1_pd(GTK_EXP_LN2_N_HI))),
-                                    _mm512_mul_pd(kd, _mm512_set1_pd(GTK_EXP_LN2_N_LO)));
-    __m512d u = _mm512_add_pd(_mm512_set1_pd(GTK_EXP_C5), _mm512_mul_pd(r, _mm512_set1_pd(GTK_EXP_C6)));
-    u = _mm512_add_pd(_mm512_set1_pd(GTK_EXP_C4), _mm512_mul_pd(r, u));
-    u = _mm512_add_pd(_mm512_set1_pd(GTK_EXP_C3), _mm512_mul_pd(r, u));
-    u = _mm512_add_pd(_mm512_set1_pd(GTK_EXP_C2), _mm512_mul_pd(r, u));
-    const __m512d q = _mm512_add_pd(r, _mm512_mul_pd(_mm512_mul_pd(r, r), u));
-    /* table[k & 31]: bits 0-3 pick within a pair of registers, bit 4 picks the pair */
-    const __m512d t_lo = _mm512_permutex2var_pd(tab[0], k, tab[1]);
-    const __m512d t_hi = _mm512_permutex2var_pd(tab[2], k, tab[3]);
-    const __m512d t = _mm512_mask_blend_pd(_mm512_test_epi64_mask(k, _mm512_set1_epi64(16)), t_lo, t_hi);
-    const __m512d sc = _mm512_castsi512_pd(
-        _mm512_add_epi64(_mm512_castpd_si512(t), _mm512_slli_epi64(_mm512_srai_epi64(k, 5), 52)));
-    const __m256 y = _mm512_cvtpd_ps(_mm512_add_pd(sc, _mm512_mul_pd(sc, q)));
-    return _mm256_mask_blend_ps(_mm256_cmp_ps_mask(xf, xf, _CMP_UNORD_Q), y, _mm256_add_ps(xf, xf));
-}
-
-OP_TARGET_AVX512 static inline __m512 gtk_exp16_avx512(__m512 x, const __m512d tab[4])
-{
-    const __m256 lo = gtk_exp8_avx512(_mm512_castps512_ps256(x), tab);
-    const __m256 hi = gtk_exp8_avx512(_mm512_extractf32x8_ps(x, 1), tab);
-    return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
-}
-
-OP_TARGET_AVX512 static void gtk_exp_tab_avx512(__m512d tab[4])
-{
-    for (int i = 0; i < 4; i++) tab[i] = _mm512_loadu_pd(gtk_exp_tab + 8 * i);
-}
-
-OP_TARGET_AVX512 static void gtk_sigmoid_avx512(float *v, int64_t e)
-{
-    __m512d tab[4];
-    gtk_exp_tab_avx512(tab);
-    const __m512 one = _mm512_set1_ps(1.0f);
-    const int64_t e16 = e / 16 * 16;
-    for (int64_t i = 0; i < e16; i += 16) {
-        const __m512 nx = _mm512_xor_ps(_mm512_loadu_ps(v + i), _mm512_set1_ps(-0.0f)); /* -x */
-        _mm512_storeu_ps(v + i, _mm512_div_ps(one, _mm512_add_ps(one, gtk_exp16_avx512(nx, tab))));
-    }
-    gtk_sigmoid_portable(v + e16, e - e16);
-}
-
-OP_TARGET_AVX512 static void gtk_softmax_exp_avx512(float *v, int64_t e)
-{
-    __m512d tab[4];
-    gtk_exp_tab_avx512(tab);
-    const int64_t e16 = e / 16 * 16;
-    /* the portable max rule lane by lane (_mm512_max_ps(x, m) is "x > m ? x : m"), then across the lanes */
-    __m512 vm = _mm512_set1_ps(v[0]);
-    for (int64_t i = 0; i < e16; i += 16) vm = _mm512_max_ps(_mm512_loadu_ps(v + i), vm);
-    float lanes[16], m = v[0];
-    _mm512_storeu_ps(lanes, vm);
-    for (int l = 0; l < 16; l++)
-        if (lanes[l] > m) m = lanes[l];
-    for (int64_t i = e16; i < e; i++)
-        if (v[i] > m) m = v[i];
-    const __m512 vmax = _mm512_set1_ps(m);
-    for (int64_t i = 0; i < e16; i += 16)
-        _mm512_storeu_ps(v + i, gtk_exp16_avx512(_mm512_sub_ps(_mm512_loadu_ps(v + i), vmax), tab));
-    for (int64_t i = e16; i < e; i++) v[i] = gtk_exp(v[i] - m);
-}
-
 OP_TARGET_AVX512 static void gtk_sel_avx512(const float *norm, const float *bias, int64_t e, float *sel,
                                             uint32_t *hi)
 {
@@ -368,7 +106,7 @@ OP_TARGET_AVX512 static void gtk_sel_avx512(const float *norm, const float *bias
         __m512 v = _mm512_loadu_ps(norm + i);
         if (bias) v = _mm512_add_ps(v, _mm512_loadu_ps(bias + i));
         _mm512_storeu_ps(sel + i, v);
-        /* gtk_order_bits: -0 -> +0, flip negatives, set the sign bit of positives, NaN -> 0 */
+        /* op_order_bits: -0 -> +0, flip negatives, set the sign bit of positives, NaN -> 0 */
         const __m512i u = _mm512_castps_si512(_mm512_add_ps(v, _mm512_setzero_ps()));
         const __m512i key = _mm512_xor_si512(u, _mm512_or_si512(_mm512_srai_epi32(u, 31),
                                                                  _mm512_set1_epi32((int)0x80000000u)));
@@ -408,7 +146,7 @@ OP_TARGET_AVX512 static inline float gtk_group_score_avx512(const float *v, int6
 OP_TARGET_AVX512 static void gtk_group_keys_avx512(const float *sel, int64_t g, int64_t per, int64_t mode,
                                                    uint64_t *gkeys)
 {
-    for (int64_t gi = 0; gi < g; gi++) gkeys[gi] = gtk_key(gtk_group_score_avx512(sel + gi * per, per, mode), gi);
+    for (int64_t gi = 0; gi < g; gi++) gkeys[gi] = op_key(gtk_group_score_avx512(sel + gi * per, per, mode), gi);
 }
 
 /* The top k (<= 16) experts of the ranges [b[r], b[r] + len) into out[0..k), best first, without branches on the
@@ -480,41 +218,6 @@ OP_TARGET_AVX512 static int gtk_topk_avx512(const uint32_t *hi, const int64_t *b
 }
 #endif
 
-/* ---- sigmoid of 16-bit inputs by table ----
- * bf16 and fp16 logits take 65536 values: their sigmoids, computed once per process by the row code above
- * (same bits), turn the exp into a lookup. 256 KB per dtype, built on first use (about 0.1 ms). */
-static float gtk_sig_lut[2][65536]; /* [0] bf16, [1] fp16 */
-static pthread_once_t gtk_sig_once[2] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
-
-static void gtk_sig_build(int which)
-{
-    float *t = gtk_sig_lut[which];
-    for (uint32_t h = 0; h < 65536; h++)
-        t[h] = which ? host_f16_to_f32((uint16_t)h) : host_bf16_to_f32((uint16_t)h);
-#if OP_X86_SIMD
-    if (op_cpu_avx512()) {
-        gtk_sigmoid_avx512(t, 65536);
-        return;
-    }
-#endif
-    gtk_sigmoid_portable(t, 65536);
-}
-static void gtk_sig_build_bf16(void) { gtk_sig_build(0); }
-static void gtk_sig_build_f16(void) { gtk_sig_build(1); }
-
-static const float *gtk_sig_table(aclDataType dt)
-{
-    if (dt == ACL_BF16) {
-        pthread_once(&gtk_sig_once[0], gtk_sig_build_bf16);
-        return gtk_sig_lut[0];
-    }
-    if (dt == ACL_FLOAT16) {
-        pthread_once(&gtk_sig_once[1], gtk_sig_build_f16);
-        return gtk_sig_lut[1];
-    }
-    return NULL;
-}
-
 static void gtk_sig_lookup_portable(const uint16_t *x, int64_t e, const float *lut, float *norm)
 {
     for (int64_t i = 0; i < e; i++) norm[i] = lut[x[i]];
@@ -585,13 +288,13 @@ static inline void gtk_insert(uint64_t *buf, int64_t n, uint64_t v)
 static void gtk_scan(const uint32_t *hi, int64_t b, int64_t e, int64_t k, uint64_t *buf, int64_t *m)
 {
     int64_t n = *m, i = b;
-    for (; i < e && n < k; i++, n++) gtk_insert(buf, n, gtk_key_of(hi[i], i));
+    for (; i < e && n < k; i++, n++) gtk_insert(buf, n, op_key_of(hi[i], i));
     if (n == k) {
         uint64_t thr = buf[k - 1];
         uint32_t thr_hi = (uint32_t)(thr >> 32);
         for (; i < e; i++) {
             if (hi[i] < thr_hi) continue;
-            const uint64_t v = gtk_key_of(hi[i], i);
+            const uint64_t v = op_key_of(hi[i], i);
             if (v <= thr) continue;
             gtk_insert(buf, k - 1, v); /* the current k-th drops out */
             thr = buf[k - 1];
@@ -613,19 +316,19 @@ typedef struct {
     int avx512;
 } GatingTopKCtx;
 
-/* the top-k experts into s->keys[0..k): full keys of every expert, dropped groups at -inf, then gtk_topk_desc
+/* the top-k experts into s->keys[0..k): full keys of every expert, dropped groups at -inf, then op_topk_desc
  * (large k, or a selection that reaches -inf / NaN scores, where dropped experts tie with kept ones) */
 static void gtk_select_full(const GatingTopKParams *p, const GatingTopKSlot *s)
 {
     const int64_t e = p->experts;
-    for (int64_t i = 0; i < e; i++) s->keys[i] = gtk_key_of(s->hi[i], i);
+    for (int64_t i = 0; i < e; i++) s->keys[i] = op_key_of(s->hi[i], i);
     if (p->grouped) {
         const int64_t per = e / p->group_count;
         for (int64_t gi = 0; gi < p->group_count; gi++)
             if (!s->kept[gi]) /* experts of dropped groups score -inf (the golden's mask) */
-                for (int64_t j = gi * per; j < (gi + 1) * per; j++) s->keys[j] = gtk_key(-INFINITY, j);
+                for (int64_t j = gi * per; j < (gi + 1) * per; j++) s->keys[j] = op_key(-INFINITY, j);
     }
-    gtk_topk_desc(s->keys, e, p->k, s->buf);
+    op_topk_desc(s->keys, e, p->k, s->buf);
 }
 
 /* 1. the scores of rows [r0, r0 + n), n <= GTK_ROWS, into norm + i*E */
@@ -645,17 +348,10 @@ static void gtk_scores(const GatingTopKCtx *c, int64_t r0, int n, float *norm)
             continue;
         }
         op_load_row_f32(c->x, r0 + i, e, v[i]);
-#if OP_X86_SIMD
-        if (c->avx512) {
-            if (c->p->norm_type == 1) gtk_sigmoid_avx512(v[i], e);
-            else gtk_softmax_exp_avx512(v[i], e);
-            continue;
-        }
-#endif
-        if (c->p->norm_type == 1) gtk_sigmoid_portable(v[i], e);
-        else gtk_softmax_exp_portable(v[i], e);
+        if (c->p->norm_type == 1) op_sigmoid_f32(v[i], e);
+        else op_softmax_exp_f32(v[i], e);
     }
-    if (c->p->norm_type == 0) gtk_softmax_finish(v, n, e);
+    if (c->p->norm_type == 0) op_softmax_finish(v, n, e);
 }
 
 /* 2-4: selection and outputs of one row from its scores */
@@ -677,19 +373,19 @@ static void gtk_row(const GatingTopKCtx *c, int64_t row, const float *norm, cons
         else
 #endif
             for (int64_t gi = 0; gi < g; gi++)
-                s->gkeys[gi] = gtk_key(gtk_group_score(s->sel + gi * per, per, p->group_select_mode), gi);
-        gtk_topk_desc(s->gkeys, g, p->k_group, s->buf);
+                s->gkeys[gi] = op_key(gtk_group_score(s->sel + gi * per, per, p->group_select_mode), gi);
+        op_topk_desc(s->gkeys, g, p->k_group, s->buf);
         memset(s->kept, 0, (size_t)g);
-        for (int64_t j = 0; j < p->k_group; j++) s->kept[gtk_key_index(s->gkeys[j])] = 1;
+        for (int64_t j = 0; j < p->k_group; j++) s->kept[op_key_index(s->gkeys[j])] = 1;
     }
 
     /* 3. top-k experts into keys[0..k) */
     const uint64_t *top = s->keys;
-    if (k > GTK_INSERTION_MAX_K) {
+    if (k > OP_TOPK_INSERTION_MAX_K) {
         gtk_select_full(p, s);
     } else {
         /* candidates: every expert, or the experts of the kept groups (ascending) */
-        int64_t starts[GTK_MAX_EXPERTS / 32], len = e; /* grouped: at most 2048 / 32 groups */
+        int64_t starts[OP_MAX_EXPERTS / 32], len = e; /* grouped: at most 2048 / 32 groups */
         int nr = 1;
         starts[0] = 0;
         if (p->grouped) {
@@ -708,7 +404,7 @@ static void gtk_row(const GatingTopKCtx *c, int64_t row, const float *norm, cons
         }
         top = s->buf;
         /* grouped: a k-th score of -inf or NaN ties with (or ranks below) the masked experts: rank them all */
-        if (p->grouped && (uint32_t)(s->buf[k - 1] >> 32) <= gtk_order_bits(-INFINITY)) {
+        if (p->grouped && (uint32_t)(s->buf[k - 1] >> 32) <= op_order_bits(-INFINITY)) {
             gtk_select_full(p, s);
             top = s->keys;
         }
@@ -716,7 +412,7 @@ static void gtk_row(const GatingTopKCtx *c, int64_t row, const float *norm, cons
 
     /* 4. weights from the pre-bias norm; renormalise for sigmoid only; scale; store */
     float *yv = s->yv;
-    for (int64_t j = 0; j < k; j++) yv[j] = norm[gtk_key_index(top[j])];
+    for (int64_t j = 0; j < k; j++) yv[j] = norm[op_key_index(top[j])];
     if (p->norm_type == 1) {
         float sum = 0.0f;
         for (int64_t j = 0; j < k; j++) sum += yv[j];
@@ -729,7 +425,7 @@ static void gtk_row(const GatingTopKCtx *c, int64_t row, const float *norm, cons
     const int64_t ystep = c->y->strides[1] * op_elem_size(c->y), istep = c->idx->strides[1] * (int64_t)sizeof(int32_t);
     for (int64_t j = 0; j < k; j++) {
         op_store_f(ydt, yp + j * ystep, yv[j] * rsf);
-        *(int32_t *)(ip + j * istep) = (int32_t)gtk_key_index(top[j]);
+        *(int32_t *)(ip + j * istep) = (int32_t)op_key_index(top[j]);
     }
     if (p->out_flag) op_store_row_f32(c->out, row, e, norm);
 }
@@ -752,6 +448,7 @@ static void gtk_chunk(void *vctx, int64_t begin, int64_t end)
 
 static aclnnStatus gtk_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
 {
+    (void)wsSize; /* scratch is sized by ex->workspace_size (see op_common.h), never by the caller's claim */
     const GatingTopKParams *p = (const GatingTopKParams *)ex->params;
     if (p->rows == 0) return ACLNN_SUCCESS;
     GatingTopKCtx c;
@@ -761,18 +458,13 @@ static aclnnStatus gtk_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
     c.idx = ex->outputs[1];
     c.out = ex->outputs[2];
     c.avx512 = op_cpu_avx512();
-    c.sig_lut = p->norm_type == 1 && c.x->strides[1] == 1 ? gtk_sig_table(c.x->dtype) : NULL;
+    c.sig_lut = p->norm_type == 1 && c.x->strides[1] == 1 ? op_sigmoid_table(c.x->dtype) : NULL;
 
     /* align the workspace base (phase 1 asked for GTK_ALIGN spare bytes) */
     uintptr_t base = ((uintptr_t)ws + GTK_ALIGN - 1) & ~(uintptr_t)(GTK_ALIGN - 1);
     uint64_t skip = ws ? (uint64_t)(base - (uintptr_t)ws) : 0;
     uint64_t bias_bytes = gtk_bias_bytes(p->experts);
     c.slot_bytes = gtk_slot_bytes(p->experts, p->group_count, p->k);
-    if (!ws || wsSize < skip + bias_bytes + c.slot_bytes)
-        return acl_host_error(ACLNN_ERR_PARAM_INVALID,
-                              "aclnnMoeGatingTopK: workspace of %llu bytes is smaller than the %llu bytes needed",
-                              (unsigned long long)wsSize,
-                              (unsigned long long)(GTK_ALIGN + bias_bytes + c.slot_bytes));
     float *bias = (float *)base;
     const aclTensor *bt = ex->inputs[1];
     if (bt) {
@@ -784,10 +476,9 @@ static aclnnStatus gtk_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
         c.bias = NULL;
     }
     c.slots = (char *)base + bias_bytes;
-    int64_t avail = (int64_t)((wsSize - skip - bias_bytes) / c.slot_bytes);
-    /* about 16K elements of work per chunk at least (some 20 us: waking a sleeping worker costs the caller about
-     * 10 us on a virtualised machine), at most one chunk per scratch slot */
-    int64_t want = p->rows * p->experts / 16384;
+    int64_t avail = (int64_t)((ex->workspace_size - skip - bias_bytes) / c.slot_bytes);
+    /* OP_PARALLEL_MIN_WORK elements per chunk at least, at most one chunk per scratch slot */
+    int64_t want = p->rows * p->experts / OP_PARALLEL_MIN_WORK;
     if (want < 1) want = 1;
     if (want > p->rows) want = p->rows;
     c.nslots = want < avail ? want : avail;
@@ -803,92 +494,76 @@ aclnnStatus aclnnMoeGatingTopKGetWorkspaceSize(const aclTensor *x, const aclTens
                                                const aclTensor *expertIdxOut, const aclTensor *outOut,
                                                uint64_t *workspaceSize, aclOpExecutor **executor)
 {
-    static const char *api = "aclnnMoeGatingTopK";
-
-    /* 161001: required tensors (the official op_api also requires outOut, even when outFlag is false) */
-    OP_TRY(op_check_not_null(api, "x", x));
-    OP_TRY(op_check_not_null(api, "yOut", yOut));
-    OP_TRY(op_check_not_null(api, "expertIdxOut", expertIdxOut));
-    OP_TRY(op_check_not_null(api, "outOut", outOut));
-
-    /* 161002: dtypes and formats */
-    OP_TRY(op_check_dtype(api, "x", x, OP_FLOAT_TYPES));
-    if (biasOptional) {
-        OP_TRY(op_check_dtype(api, "biasOptional", biasOptional, OP_FLOAT_TYPES));
-        OP_TRY(op_check_same_dtype(api, "biasOptional", biasOptional, "x", x));
-    }
-    OP_TRY(op_check_dtype(api, "yOut", yOut, OP_FLOAT_TYPES));
-    OP_TRY(op_check_same_dtype(api, "yOut", yOut, "x", x));
-    OP_TRY(op_check_dtype(api, "expertIdxOut", expertIdxOut, OP_INT32_TYPE));
-    OP_TRY(op_check_dtype(api, "outOut", outOut, OP_FLOAT32_TYPE));
-    OP_TRY(op_check_format(api, "x", x));
-    if (biasOptional) OP_TRY(op_check_format(api, "biasOptional", biasOptional));
-    OP_TRY(op_check_format(api, "yOut", yOut));
-    OP_TRY(op_check_format(api, "expertIdxOut", expertIdxOut));
-    OP_TRY(op_check_format(api, "outOut", outOut));
+    enum { X, BIAS, Y_OUT, IDX_OUT, OUT_OUT };
+    /* the official op_api also requires outOut, even when outFlag is false */
+    static const OpParamSpec params[] = {
+        [X] = {"x", OP_IN, OP_FLOAT_TYPES, OP_NO_REF, OP_RANK(2)},
+        [BIAS] = {"biasOptional", OP_IN | OP_OPTIONAL, OP_FLOAT_TYPES, X, OP_RANK(1)},
+        [Y_OUT] = {"yOut", OP_OUT, OP_FLOAT_TYPES, X, OP_RANK(2)},
+        [IDX_OUT] = {"expertIdxOut", OP_OUT, OP_INT32_TYPE, OP_NO_REF, OP_RANK(2)},
+        [OUT_OUT] = {"outOut", OP_OUT, OP_FLOAT32_TYPE, OP_NO_REF, OP_RANK(2)},
+    };
+    static const OpSpec op = OP_SPEC("aclnnMoeGatingTopK", ACLNN_ERR_INNER_TILING_ERROR, params);
+    const void *h[] = {x, biasOptional, yOut, expertIdxOut, outOut};
+    OP_TRY(op_check_params(&op, h, 0));
 
     /* 561002: shapes (the NPU tiling's CheckInputShape / CheckOutShape) */
-    OP_TRY(op_check_ndim(api, "x", x, 2));
     const int64_t rows = x->dims[0], e = x->dims[1];
     if (biasOptional) {
-        OP_TRY(op_check_ndim(api, "biasOptional", biasOptional, 1));
         if (biasOptional->dims[0] != e)
-            return op_fail_tiling(api, "biasOptional dim 0 (%lld) must equal the expert count %lld of x",
+            return op_fail_shape(&op, "biasOptional dim 0 (%lld) must equal the expert count %lld of x",
                                   (long long)biasOptional->dims[0], (long long)e);
     }
-    if (k > e) return op_fail_tiling(api, "k (%lld) must not exceed expert count %lld", (long long)k, (long long)e);
-    OP_TRY(op_check_ndim(api, "yOut", yOut, 2));
-    OP_TRY(op_check_ndim(api, "expertIdxOut", expertIdxOut, 2));
-    OP_TRY(op_check_ndim(api, "outOut", outOut, 2));
+    if (k > e) return op_fail_shape(&op, "k (%lld) must not exceed expert count %lld", (long long)k, (long long)e);
     {
         const int64_t yshape[2] = {rows, k};
-        OP_TRY(op_check_shape(api, "yOut", yOut, 2, yshape));
-        OP_TRY(op_check_shape(api, "expertIdxOut", expertIdxOut, 2, yshape));
+        OP_TRY(op_check_shape_of(&op, "yOut", yOut, 2, yshape));
+        OP_TRY(op_check_shape_of(&op, "expertIdxOut", expertIdxOut, 2, yshape));
     }
     if (outFlag) { /* like the NPU tiling, outOut's extents are only checked when it is written */
         const int64_t oshape[2] = {rows, e};
-        OP_TRY(op_check_shape(api, "outOut", outOut, 2, oshape));
+        OP_TRY(op_check_shape_of(&op, "outOut", outOut, 2, oshape));
     }
 
     /* 561002: attributes (the NPU tiling's CheckAttr, in its order) */
-    if (e > GTK_MAX_EXPERTS)
-        return op_fail_tiling(api, "expert count %lld must not be greater than %d", (long long)e, GTK_MAX_EXPERTS);
-    if (k <= 0) return op_fail_tiling(api, "k (%lld) must be greater than 0", (long long)k);
-    if (kGroup <= 0) return op_fail_tiling(api, "kGroup (%lld) must be greater than 0", (long long)kGroup);
+    if (e > OP_MAX_EXPERTS)
+        return op_fail_shape(&op, "expert count %lld must not be greater than %d", (long long)e, OP_MAX_EXPERTS);
+    if (k <= 0) return op_fail_shape(&op, "k (%lld) must be greater than 0", (long long)k);
+    if (kGroup <= 0) return op_fail_shape(&op, "kGroup (%lld) must be greater than 0", (long long)kGroup);
     if (kGroup > groupCount)
-        return op_fail_tiling(api, "kGroup (%lld) must not exceed groupCount (%lld)", (long long)kGroup,
+        return op_fail_shape(&op, "kGroup (%lld) must not exceed groupCount (%lld)", (long long)kGroup,
                               (long long)groupCount);
     if (groupCount <= 0)
-        return op_fail_tiling(api, "groupCount (%lld) must be greater than 0", (long long)groupCount);
+        return op_fail_shape(&op, "groupCount (%lld) must be greater than 0", (long long)groupCount);
     if (normType != 0 && normType != 1)
-        return op_fail_tiling(api, "normType (%lld) must be 0 (softmax) or 1 (sigmoid)", (long long)normType);
+        return op_fail_shape(&op, "normType (%lld) must be 0 (softmax) or 1 (sigmoid)", (long long)normType);
     if (groupSelectMode != 0 && groupSelectMode != 1)
-        return op_fail_tiling(api, "groupSelectMode (%lld) must be 0 (max) or 1 (sum of top 2)",
+        return op_fail_shape(&op, "groupSelectMode (%lld) must be 0 (max) or 1 (sum of top 2)",
                               (long long)groupSelectMode);
-    if (renorm != 0) return op_fail_tiling(api, "renorm (%lld) is not supported, only 0", (long long)renorm);
+    if (renorm != 0) return op_fail_shape(&op, "renorm (%lld) is not supported, only 0", (long long)renorm);
     if (e % groupCount != 0)
-        return op_fail_tiling(api, "expert count %lld must be divisible by groupCount (%lld)", (long long)e,
+        return op_fail_shape(&op, "expert count %lld must be divisible by groupCount (%lld)", (long long)e,
                               (long long)groupCount);
     const int64_t per = e / groupCount;
     if (per < 1)
-        return op_fail_tiling(api, "experts per group (%lld / %lld) must be at least 1", (long long)e,
+        return op_fail_shape(&op, "experts per group (%lld / %lld) must be at least 1", (long long)e,
                               (long long)groupCount);
     if (groupSelectMode == 1 && per < 2)
-        return op_fail_tiling(api, "groupSelectMode 1 needs at least 2 experts per group, got %lld", (long long)per);
+        return op_fail_shape(&op, "groupSelectMode 1 needs at least 2 experts per group, got %lld", (long long)per);
     if (k > kGroup * per)
-        return op_fail_tiling(api, "k (%lld) must not exceed kGroup * experts per group (%lld * %lld)",
+        return op_fail_shape(&op, "k (%lld) must not exceed kGroup * experts per group (%lld * %lld)",
                               (long long)k, (long long)kGroup, (long long)per);
     const int grouped = groupCount != 1 && groupCount != e && kGroup != groupCount;
     if (grouped) {
         int64_t align = (per + 31) / 32 * 32;
-        if (groupCount * align > GTK_MAX_EXPERTS)
-            return op_fail_tiling(api,
+        if (groupCount * align > OP_MAX_EXPERTS)
+            return op_fail_shape(&op,
                                   "groupCount * align32(experts per group) = %lld * %lld must not be greater than %d",
-                                  (long long)groupCount, (long long)align, GTK_MAX_EXPERTS);
+                                  (long long)groupCount, (long long)align, OP_MAX_EXPERTS);
     }
-
-    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
-    OP_TRY(op_check_not_null(api, "executor", executor));
+    int64_t elems;
+    if (!op_mul_ok(rows, e, &elems))
+        return op_fail_shape(&op, "x has too many elements (%lld x %lld)", (long long)rows, (long long)e);
 
     GatingTopKParams p;
     memset(&p, 0, sizeof p);
@@ -912,9 +587,7 @@ aclnnStatus aclnnMoeGatingTopKGetWorkspaceSize(const aclTensor *x, const aclTens
         if (slots > rows) slots = rows;
         ws = GTK_ALIGN + gtk_bias_bytes(e) + (uint64_t)slots * gtk_slot_bytes(e, groupCount, k);
     }
-    const aclTensor *ins[] = {x, biasOptional};
-    const aclTensor *outs[] = {yOut, expertIdxOut, outOut};
-    return acl_host_executor_create(api, gtk_kernel, ins, 2, outs, 3, &p, sizeof p, ws, workspaceSize, executor);
+    return op_create_executor(&op, h, gtk_kernel, &p, sizeof p, ws, workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeGatingTopK(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor, aclrtStream stream)

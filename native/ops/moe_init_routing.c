@@ -26,14 +26,17 @@ typedef struct {
 
 typedef struct {
     const int64_t *rows, *order;
-    int64_t N;
+    int64_t N, NK;
 } InitRoutingGather;
 
-/* expandedXOut row j comes from x row rowIdx[order[j]] % N */
+/* expandedXOut row j comes from x row rowIdx[order[j]] % N. The workspace is re-read after the index outputs were
+ * written: the bounds keep a workspace that overlaps them (a caller error) from reading outside the blocks. */
 static int64_t init_routing_src_row(const void *vctx, int64_t j)
 {
     const InitRoutingGather *g = vctx;
-    return g->rows[g->order[j]] % g->N;
+    const int64_t o = g->order[j];
+    if ((uint64_t)o >= (uint64_t)g->NK || g->rows[o] < 0) return -1;
+    return g->rows[o] % g->N;
 }
 
 static aclnnStatus init_routing_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
@@ -92,7 +95,7 @@ static aclnnStatus init_routing_kernel(aclOpExecutor *ex, void *ws, uint64_t wsS
     }
     op_write_all_i64(ex->outputs[2], eexp);
     op_write_all_i64(ex->outputs[1], erow);
-    InitRoutingGather g = {rows, order, p->N};
+    InitRoutingGather g = {rows, order, p->N, NK};
     op_gather_rows(ex->outputs[0], x, p->active_rows, p->H, init_routing_src_row, &g);
     return ACLNN_SUCCESS;
 }
@@ -103,60 +106,42 @@ aclnnStatus aclnnMoeInitRoutingGetWorkspaceSize(const aclTensor *x, const aclTen
                                                 const aclTensor *expandedExpertIdxOut, uint64_t *workspaceSize,
                                                 aclOpExecutor **executor)
 {
-    static const char *api = "aclnnMoeInitRouting";
-
-    OP_TRY(op_check_not_null(api, "x", x));
-    OP_TRY(op_check_not_null(api, "rowIdx", rowIdx));
-    OP_TRY(op_check_not_null(api, "expertIdx", expertIdx));
-    OP_TRY(op_check_not_null(api, "expandedXOut", expandedXOut));
-    OP_TRY(op_check_not_null(api, "expandedRowIdxOut", expandedRowIdxOut));
-    OP_TRY(op_check_not_null(api, "expandedExpertIdxOut", expandedExpertIdxOut));
-
-    /* dtypes / formats -> 161002 */
-    OP_TRY(op_check_dtype(api, "x", x, OP_FLOAT_TYPES));
-    OP_TRY(op_check_dtype(api, "rowIdx", rowIdx, OP_INT32_TYPE));
-    OP_TRY(op_check_dtype(api, "expertIdx", expertIdx, OP_INT32_TYPE));
-    OP_TRY(op_check_same_dtype(api, "expandedXOut", expandedXOut, "x", x));
-    OP_TRY(op_check_dtype(api, "expandedRowIdxOut", expandedRowIdxOut, OP_INT32_TYPE));
-    OP_TRY(op_check_dtype(api, "expandedExpertIdxOut", expandedExpertIdxOut, OP_INT32_TYPE));
-    OP_TRY(op_check_format(api, "x", x));
-    OP_TRY(op_check_format(api, "rowIdx", rowIdx));
-    OP_TRY(op_check_format(api, "expertIdx", expertIdx));
-    OP_TRY(op_check_format(api, "expandedXOut", expandedXOut));
-    OP_TRY(op_check_format(api, "expandedRowIdxOut", expandedRowIdxOut));
-    OP_TRY(op_check_format(api, "expandedExpertIdxOut", expandedExpertIdxOut));
+    enum { X, ROW_IDX, EXPERT_IDX, X_OUT, ROW_IDX_OUT, EXPERT_IDX_OUT };
+    static const OpParamSpec params[] = {
+        [X] = {"x", OP_IN, OP_FLOAT_TYPES, OP_NO_REF, OP_RANK(2)},
+        [ROW_IDX] = {"rowIdx", OP_IN, OP_INT32_TYPE, OP_NO_REF, OP_RANK(2)},
+        [EXPERT_IDX] = {"expertIdx", OP_IN, OP_INT32_TYPE, OP_NO_REF, OP_RANK(2)},
+        [X_OUT] = {"expandedXOut", OP_OUT, NULL, X, 0},
+        [ROW_IDX_OUT] = {"expandedRowIdxOut", OP_OUT, OP_INT32_TYPE, OP_NO_REF, 0},
+        [EXPERT_IDX_OUT] = {"expandedExpertIdxOut", OP_OUT, OP_INT32_TYPE, OP_NO_REF, 0},
+    };
+    static const OpSpec op = OP_SPEC("aclnnMoeInitRouting", ACLNN_ERR_INNER_TILING_ERROR, params);
+    const void *h[] = {x, rowIdx, expertIdx, expandedXOut, expandedRowIdxOut, expandedExpertIdxOut};
+    OP_TRY(op_check_params(&op, h, 0));
 
     /* shapes and attributes (tiling) -> 561002 */
-    OP_TRY(op_check_ndim(api, "x", x, 2));
-    OP_TRY(op_check_ndim(api, "expertIdx", expertIdx, 2));
-    OP_TRY(op_check_ndim(api, "rowIdx", rowIdx, 2));
     const int64_t N = x->dims[0], H = x->dims[1], K = expertIdx->dims[1];
     if (rowIdx->dims[0] != expertIdx->dims[0] || rowIdx->dims[1] != K)
-        return op_fail_tiling(api, "rowIdx shape [%lld, %lld] must equal expertIdx shape [%lld, %lld]",
+        return op_fail_shape(&op, "rowIdx shape [%lld, %lld] must equal expertIdx shape [%lld, %lld]",
                               (long long)rowIdx->dims[0], (long long)rowIdx->dims[1], (long long)expertIdx->dims[0],
                               (long long)K);
     if (expertIdx->dims[0] != N)
-        return op_fail_tiling(api, "expertIdx.shape[0] (%lld) must equal the rows of x (%lld)",
+        return op_fail_shape(&op, "expertIdx.shape[0] (%lld) must equal the rows of x (%lld)",
                               (long long)expertIdx->dims[0], (long long)N);
-    if (activeNum < 0) return op_fail_tiling(api, "activeNum (%lld) must be >= 0", (long long)activeNum);
+    if (activeNum < 0) return op_fail_shape(&op, "activeNum (%lld) must be >= 0", (long long)activeNum);
+    int64_t NK;
+    if (!op_mul_ok(N, K, &NK) || NK > INT32_MAX)
+        return op_fail_shape(&op, "N*K (%lld*%lld) must fit the int32 expandedRowIdxOut", (long long)N, (long long)K);
     const int64_t active = (activeNum < N ? activeNum : N) * K;
-    const int64_t xo[2] = {active, H}, nk[1] = {N * K};
-    OP_TRY(op_check_shape(api, "expandedXOut", expandedXOut, 2, xo));
-    OP_TRY(op_check_shape(api, "expandedRowIdxOut", expandedRowIdxOut, 1, nk));
-    OP_TRY(op_check_shape(api, "expandedExpertIdxOut", expandedExpertIdxOut, 1, nk));
-    if (N * K > INT32_MAX)
-        return op_fail_tiling(api, "N*K (%lld) must fit the int32 expandedRowIdxOut", (long long)(N * K));
-
-    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
-    OP_TRY(op_check_not_null(api, "executor", executor));
+    const int64_t xo[2] = {active, H}, nk[1] = {NK};
+    OP_TRY(op_check_shape_of(&op, "expandedXOut", expandedXOut, 2, xo));
+    OP_TRY(op_check_shape_of(&op, "expandedRowIdxOut", expandedRowIdxOut, 1, nk));
+    OP_TRY(op_check_shape_of(&op, "expandedExpertIdxOut", expandedExpertIdxOut, 1, nk));
 
     InitRoutingParams p = {N, K, H, active};
-    const aclTensor *ins[] = {x, rowIdx, expertIdx};
-    const aclTensor *outs[] = {expandedXOut, expandedRowIdxOut, expandedExpertIdxOut};
-    const uint64_t nk_u = (uint64_t)(N * K);
+    const uint64_t nk_u = (uint64_t)NK; /* < 2^31: the sizes below cannot overflow */
     const uint64_t ws = nk_u * 5u * sizeof(int64_t) + (nk_u + 63u) / 64u * sizeof(uint64_t);
-    return acl_host_executor_create(api, init_routing_kernel, ins, 3, outs, 3, &p, sizeof p, ws, workspaceSize,
-                                    executor);
+    return op_create_executor(&op, h, init_routing_kernel, &p, sizeof p, ws, workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeInitRouting(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor, aclrtStream stream)

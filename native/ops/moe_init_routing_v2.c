@@ -39,11 +39,19 @@ typedef struct {
     const int64_t *count;     /* drop/pad: pairs per expert */
 } InitRoutingV2Gather;
 
+/* x row of sorted pair j. The workspace is re-read after expandedRowIdxOut was written: the bounds keep a workspace
+ * that overlaps an output (a caller error) from reading outside the blocks. */
+static inline int64_t init_routing_v2_pair_row(const InitRoutingV2Gather *c, int64_t j)
+{
+    const int64_t n = c->p->n * c->p->k;
+    if ((uint64_t)j >= (uint64_t)n || (uint64_t)c->order[j] >= (uint64_t)n) return -1;
+    return c->order[j] / c->p->k;
+}
+
 /* dropless: expandedXOut row j comes from x row order[j] / K */
 static int64_t init_routing_v2_dropless_src(const void *vctx, int64_t j)
 {
-    const InitRoutingV2Gather *c = vctx;
-    return c->order[j] / c->p->k;
+    return init_routing_v2_pair_row(vctx, j);
 }
 
 /* drop/pad: slot s = e*C + pos holds the pos-th pair of expert e, or zeros (-1) */
@@ -52,25 +60,7 @@ static int64_t init_routing_v2_drop_src(const void *vctx, int64_t s)
     const InitRoutingV2Gather *c = vctx;
     if (!c->count) return -1; /* no pairs at all */
     const int64_t cap = c->p->capacity, e = s / cap, pos = s % cap;
-    return pos < c->count[e] ? c->order[c->seg_start[e] + pos] / c->p->k : -1;
-}
-
-/* [E, C, H] -> [E*C, H] when the two leading dims merge into one strided dim (always true when contiguous) */
-static int init_routing_v2_view2d(const aclTensor *src, aclTensor *dst)
-{
-    *dst = *src;
-    if (src->ndim == 2) return 1;
-    if (src->ndim != 3) return 0;
-    int64_t lead = src->dims[0] * src->dims[1];
-    int64_t stride = src->dims[1] == 1 ? src->strides[0] : src->strides[1];
-    if (lead != 0 && src->dims[0] != 1 && src->dims[1] != 1 && src->strides[0] != src->strides[1] * src->dims[1])
-        return 0;
-    dst->ndim = 2;
-    dst->dims[0] = lead;
-    dst->strides[0] = stride;
-    dst->dims[1] = src->dims[2];
-    dst->strides[1] = src->strides[2];
-    return 1;
+    return pos < c->count[e] ? init_routing_v2_pair_row(c, c->seg_start[e] + pos) : -1;
 }
 
 static uint64_t init_routing_v2_ws(const InitRoutingV2Params *p)
@@ -84,6 +74,7 @@ static uint64_t init_routing_v2_ws(const InitRoutingV2Params *p)
 
 static aclnnStatus init_routing_v2_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
 {
+    (void)wsSize; /* scratch is sized by ex->workspace_size (see op_common.h), never by the caller's claim */
     static const char *api = "aclnnMoeInitRoutingV2";
     const InitRoutingV2Params *p = ex->params;
     const aclTensor *x = ex->inputs[0];
@@ -97,15 +88,12 @@ static aclnnStatus init_routing_v2_kernel(aclOpExecutor *ex, void *ws, uint64_t 
             if (p->before_flag)
                 for (int64_t e = 0; e < e_num; e++) op_store_i(ACL_INT32, op_ptr2(ex->outputs[3], e, 0), 0);
             InitRoutingV2Gather g = {p, x, *ex->outputs[0], NULL, NULL, NULL};
-            if (!init_routing_v2_view2d(ex->outputs[0], &g.out2d))
+            if (!op_view2d(ex->outputs[0], ex->outputs[0]->ndim - 1, &g.out2d))
                 return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: expandedXOut view cannot be read as 2-D", api);
             op_gather_rows(&g.out2d, x, e_num * p->capacity, p->h, init_routing_v2_drop_src, &g);
         }
         return ACLNN_SUCCESS;
     }
-    if (ws == NULL || wsSize < init_routing_v2_ws(p))
-        return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: workspace of %llu bytes is too small", api,
-                              (unsigned long long)wsSize);
     int64_t *keys = ws, *order = keys + n, *scratch = order + n, *row_idx = scratch + 2 * n;
     int64_t *count = row_idx + n, *seg_start = count + (e_num > 0 ? e_num : 0);
 
@@ -121,7 +109,7 @@ static aclnnStatus init_routing_v2_kernel(aclOpExecutor *ex, void *ws, uint64_t 
     op_stable_argsort_i64(keys, n, max_key + 1, order, scratch);
 
     InitRoutingV2Gather g = {p, x, *ex->outputs[0], order, seg_start, count};
-    if (!init_routing_v2_view2d(ex->outputs[0], &g.out2d))
+    if (!op_view2d(ex->outputs[0], ex->outputs[0]->ndim - 1, &g.out2d))
         return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: expandedXOut view cannot be read as 2-D", api);
 
     if (bounded) {
@@ -166,89 +154,80 @@ aclnnStatus aclnnMoeInitRoutingV2GetWorkspaceSize(const aclTensor *x, const aclT
                                                   const aclTensor *expertTokensBeforeCapacityOutOptional,
                                                   uint64_t *workspaceSize, aclOpExecutor **executor)
 {
-    static const char *api = "aclnnMoeInitRoutingV2";
+    enum { X, EXPERT_IDX, X_OUT, ROW_IDX_OUT, COUNT_OUT, BEFORE_OUT };
+    static const OpParamSpec params[] = {
+        [X] = {"x", OP_IN, OP_FLOAT_TYPES, OP_NO_REF, 0},
+        [EXPERT_IDX] = {"expertIdx", OP_IN, OP_INT32_TYPE, OP_NO_REF, 0},
+        [X_OUT] = {"expandedXOut", OP_OUT, NULL, X, 0},
+        [ROW_IDX_OUT] = {"expandedRowIdxOut", OP_OUT, OP_INT32_TYPE, OP_NO_REF, 0},
+        [COUNT_OUT] = {"expertTokensCountOrCumsumOutOptional", OP_OUT | OP_OPTIONAL, OP_INT32_TYPE, OP_NO_REF, 0},
+        [BEFORE_OUT] = {"expertTokensBeforeCapacityOutOptional", OP_OUT | OP_OPTIONAL, OP_INT32_TYPE, OP_NO_REF, 0},
+    };
+    /* hand-written op_api: shape and attribute failures are ACLNN_ERR_INNER_NULLPTR (spec/host-vs-cann.md) */
+    static const OpSpec op = OP_SPEC("aclnnMoeInitRoutingV2", ACLNN_ERR_INNER_NULLPTR, params);
     const int64_t active = activeNumOptional, cap = expertCapacityOptional, e_num = expertNumOptional;
     const int64_t mode = dropPadModeOptional, flag = expertTokensCountOrCumsumFlagOptional;
-    /* which optional outputs the mode actually produces (the official tiling resets the other flag) */
+    /* which optional outputs the mode actually produces (the official tiling resets the other flag): the other is
+     * neither checked nor bound */
     const int want_count = mode == 0 && flag != 0;
     const int want_before = mode == 1 && expertTokensBeforeCapacityFlagOptional;
-    const aclTensor *count_out = expertTokensCountOrCumsumOutOptional;
-    const aclTensor *before_out = expertTokensBeforeCapacityOutOptional;
+    const aclTensor *count_out = want_count ? expertTokensCountOrCumsumOutOptional : NULL;
+    const aclTensor *before_out = want_before ? expertTokensBeforeCapacityOutOptional : NULL;
+    const void *h[] = {x, expertIdx, expandedXOut, expandedRowIdxOut, count_out, before_out};
+    OP_TRY(op_check_params(&op, h, (want_count ? 1u << COUNT_OUT : 0) | (want_before ? 1u << BEFORE_OUT : 0)));
 
-    /* 161001 */
-    OP_TRY(op_check_not_null(api, "x", x));
-    OP_TRY(op_check_not_null(api, "expertIdx", expertIdx));
-    OP_TRY(op_check_not_null(api, "expandedXOut", expandedXOut));
-    OP_TRY(op_check_not_null(api, "expandedRowIdxOut", expandedRowIdxOut));
-    if (want_count) OP_TRY(op_check_not_null(api, "expertTokensCountOrCumsumOutOptional", count_out));
-    if (want_before) OP_TRY(op_check_not_null(api, "expertTokensBeforeCapacityOutOptional", before_out));
-    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
-    OP_TRY(op_check_not_null(api, "executor", executor));
-
-    /* 161002 */
-    OP_TRY(op_check_dtype(api, "x", x, OP_FLOAT_TYPES));
-    OP_TRY(op_check_dtype(api, "expertIdx", expertIdx, OP_INT32_TYPE));
-    OP_TRY(op_check_same_dtype(api, "expandedXOut", expandedXOut, "x", x));
-    OP_TRY(op_check_dtype(api, "expandedRowIdxOut", expandedRowIdxOut, OP_INT32_TYPE));
-    OP_TRY(op_check_format(api, "x", x));
-    OP_TRY(op_check_format(api, "expertIdx", expertIdx));
-    OP_TRY(op_check_format(api, "expandedXOut", expandedXOut));
-    OP_TRY(op_check_format(api, "expandedRowIdxOut", expandedRowIdxOut));
-    if (want_count) {
-        OP_TRY(op_check_dtype(api, "expertTokensCountOrCumsumOutOptional", count_out, OP_INT32_TYPE));
-        OP_TRY(op_check_format(api, "expertTokensCountOrCumsumOutOptional", count_out));
-    }
-    if (want_before) {
-        OP_TRY(op_check_dtype(api, "expertTokensBeforeCapacityOutOptional", before_out, OP_INT32_TYPE));
-        OP_TRY(op_check_format(api, "expertTokensBeforeCapacityOutOptional", before_out));
-    }
-
-    /* 561002: official tiling GetShapeAttrsInfo, in its order */
-    if (x->ndim != 2) return op_fail_tiling(api, "x must be 2-D [N, H], got %d-D", x->ndim);
+    /* shapes and attributes: the official tiling GetShapeAttrsInfo, in its order -> 561103 */
+    if (x->ndim != 2) return op_fail_shape(&op, "x must be 2-D [N, H], got %d-D", x->ndim);
     if (expertIdx->ndim < 1 || x->dims[0] != expertIdx->dims[0])
-        return op_fail_tiling(api, "x dim 0 (%lld) must equal expertIdx dim 0 (%lld)", (long long)x->dims[0],
-                              (long long)(expertIdx->ndim >= 1 ? expertIdx->dims[0] : -1));
-    if (cap < 0) return op_fail_tiling(api, "expertCapacity (%lld) must not be negative", (long long)cap);
-    if (e_num < 0) return op_fail_tiling(api, "expertNum (%lld) must not be negative", (long long)e_num);
-    if (mode < 0 || mode > 1) return op_fail_tiling(api, "dropPadMode must be 0 or 1, got %lld", (long long)mode);
+        return op_fail_shape(&op, "x dim 0 (%lld) must equal expertIdx dim 0 (%lld)", (long long)x->dims[0],
+                             (long long)(expertIdx->ndim >= 1 ? expertIdx->dims[0] : -1));
+    if (cap < 0) return op_fail_shape(&op, "expertCapacity (%lld) must not be negative", (long long)cap);
+    if (e_num < 0) return op_fail_shape(&op, "expertNum (%lld) must not be negative", (long long)e_num);
+    if (mode < 0 || mode > 1) return op_fail_shape(&op, "dropPadMode must be 0 or 1, got %lld", (long long)mode);
     if (mode == 1 && (cap < 1 || e_num < 1))
-        return op_fail_tiling(api, "expertCapacity (%lld) and expertNum (%lld) must be positive when dropPadMode is 1",
-                              (long long)cap, (long long)e_num);
+        return op_fail_shape(&op, "expertCapacity (%lld) and expertNum (%lld) must be positive when dropPadMode is 1",
+                             (long long)cap, (long long)e_num);
     if (flag < 0 || flag > 2)
-        return op_fail_tiling(api, "expertTokensCountOrCumsumFlag must be 0, 1 or 2, got %lld", (long long)flag);
+        return op_fail_shape(&op, "expertTokensCountOrCumsumFlag must be 0, 1 or 2, got %lld", (long long)flag);
     if (flag > 0 && e_num <= 0)
-        return op_fail_tiling(api, "expertNum must be positive when expertTokensCountOrCumsumFlag is %lld",
-                              (long long)flag);
+        return op_fail_shape(&op, "expertNum must be positive when expertTokensCountOrCumsumFlag is %lld",
+                             (long long)flag);
     if (mode == 1 && cap > x->dims[0])
-        return op_fail_tiling(api, "expertCapacity (%lld) must not exceed the number of tokens N (%lld)",
-                              (long long)cap, (long long)x->dims[0]);
-    if (active < 0) return op_fail_tiling(api, "activeNum (%lld) must not be negative", (long long)active);
-    if (expertIdx->ndim != 2) return op_fail_tiling(api, "expertIdx must be 2-D [N, K], got %d-D", expertIdx->ndim);
+        return op_fail_shape(&op, "expertCapacity (%lld) must not exceed the number of tokens N (%lld)",
+                             (long long)cap, (long long)x->dims[0]);
+    if (active < 0) return op_fail_shape(&op, "activeNum (%lld) must not be negative", (long long)active);
+    if (expertIdx->ndim != 2) return op_fail_shape(&op, "expertIdx must be 2-D [N, K], got %d-D", expertIdx->ndim);
 
-    const int64_t n_tok = x->dims[0], h = x->dims[1], k = expertIdx->dims[1], total = n_tok * k;
+    const int64_t n_tok = x->dims[0], h_dim = x->dims[1], k = expertIdx->dims[1];
+    int64_t total, slots;
+    if (!op_mul_ok(n_tok, k, &total) || total > INT32_MAX)
+        return op_fail_shape(&op, "N*K (%lld*%lld) must fit the int32 expandedRowIdxOut", (long long)n_tok,
+                             (long long)k);
+    if (mode == 1 && !op_mul_ok(e_num, cap, &slots))
+        return op_fail_shape(&op, "expertNum * expertCapacity (%lld * %lld) overflows", (long long)e_num,
+                             (long long)cap);
+    if (e_num > INT32_MAX)
+        return op_fail_shape(&op, "expertNum (%lld) must fit int32", (long long)e_num);
     int64_t rows = active == 0 ? total : (active < total ? active : total);
     if (mode == 1) {
-        const int64_t dims[3] = {e_num, cap, h};
-        OP_TRY(op_check_shape(api, "expandedXOut", expandedXOut, 3, dims));
+        const int64_t dims[3] = {e_num, cap, h_dim};
+        OP_TRY(op_check_shape_of(&op, "expandedXOut", expandedXOut, 3, dims));
     } else {
-        const int64_t dims[2] = {rows, h};
-        OP_TRY(op_check_shape(api, "expandedXOut", expandedXOut, 2, dims));
+        const int64_t dims[2] = {rows, h_dim};
+        OP_TRY(op_check_shape_of(&op, "expandedXOut", expandedXOut, 2, dims));
     }
     const int64_t idx_dims[1] = {total};
-    OP_TRY(op_check_shape(api, "expandedRowIdxOut", expandedRowIdxOut, 1, idx_dims));
+    OP_TRY(op_check_shape_of(&op, "expandedRowIdxOut", expandedRowIdxOut, 1, idx_dims));
     const int64_t e_dims[1] = {e_num};
-    if (want_count) OP_TRY(op_check_shape(api, "expertTokensCountOrCumsumOutOptional", count_out, 1, e_dims));
-    if (want_before) OP_TRY(op_check_shape(api, "expertTokensBeforeCapacityOutOptional", before_out, 1, e_dims));
+    if (want_count) OP_TRY(op_check_shape_of(&op, "expertTokensCountOrCumsumOutOptional", count_out, 1, e_dims));
+    if (want_before) OP_TRY(op_check_shape_of(&op, "expertTokensBeforeCapacityOutOptional", before_out, 1, e_dims));
     aclTensor v;
-    if (!init_routing_v2_view2d(expandedXOut, &v))
-        return op_fail_param(api, "expandedXOut: dims 0 and 1 of this strided view cannot be merged into one");
+    if (!op_view2d(expandedXOut, expandedXOut->ndim - 1, &v))
+        return op_fail_param(op.api, "expandedXOut: dims 0 and 1 of this strided view cannot be merged into one");
 
-    InitRoutingV2Params p = {n_tok, k, h, rows, cap, e_num, mode, want_count ? flag : 0, want_before};
-    const aclTensor *ins[] = {x, expertIdx};
-    const aclTensor *outs[] = {expandedXOut, expandedRowIdxOut, want_count ? count_out : NULL,
-                               want_before ? before_out : NULL};
-    return acl_host_executor_create(api, init_routing_v2_kernel, ins, 2, outs, 4, &p, sizeof p,
-                                    init_routing_v2_ws(&p), workspaceSize, executor);
+    InitRoutingV2Params p = {n_tok, k, h_dim, rows, cap, e_num, mode, want_count ? flag : 0, want_before};
+    return op_create_executor(&op, h, init_routing_v2_kernel, &p, sizeof p, init_routing_v2_ws(&p), workspaceSize,
+                              executor);
 }
 
 aclnnStatus aclnnMoeInitRoutingV2(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,

@@ -35,36 +35,51 @@ typedef struct {
     int64_t nblk, A, H;
 } ReRoutingCtx;
 
-/* Per destination row j: its source row (the gather index output) and its scale. The token rows themselves are
- * copied afterwards by op_gather_rows, reading the source row back from the index output. */
-static void re_routing_rows(void *vctx, int64_t begin, int64_t end)
+/* the blocks tile [0, A) in expert-major order: the last block starting at or before row j is the non-empty block
+ * containing it (empty blocks share their start with the next block) */
+static int64_t re_routing_block(const ReRoutingCtx *c, int64_t j)
 {
-    const ReRoutingCtx *c = vctx;
-    /* the blocks tile [0, A) in expert-major order; find the last block starting at or before `begin`: it is the
-     * non-empty block containing row `begin` (empty blocks share their start with the next block) */
     int64_t lo = 0, hi = c->nblk - 1;
     while (lo < hi) {
         int64_t mid = lo + (hi - lo + 1) / 2;
-        if (c->blk_dst[mid] <= begin) lo = mid;
+        if (c->blk_dst[mid] <= j) lo = mid;
         else hi = mid - 1;
     }
-    int64_t b = lo;
+    return lo;
+}
+
+/* source row of destination row j in block b; the bound keeps a workspace that overlaps an output (a caller error)
+ * from steering the reads outside `tokens` */
+static inline int64_t re_routing_src(const ReRoutingCtx *c, int64_t b, int64_t j)
+{
+    const int64_t src = c->blk_src[b] + (j - c->blk_dst[b]);
+    return (uint64_t)src < (uint64_t)c->A ? src : 0;
+}
+
+/* Per destination row j: its source row (the gather index output) and its scale. */
+static void re_routing_rows(void *vctx, int64_t begin, int64_t end)
+{
+    const ReRoutingCtx *c = vctx;
+    int64_t b = re_routing_block(c, begin);
     int64_t b_end = (b + 1 < c->nblk) ? c->blk_dst[b + 1] : c->A;
     for (int64_t j = begin; j < end; j++) {
-        while (j >= b_end) {
+        while (j >= b_end && b + 1 < c->nblk) {
             b++;
             b_end = (b + 1 < c->nblk) ? c->blk_dst[b + 1] : c->A;
         }
-        int64_t src = c->blk_src[b] + (j - c->blk_dst[b]);
+        const int64_t src = re_routing_src(c, b, j);
         *(int32_t *)op_ptr2(c->pidx, j, 0) = (int32_t)src;
         float *ps = (float *)op_ptr2(c->pscale, j, 0);
         *ps = c->scales ? *(const float *)op_ptr2(c->scales, src, 0) : 0.0f;
     }
 }
 
-static int64_t re_routing_source_row(const void *pidx, int64_t j)
+/* The token rows are gathered from the blocks, not read back from permuteTokenIdxOut: that output may share memory
+ * with permuteTokensOut, and its values would then be token bytes. */
+static int64_t re_routing_source_row(const void *vctx, int64_t j)
 {
-    return *(const int32_t *)op_ptr2((const aclTensor *)pidx, j, 0);
+    const ReRoutingCtx *c = vctx;
+    return re_routing_src(c, re_routing_block(c, j), j);
 }
 
 static aclnnStatus re_routing_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
@@ -116,8 +131,8 @@ static aclnnStatus re_routing_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSiz
 
     if (A > 0) {
         ReRoutingCtx c = {tokens, scales, ptok, pscale, pidx, blk_dst, blk_src, NE, A, H};
-        acl_host_parallel_for(A, 8192, re_routing_rows, &c);
-        op_gather_rows(ptok, tokens, A, H, re_routing_source_row, pidx);
+        acl_host_parallel_for(A, OP_PARALLEL_MIN_WORK / 2, re_routing_rows, &c); /* 2 elements written per row */
+        op_gather_rows(ptok, tokens, A, H, re_routing_source_row, &c);
     }
     return ACLNN_SUCCESS;
 }
@@ -129,67 +144,53 @@ aclnnStatus aclnnMoeReRoutingGetWorkspaceSize(const aclTensor *tokens, const acl
                                               const aclTensor *permuteTokenIdxOut, const aclTensor *expertTokenNumOut,
                                               uint64_t *workspaceSize, aclOpExecutor **executor)
 {
-    static const char *api = "aclnnMoeReRouting";
     static const aclDataType tok_dt[] = {ACL_FLOAT16, ACL_BF16, ACL_INT8, ACL_DT_UNDEFINED};
-
-    OP_TRY(op_check_not_null(api, "tokens", tokens));
-    OP_TRY(op_check_not_null(api, "expertTokenNumPerRank", expertTokenNumPerRank));
-    OP_TRY(op_check_not_null(api, "permuteTokensOut", permuteTokensOut));
-    OP_TRY(op_check_not_null(api, "permutePerTokenScalesOut", permutePerTokenScalesOut));
-    OP_TRY(op_check_not_null(api, "permuteTokenIdxOut", permuteTokenIdxOut));
-    OP_TRY(op_check_not_null(api, "expertTokenNumOut", expertTokenNumOut));
-
-    /* dtypes: every (tokens, counts) pair of {fp16, bf16, int8} x {int32, int64} has a tiling key -> 161002 */
-    OP_TRY(op_check_dtype(api, "tokens", tokens, tok_dt));
-    OP_TRY(op_check_dtype(api, "expertTokenNumPerRank", expertTokenNumPerRank, OP_INDEX_TYPES));
-    if (perTokenScalesOptional) OP_TRY(op_check_dtype(api, "perTokenScalesOptional", perTokenScalesOptional, OP_FLOAT32_TYPE));
-    OP_TRY(op_check_same_dtype(api, "permuteTokensOut", permuteTokensOut, "tokens", tokens));
-    OP_TRY(op_check_dtype(api, "permutePerTokenScalesOut", permutePerTokenScalesOut, OP_FLOAT32_TYPE));
-    OP_TRY(op_check_dtype(api, "permuteTokenIdxOut", permuteTokenIdxOut, OP_INT32_TYPE));
-    OP_TRY(op_check_same_dtype(api, "expertTokenNumOut", expertTokenNumOut, "expertTokenNumPerRank",
-                               expertTokenNumPerRank));
-    OP_TRY(op_check_format(api, "tokens", tokens));
-    OP_TRY(op_check_format(api, "expertTokenNumPerRank", expertTokenNumPerRank));
-    if (perTokenScalesOptional) OP_TRY(op_check_format(api, "perTokenScalesOptional", perTokenScalesOptional));
-    OP_TRY(op_check_format(api, "permuteTokensOut", permuteTokensOut));
-    OP_TRY(op_check_format(api, "permutePerTokenScalesOut", permutePerTokenScalesOut));
-    OP_TRY(op_check_format(api, "permuteTokenIdxOut", permuteTokenIdxOut));
-    OP_TRY(op_check_format(api, "expertTokenNumOut", expertTokenNumOut));
+    enum { TOKENS, COUNTS, SCALES, TOKENS_OUT, SCALES_OUT, IDX_OUT, COUNT_OUT };
+    /* dtypes: every (tokens, counts) pair of {fp16, bf16, int8} x {int32, int64} has a tiling key */
+    static const OpParamSpec params[] = {
+        [TOKENS] = {"tokens", OP_IN, tok_dt, OP_NO_REF, OP_RANK(2)},
+        [COUNTS] = {"expertTokenNumPerRank", OP_IN, OP_INDEX_TYPES, OP_NO_REF, OP_RANK(2)},
+        [SCALES] = {"perTokenScalesOptional", OP_IN | OP_OPTIONAL, OP_FLOAT32_TYPE, OP_NO_REF, 0},
+        [TOKENS_OUT] = {"permuteTokensOut", OP_OUT, NULL, TOKENS, 0},
+        [SCALES_OUT] = {"permutePerTokenScalesOut", OP_OUT, OP_FLOAT32_TYPE, OP_NO_REF, 0},
+        [IDX_OUT] = {"permuteTokenIdxOut", OP_OUT, OP_INT32_TYPE, OP_NO_REF, 0},
+        [COUNT_OUT] = {"expertTokenNumOut", OP_OUT, NULL, COUNTS, 0},
+    };
+    static const OpSpec op = OP_SPEC("aclnnMoeReRouting", ACLNN_ERR_INNER_TILING_ERROR, params);
+    const void *h[] = {tokens, expertTokenNumPerRank, perTokenScalesOptional, permuteTokensOut,
+                       permutePerTokenScalesOut, permuteTokenIdxOut, expertTokenNumOut};
+    OP_TRY(op_check_params(&op, h, 0));
 
     /* shapes and attributes (tiling / infershape) -> 561002 */
-    OP_TRY(op_check_ndim(api, "tokens", tokens, 2));
-    OP_TRY(op_check_ndim(api, "expertTokenNumPerRank", expertTokenNumPerRank, 2));
     const int64_t A = tokens->dims[0], H = tokens->dims[1], E = expertTokenNumPerRank->dims[1];
     const int64_t N = expertTokenNumPerRank->dims[0];
     if (H > RE_ROUTING_MAX_H)
-        return op_fail_tiling(api, "tokens hidden size H (%lld) must be <= %d (tokenSize should <= 16384)",
+        return op_fail_shape(&op, "tokens hidden size H (%lld) must be <= %d (tokenSize should <= 16384)",
                               (long long)H, RE_ROUTING_MAX_H);
     if (expertTokenNumType != 1)
-        return op_fail_tiling(api, "expertTokenNumType (%lld) must be 1 (count mode); cumsum mode 0 is not supported",
+        return op_fail_shape(&op, "expertTokenNumType (%lld) must be 1 (count mode); cumsum mode 0 is not supported",
                               (long long)expertTokenNumType);
     if (idxType != 0)
-        return op_fail_tiling(api, "idxType (%lld) must be 0 (gather index); scatter index 1 is not supported",
+        return op_fail_shape(&op, "idxType (%lld) must be 0 (gather index); scatter index 1 is not supported",
                               (long long)idxType);
     const int64_t shape_a[1] = {A}, shape_ah[2] = {A, H}, shape_e[1] = {E};
     if (perTokenScalesOptional)
-        OP_TRY(op_check_shape(api, "perTokenScalesOptional", perTokenScalesOptional, 1, shape_a));
-    OP_TRY(op_check_shape(api, "permuteTokensOut", permuteTokensOut, 2, shape_ah));
-    OP_TRY(op_check_shape(api, "permutePerTokenScalesOut", permutePerTokenScalesOut, 1, shape_a));
-    OP_TRY(op_check_shape(api, "permuteTokenIdxOut", permuteTokenIdxOut, 1, shape_a));
-    OP_TRY(op_check_shape(api, "expertTokenNumOut", expertTokenNumOut, 1, shape_e));
+        OP_TRY(op_check_shape_of(&op, "perTokenScalesOptional", perTokenScalesOptional, 1, shape_a));
+    OP_TRY(op_check_shape_of(&op, "permuteTokensOut", permuteTokensOut, 2, shape_ah));
+    OP_TRY(op_check_shape_of(&op, "permutePerTokenScalesOut", permutePerTokenScalesOut, 1, shape_a));
+    OP_TRY(op_check_shape_of(&op, "permuteTokenIdxOut", permuteTokenIdxOut, 1, shape_a));
+    OP_TRY(op_check_shape_of(&op, "expertTokenNumOut", expertTokenNumOut, 1, shape_e));
     if (A > INT32_MAX)
-        return op_fail_tiling(api, "tokens has %lld rows; permuteTokenIdxOut is int32, so A must be <= %d",
-                              (long long)A, INT32_MAX);
-
-    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
-    OP_TRY(op_check_not_null(api, "executor", executor));
+        return op_fail_shape(&op, "tokens has %lld rows; permuteTokenIdxOut is int32, so A must be <= %d",
+                             (long long)A, INT32_MAX);
+    int64_t NE;
+    if (!op_mul_ok(N, E, &NE) || NE > INT64_MAX / 3 / (int64_t)sizeof(int64_t))
+        return op_fail_shape(&op, "expertTokenNumPerRank has too many elements (%lld x %lld)", (long long)N,
+                             (long long)E);
 
     ReRoutingParams p = {expertTokenNumType, idxType};
-    const aclTensor *ins[] = {tokens, expertTokenNumPerRank, perTokenScalesOptional};
-    const aclTensor *outs[] = {permuteTokensOut, permutePerTokenScalesOut, permuteTokenIdxOut, expertTokenNumOut};
-    uint64_t ws = (uint64_t)N * (uint64_t)E * 3u * sizeof(int64_t);
-    return acl_host_executor_create(api, re_routing_kernel, ins, 3, outs, 4, &p, sizeof p, ws, workspaceSize,
-                                    executor);
+    const uint64_t ws = (uint64_t)NE * 3u * sizeof(int64_t);
+    return op_create_executor(&op, h, re_routing_kernel, &p, sizeof p, ws, workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeReRouting(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor, aclrtStream stream)

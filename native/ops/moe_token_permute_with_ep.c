@@ -26,7 +26,6 @@
 #include "op_common.h"
 
 #define PERMUTE_EP_SORT_LIMIT 16777215 /* indices are sorted as fp32 keys on the NPU: T*K and values below this */
-#define PERMUTE_EP_MAX_TOPK 512
 
 typedef struct {
     int64_t t, k, h;      /* tokens [T, H] (H = product of trailing dims), indices [T, K] */
@@ -34,30 +33,6 @@ typedef struct {
     int64_t n_out;        /* rows of permuteTokensOut */
     int has_probs;
 } PermuteEpParams;
-
-/* View a tensor of rank >= 2 as 2-D [dim0, product of the other dims]; returns 0 if the trailing dims cannot be
- * merged into one strided dimension. */
-static int permute_ep_view2d(const aclTensor *src, aclTensor *dst)
-{
-    *dst = *src;
-    if (src->ndim == 2) return 1;
-    int64_t cols = 1, inner = 1;
-    for (int d = 1; d < src->ndim; d++) cols *= src->dims[d];
-    for (int d = src->ndim - 1; d >= 1; d--)
-        if (src->dims[d] != 1) { inner = src->strides[d]; break; }
-    if (cols != 0) {
-        int64_t expect = inner;
-        for (int d = src->ndim - 1; d >= 1; d--) {
-            if (src->dims[d] == 1) continue;
-            if (src->strides[d] != expect) return 0;
-            expect = src->strides[d] * src->dims[d];
-        }
-    }
-    dst->ndim = 2;
-    dst->dims[1] = cols;
-    dst->strides[1] = inner;
-    return 1;
-}
 
 typedef struct {
     const PermuteEpParams *p;
@@ -67,12 +42,20 @@ typedef struct {
     int64_t n;                              /* T*K */
 } PermuteEpGather;
 
+/* flat position of sorted row d < n. The workspace is re-read after sortedIndicesOut was written: the bound keeps a
+ * workspace that overlaps an output (a caller error) from reading outside tokens and probs. */
+static inline int64_t permute_ep_pair(const PermuteEpGather *c, int64_t d)
+{
+    const int64_t o = c->order[d];
+    return (uint64_t)o < (uint64_t)c->n ? o : 0;
+}
+
 /* permuteTokensOut row r comes from token order[start + r] / K (zeros past the sorted list, see above) */
 static int64_t permute_ep_src_row(const void *vctx, int64_t r)
 {
     const PermuteEpGather *c = vctx;
     const int64_t d = c->p->start + r;
-    return d < c->n ? c->order[d] / c->p->k : -1;
+    return d < c->n ? permute_ep_pair(c, d) / c->p->k : -1;
 }
 
 static void permute_ep_probs(const PermuteEpGather *c)
@@ -86,7 +69,7 @@ static void permute_ep_probs(const PermuteEpGather *c)
             memset(op_ptr2(c->out_probs, r, 0), 0, es);
             continue;
         }
-        const int64_t src = c->order[d];
+        const int64_t src = permute_ep_pair(c, d);
         const char *from = pr->ndim == 2 ? op_ptr2(pr, src / p->k, src % p->k) : op_ptr2(pr, src, 0);
         memcpy(op_ptr2(c->out_probs, r, 0), from, es);
     }
@@ -94,14 +77,12 @@ static void permute_ep_probs(const PermuteEpGather *c)
 
 static aclnnStatus permute_ep_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
 {
+    (void)wsSize; /* scratch is sized by ex->workspace_size (see op_common.h), never by the caller's claim */
     static const char *api = "aclnnMoeTokenPermuteWithEp";
     const PermuteEpParams *p = ex->params;
     const aclTensor *indices = ex->inputs[1];
     const int64_t n = p->t * p->k;
     if (n == 0) return ACLNN_SUCCESS;
-    if (wsSize < (uint64_t)n * 4u * sizeof(int64_t) || ws == NULL)
-        return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: workspace of %llu bytes is too small", api,
-                              (unsigned long long)wsSize);
     int64_t *keys = ws;          /* n: expert ids, later the inverse permutation */
     int64_t *order = keys + n;   /* n */
     int64_t *scratch = order + n; /* 2n */
@@ -125,7 +106,7 @@ static aclnnStatus permute_ep_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSiz
     g.out_probs = ex->outputs[2];
     g.order = order;
     g.n = n;
-    if (!permute_ep_view2d(ex->inputs[0], &g.tokens) || !permute_ep_view2d(ex->outputs[0], &g.out_tokens))
+    if (!op_view2d(ex->inputs[0], 1, &g.tokens) || !op_view2d(ex->outputs[0], 1, &g.out_tokens))
         return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: tokens / permuteTokensOut view cannot be read as 2-D",
                               api);
     if (p->has_probs) permute_ep_probs(&g);
@@ -142,115 +123,83 @@ aclnnStatus aclnnMoeTokenPermuteWithEpGetWorkspaceSize(const aclTensor *tokens, 
                                                        const aclTensor *permuteProbsOut, uint64_t *workspaceSize,
                                                        aclOpExecutor **executor)
 {
-    static const char *api = "aclnnMoeTokenPermuteWithEp";
-    /* 161001: required tensors */
-    OP_TRY(op_check_not_null(api, "tokens", tokens));
-    OP_TRY(op_check_not_null(api, "indices", indices));
-    OP_TRY(op_check_not_null(api, "permuteTokensOut", permuteTokensOut));
-    OP_TRY(op_check_not_null(api, "sortedIndicesOut", sortedIndicesOut));
-    if (probsOptional != NULL) OP_TRY(op_check_not_null(api, "permuteProbsOut", permuteProbsOut));
-    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
-    OP_TRY(op_check_not_null(api, "executor", executor));
-
-    /* 161002: dtypes and formats */
-    OP_TRY(op_check_dtype(api, "tokens", tokens, OP_FLOAT_TYPES));
-    OP_TRY(op_check_dtype(api, "indices", indices, OP_INDEX_TYPES));
-    OP_TRY(op_check_same_dtype(api, "permuteTokensOut", permuteTokensOut, "tokens", tokens));
-    OP_TRY(op_check_dtype(api, "sortedIndicesOut", sortedIndicesOut, OP_INT32_TYPE));
-    OP_TRY(op_check_format(api, "tokens", tokens));
-    OP_TRY(op_check_format(api, "indices", indices));
-    OP_TRY(op_check_format(api, "permuteTokensOut", permuteTokensOut));
-    OP_TRY(op_check_format(api, "sortedIndicesOut", sortedIndicesOut));
-    if (probsOptional != NULL) {
-        OP_TRY(op_check_same_dtype(api, "probsOptional", probsOptional, "tokens", tokens));
-        OP_TRY(op_check_same_dtype(api, "permuteProbsOut", permuteProbsOut, "probsOptional", probsOptional));
-        OP_TRY(op_check_format(api, "probsOptional", probsOptional));
-        OP_TRY(op_check_format(api, "permuteProbsOut", permuteProbsOut));
-    }
+    enum { TOKENS, INDICES, PROBS, RANGE, TOKENS_OUT, SORTED_OUT, PROBS_OUT };
+    static const OpParamSpec params[] = {
+        [TOKENS] = {"tokens", OP_IN, OP_FLOAT_TYPES, OP_NO_REF, OP_RANKS_FROM(2)},
+        [INDICES] = {"indices", OP_IN, OP_INDEX_TYPES, OP_NO_REF, OP_RANK(1) | OP_RANK(2)},
+        [PROBS] = {"probsOptional", OP_IN | OP_OPTIONAL, NULL, TOKENS, OP_RANK(1) | OP_RANK(2)},
+        [RANGE] = {"rangeOptional", OP_INT_ARRAY | OP_OPTIONAL, NULL, OP_NO_REF, 0},
+        [TOKENS_OUT] = {"permuteTokensOut", OP_OUT, NULL, TOKENS, OP_RANKS_FROM(2)},
+        [SORTED_OUT] = {"sortedIndicesOut", OP_OUT, OP_INT32_TYPE, OP_NO_REF, 0},
+        /* required with probsOptional; without it neither checked nor written */
+        [PROBS_OUT] = {"permuteProbsOut", OP_OUT | OP_OPTIONAL, NULL, PROBS, OP_RANK(1)},
+    };
+    static const OpSpec op = OP_SPEC("aclnnMoeTokenPermuteWithEp", ACLNN_ERR_INNER_TILING_ERROR, params);
+    const int has_probs = probsOptional != NULL;
+    const void *h[] = {tokens, indices, probsOptional, rangeOptional, permuteTokensOut, sortedIndicesOut,
+                       has_probs ? permuteProbsOut : NULL};
+    OP_TRY(op_check_params(&op, h, has_probs ? 1u << PROBS_OUT : 0));
 
     /* 561002: attributes (official tiling CheckAndGetAttrsInfo) */
     int64_t start = 0, end = numOutTokens;
-    if (rangeOptional != NULL && rangeOptional->size != 0) {
-        if (rangeOptional->size != 2)
-            return op_fail_tiling(api, "rangeOptional must have 2 elements [start, end], got %llu",
-                                  (unsigned long long)rangeOptional->size);
-        start = rangeOptional->values[0];
-        end = rangeOptional->values[1];
-    }
-    if (paddedMode) return op_fail_tiling(api, "paddedMode true is not supported (only false)");
+    OP_TRY(op_read_range(&op, "rangeOptional", rangeOptional, &start, &end));
+    if (paddedMode) return op_fail_shape(&op, "paddedMode true is not supported (only false)");
 
     /* 561002: input shapes (official tiling CheckInputShape) */
-    if (indices->ndim != 1 && indices->ndim != 2)
-        return op_fail_tiling(api, "indices must be 1-D or 2-D, got %d-D", indices->ndim);
-    if (tokens->ndim < 2) return op_fail_tiling(api, "tokens must be at least 2-D [T, H], got %d-D", tokens->ndim);
     const int64_t t = tokens->dims[0];
     if (indices->dims[0] != t)
-        return op_fail_tiling(api, "tokens dim 0 (%lld) must equal indices dim 0 (%lld)", (long long)t,
-                              (long long)indices->dims[0]);
-    if (probsOptional != NULL) {
+        return op_fail_shape(&op, "tokens dim 0 (%lld) must equal indices dim 0 (%lld)", (long long)t,
+                             (long long)indices->dims[0]);
+    if (has_probs) {
         if (probsOptional->ndim != indices->ndim)
-            return op_fail_tiling(api, "probsOptional must have the rank of indices (%d-D), got %d-D", indices->ndim,
-                                  probsOptional->ndim);
+            return op_fail_shape(&op, "probsOptional must have the rank of indices (%d-D), got %d-D", indices->ndim,
+                                 probsOptional->ndim);
         if (probsOptional->dims[0] != t)
-            return op_fail_tiling(api, "probsOptional dim 0 (%lld) must equal tokens dim 0 (%lld)",
-                                  (long long)probsOptional->dims[0], (long long)t);
+            return op_fail_shape(&op, "probsOptional dim 0 (%lld) must equal tokens dim 0 (%lld)",
+                                 (long long)probsOptional->dims[0], (long long)t);
         if (indices->ndim == 2 && probsOptional->dims[1] != indices->dims[1])
-            return op_fail_tiling(api, "probsOptional dim 1 (%lld) must equal indices dim 1 (%lld)",
-                                  (long long)probsOptional->dims[1], (long long)indices->dims[1]);
+            return op_fail_shape(&op, "probsOptional dim 1 (%lld) must equal indices dim 1 (%lld)",
+                                 (long long)probsOptional->dims[1], (long long)indices->dims[1]);
     }
-    int64_t h = 1;
-    for (int d = 1; d < tokens->ndim; d++) h *= tokens->dims[d];
+    int64_t h_in, h_out; /* hidden size: the product of the trailing dims */
+    if (!op_trailing_numel(tokens, &h_in) || !op_trailing_numel(permuteTokensOut, &h_out))
+        return op_fail_shape(&op, "tokens / permuteTokensOut: the product of the trailing dims overflows int64");
     const int64_t k = indices->ndim == 2 ? indices->dims[1] : 1;
-    if (k < 1 || k > PERMUTE_EP_MAX_TOPK)
-        return op_fail_tiling(api, "indices dim 1 (top-k) must be in [1, %d], got %lld", PERMUTE_EP_MAX_TOPK,
-                              (long long)k);
-    const int64_t n = t * k;
-    if (n >= PERMUTE_EP_SORT_LIMIT)
-        return op_fail_tiling(api, "indices has %lld elements, must be fewer than %d", (long long)n,
-                              PERMUTE_EP_SORT_LIMIT);
-    if (start < 0 || start > n || end < 0 || end > n)
-        return op_fail_tiling(api, "range start (%lld) and end (%lld) must be in [0, T*K = %lld]", (long long)start,
-                              (long long)end, (long long)n);
-    int64_t n_out = end - start;
-    if (n_out <= 0) n_out += n;
-    if (n_out > n) n_out = n;
-    if (n_out < 0) n_out = 0;
+    if (k < 1 || k > OP_MAX_TOPK)
+        return op_fail_shape(&op, "indices dim 1 (top-k) must be in [1, %d], got %lld", OP_MAX_TOPK, (long long)k);
+    const int64_t n = t * k; /* t < 2^63 / 512: an element count of a tensor whose storage was accepted */
+    if (t >= PERMUTE_EP_SORT_LIMIT || n >= PERMUTE_EP_SORT_LIMIT)
+        return op_fail_shape(&op, "indices has %lld x %lld elements, must be fewer than %d", (long long)t,
+                             (long long)k, PERMUTE_EP_SORT_LIMIT);
+    if (start > n || end < 0 || end > n) /* end = numOutTokens without a range */
+        return op_fail_shape(&op, "range start (%lld) and end (%lld) must be in [0, T*K = %lld]", (long long)start,
+                             (long long)end, (long long)n);
+    int64_t eff_start, n_out;
+    op_permute_window(start, end, n, &eff_start, &n_out);
 
     /* 561002: output shapes (official tiling CheckOutputShape) */
-    if (permuteTokensOut->ndim < 2)
-        return op_fail_tiling(api, "permuteTokensOut must be at least 2-D, got %d-D", permuteTokensOut->ndim);
-    int64_t out_cols = 1;
-    for (int d = 1; d < permuteTokensOut->ndim; d++) out_cols *= permuteTokensOut->dims[d];
     if (sortedIndicesOut->ndim != 1 || sortedIndicesOut->dims[0] != n)
-        return op_fail_tiling(api, "sortedIndicesOut must be 1-D [T*K = %lld]", (long long)n);
-    if (out_cols != h)
-        return op_fail_tiling(api, "permuteTokensOut hidden size must be %lld, got %lld", (long long)h,
-                              (long long)out_cols);
+        return op_fail_shape(&op, "sortedIndicesOut must be 1-D [T*K = %lld]", (long long)n);
+    if (h_out != h_in)
+        return op_fail_shape(&op, "permuteTokensOut hidden size must be %lld, got %lld", (long long)h_in,
+                             (long long)h_out);
     if (permuteTokensOut->dims[0] != n_out)
-        return op_fail_tiling(api, "permuteTokensOut dim 0 must be %lld (rows of range [%lld, %lld)), got %lld",
-                              (long long)n_out, (long long)start, (long long)end,
-                              (long long)permuteTokensOut->dims[0]);
-    if (probsOptional != NULL) {
-        if (permuteProbsOut->ndim != 1)
-            return op_fail_tiling(api, "permuteProbsOut must be 1-D, got %d-D", permuteProbsOut->ndim);
-        if (permuteProbsOut->dims[0] != n_out)
-            return op_fail_tiling(api, "permuteProbsOut must be [%lld], got [%lld]", (long long)n_out,
-                                  (long long)permuteProbsOut->dims[0]);
-    }
+        return op_fail_shape(&op, "permuteTokensOut dim 0 must be %lld (rows of range [%lld, %lld)), got %lld",
+                             (long long)n_out, (long long)start, (long long)end, (long long)permuteTokensOut->dims[0]);
+    if (has_probs && permuteProbsOut->dims[0] != n_out)
+        return op_fail_shape(&op, "permuteProbsOut must be [%lld], got [%lld]", (long long)n_out,
+                             (long long)permuteProbsOut->dims[0]);
 
     /* views of rank > 2 must merge into [rows, H] */
     aclTensor v;
-    if (!permute_ep_view2d(tokens, &v))
-        return op_fail_param(api, "tokens: the trailing dims of this strided view cannot be merged into one");
-    if (!permute_ep_view2d(permuteTokensOut, &v))
-        return op_fail_param(api, "permuteTokensOut: the trailing dims of this strided view cannot be merged");
+    if (!op_view2d(tokens, 1, &v))
+        return op_fail_param(op.api, "tokens: the trailing dims of this strided view cannot be merged into one");
+    if (!op_view2d(permuteTokensOut, 1, &v))
+        return op_fail_param(op.api, "permuteTokensOut: the trailing dims of this strided view cannot be merged");
 
-    PermuteEpParams p = {t, k, h, n_out == n ? 0 : start, n_out, probsOptional != NULL};
-    const aclTensor *ins[] = {tokens, indices, probsOptional};
-    const aclTensor *outs[] = {permuteTokensOut, sortedIndicesOut, probsOptional != NULL ? permuteProbsOut : NULL};
-    uint64_t ws = (uint64_t)n * 4u * sizeof(int64_t);
-    return acl_host_executor_create(api, permute_ep_kernel, ins, 3, outs, 3, &p, sizeof p, ws, workspaceSize,
-                                    executor);
+    PermuteEpParams p = {t, k, h_in, eff_start, n_out, has_probs};
+    const uint64_t ws = (uint64_t)n * 4u * sizeof(int64_t);
+    return op_create_executor(&op, h, permute_ep_kernel, &p, sizeof p, ws, workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeTokenPermuteWithEp(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,

@@ -21,7 +21,6 @@
 #include "aclnnop/aclnn_moe_token_unpermute_with_ep.h"
 #include "op_common.h"
 
-#define UNPERMUTE_EP_MAX_TOPK 512
 
 typedef struct {
     int64_t t, k, h, rows; /* out [T, H], sortedIndices [T*K], permutedTokens [rows, H] */
@@ -99,15 +98,13 @@ static int64_t unpermute_ep_chunk_count(int64_t t)
 
 static aclnnStatus unpermute_ep_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
 {
+    (void)wsSize; /* scratch is sized by ex->workspace_size (see op_common.h), never by the caller's claim */
     static const char *api = "aclnnMoeTokenUnpermuteWithEp";
     const UnpermuteEpParams *p = ex->params;
     const int64_t n = p->t * p->k;
     if (n == 0) return ACLNN_SUCCESS;
     const uint64_t idx_bytes = UNPERMUTE_EP_ALIGN((uint64_t)n * sizeof(int64_t));
     const uint64_t chunk_bytes = (uint64_t)p->h * 2u * sizeof(float);
-    if (ws == NULL || wsSize < idx_bytes + chunk_bytes)
-        return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: workspace of %llu bytes is too small", api,
-                              (unsigned long long)wsSize);
     int64_t *idx = ws;
     const aclTensor *probs = ex->inputs[2];
 
@@ -118,7 +115,7 @@ static aclnnStatus unpermute_ep_kernel(aclOpExecutor *ex, void *ws, uint64_t wsS
         if (d < 0)
             return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: sortedIndices[%lld] = %lld is negative", api,
                                   (long long)i, (long long)d);
-        if (d < p->start || d >= p->end || d - p->start < p->rows) continue;
+        if (d < p->start || d >= p->end || d - p->start < p->rows) continue; /* start >= 0: no overflow */
         if (p->has_probs && op_load_f(probs->dtype, op_ptr2(probs, i / p->k, i % p->k)) == 0.0f) continue;
         return acl_host_error(ACLNN_ERR_PARAM_INVALID,
                               "%s: sortedIndices[%lld] = %lld selects row %lld of permutedTokens, which has %lld "
@@ -129,7 +126,7 @@ static aclnnStatus unpermute_ep_kernel(aclOpExecutor *ex, void *ws, uint64_t wsS
     if (p->h == 0) return ACLNN_SUCCESS;
 
     int64_t n_chunks = unpermute_ep_chunk_count(p->t);
-    uint64_t fit = (wsSize - idx_bytes) / chunk_bytes;
+    uint64_t fit = (ex->workspace_size - idx_bytes) / chunk_bytes;
     if ((uint64_t)n_chunks > fit) n_chunks = (int64_t)fit;
     UnpermuteEpCtx c = {p, ex->inputs[0], probs, ex->outputs[0], idx, (float *)((char *)ws + idx_bytes), n_chunks};
     acl_host_parallel_for(n_chunks, 1, unpermute_ep_chunks, &c);
@@ -145,76 +142,60 @@ aclnnStatus aclnnMoeTokenUnpermuteWithEpGetWorkspaceSize(const aclTensor *permut
                                                          const aclTensor *out, uint64_t *workspaceSize,
                                                          aclOpExecutor **executor)
 {
-    static const char *api = "aclnnMoeTokenUnpermuteWithEp";
-    /* 161001 */
-    OP_TRY(op_check_not_null(api, "permutedTokens", permutedTokens));
-    OP_TRY(op_check_not_null(api, "sortedIndices", sortedIndices));
-    OP_TRY(op_check_not_null(api, "out", out));
-    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
-    OP_TRY(op_check_not_null(api, "executor", executor));
-
-    /* 161002 */
-    OP_TRY(op_check_dtype(api, "permutedTokens", permutedTokens, OP_FLOAT_TYPES));
-    OP_TRY(op_check_dtype(api, "sortedIndices", sortedIndices, OP_INT32_TYPE));
-    OP_TRY(op_check_same_dtype(api, "out", out, "permutedTokens", permutedTokens));
-    OP_TRY(op_check_format(api, "permutedTokens", permutedTokens));
-    OP_TRY(op_check_format(api, "sortedIndices", sortedIndices));
-    OP_TRY(op_check_format(api, "out", out));
-    if (probsOptional != NULL) {
-        OP_TRY(op_check_dtype(api, "probsOptional", probsOptional, OP_FLOAT_TYPES));
-        OP_TRY(op_check_format(api, "probsOptional", probsOptional));
-    }
+    enum { PERMUTED, SORTED, PROBS, RANGE, RESTORE, OUT };
+    static const OpParamSpec params[] = {
+        [PERMUTED] = {"permutedTokens", OP_IN, OP_FLOAT_TYPES, OP_NO_REF, OP_RANK(2)},
+        [SORTED] = {"sortedIndices", OP_IN, OP_INT32_TYPE, OP_NO_REF, OP_RANK(1)},
+        /* may have another float dtype than permutedTokens (the official tiling keys on the probs dtype) */
+        [PROBS] = {"probsOptional", OP_IN | OP_OPTIONAL, OP_FLOAT_TYPES, OP_NO_REF, OP_RANK(2)},
+        [RANGE] = {"rangeOptional", OP_INT_ARRAY | OP_OPTIONAL, NULL, OP_NO_REF, 0},
+        [RESTORE] = {"restoreShapeOptional", OP_INT_ARRAY | OP_OPTIONAL, NULL, OP_NO_REF, 0},
+        [OUT] = {"out", OP_OUT, NULL, PERMUTED, OP_RANK(2)},
+    };
+    static const OpSpec op = OP_SPEC("aclnnMoeTokenUnpermuteWithEp", ACLNN_ERR_INNER_TILING_ERROR, params);
+    const void *h_args[] = {permutedTokens, sortedIndices, probsOptional, rangeOptional, restoreShapeOptional, out};
+    OP_TRY(op_check_params(&op, h_args, 0));
 
     /* 561002: attributes and shapes (official tiling MoeTokenUnpermuteWithEpInputParamCheck / Init) */
-    if (numTopk < 1) return op_fail_tiling(api, "numTopk must be at least 1, got %lld", (long long)numTopk);
-    if (paddedMode) return op_fail_tiling(api, "paddedMode true is not supported (only false)");
-    if (permutedTokens->ndim != 2)
-        return op_fail_tiling(api, "permutedTokens must be 2-D [rows, H], got %d-D", permutedTokens->ndim);
-    if (sortedIndices->ndim != 1)
-        return op_fail_tiling(api, "sortedIndices must be 1-D [T*K], got %d-D", sortedIndices->ndim);
+    if (numTopk < 1) return op_fail_shape(&op, "numTopk must be at least 1, got %lld", (long long)numTopk);
+    if (paddedMode) return op_fail_shape(&op, "paddedMode true is not supported (only false)");
     const int64_t rows = permutedTokens->dims[0], h = permutedTokens->dims[1], n = sortedIndices->dims[0];
     int64_t start = 0, end = rows;
-    if (rangeOptional != NULL && rangeOptional->size != 0) {
-        if (rangeOptional->size != 2)
-            return op_fail_tiling(api, "rangeOptional must have 2 elements [start, end], got %llu",
-                                  (unsigned long long)rangeOptional->size);
-        start = rangeOptional->values[0];
-        end = rangeOptional->values[1];
-    }
-    if (numTopk > UNPERMUTE_EP_MAX_TOPK)
-        return op_fail_tiling(api, "numTopk (%lld) must not exceed %d", (long long)numTopk, UNPERMUTE_EP_MAX_TOPK);
+    OP_TRY(op_read_range(&op, "rangeOptional", rangeOptional, &start, &end));
+    if (numTopk > OP_MAX_TOPK)
+        return op_fail_shape(&op, "numTopk (%lld) must not exceed %d", (long long)numTopk, OP_MAX_TOPK);
     if (probsOptional != NULL) {
-        if (probsOptional->ndim != 2)
-            return op_fail_tiling(api, "probsOptional must be 2-D [T, K], got %d-D", probsOptional->ndim);
         if (probsOptional->dims[1] != numTopk)
-            return op_fail_tiling(api, "numTopk (%lld) must equal probsOptional dim 1 (%lld)", (long long)numTopk,
+            return op_fail_shape(&op, "numTopk (%lld) must equal probsOptional dim 1 (%lld)", (long long)numTopk,
                                   (long long)probsOptional->dims[1]);
-        if (n != probsOptional->dims[0] * probsOptional->dims[1])
-            return op_fail_tiling(api, "sortedIndices length (%lld) must equal probsOptional dim 0 * dim 1 (%lld)",
-                                  (long long)n, (long long)(probsOptional->dims[0] * probsOptional->dims[1]));
+        int64_t pn;
+        if (!op_mul_ok(probsOptional->dims[0], probsOptional->dims[1], &pn) || n != pn)
+            return op_fail_shape(&op, "sortedIndices length (%lld) must equal probsOptional dim 0 * dim 1 (%lld * %lld)",
+                                 (long long)n, (long long)probsOptional->dims[0], (long long)probsOptional->dims[1]);
     }
     if (n % numTopk != 0)
-        return op_fail_tiling(api, "sortedIndices length (%lld) must be a multiple of numTopk (%lld)", (long long)n,
+        return op_fail_shape(&op, "sortedIndices length (%lld) must be a multiple of numTopk (%lld)", (long long)n,
                               (long long)numTopk);
     const int64_t t = n / numTopk;
     if (restoreShapeOptional != NULL && restoreShapeOptional->size != 0) {
         if (restoreShapeOptional->size != 2 || restoreShapeOptional->values[0] != t ||
             restoreShapeOptional->values[1] != h)
-            return op_fail_tiling(api, "restoreShapeOptional must be NULL or [T, H] = [%lld, %lld]", (long long)t,
+            return op_fail_shape(&op, "restoreShapeOptional must be NULL or [T, H] = [%lld, %lld]", (long long)t,
                                   (long long)h);
     }
     const int64_t out_dims[2] = {t, h};
-    OP_TRY(op_check_shape(api, "out", out, 2, out_dims));
+    OP_TRY(op_check_shape_of(&op, "out", out, 2, out_dims));
 
     UnpermuteEpParams p = {t, numTopk, h, rows, start, end, probsOptional != NULL};
-    const aclTensor *ins[] = {permutedTokens, sortedIndices, probsOptional};
-    const aclTensor *outs[] = {out};
     uint64_t ws = 0;
-    if (n > 0)
-        ws = UNPERMUTE_EP_ALIGN((uint64_t)n * sizeof(int64_t)) +
-             (uint64_t)unpermute_ep_chunk_count(t) * (uint64_t)h * 2u * sizeof(float);
-    return acl_host_executor_create(api, unpermute_ep_kernel, ins, 3, outs, 1, &p, sizeof p, ws, workspaceSize,
-                                    executor);
+    if (n > 0) {
+        /* per chunk two fp32 rows of H; n and H are element counts of tensors, so below 2^60 each */
+        const uint64_t chunk = (uint64_t)h * 2u * sizeof(float), chunks = (uint64_t)unpermute_ep_chunk_count(t);
+        if (h > (INT64_C(1) << 56) || chunk > UINT64_MAX / 2 / chunks)
+            return op_fail_shape(&op, "permutedTokens hidden size H (%lld) is too large", (long long)h);
+        ws = UNPERMUTE_EP_ALIGN((uint64_t)n * sizeof(int64_t)) + chunks * chunk;
+    }
+    return op_create_executor(&op, h_args, unpermute_ep_kernel, &p, sizeof p, ws, workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeTokenUnpermuteWithEp(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,

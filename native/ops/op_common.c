@@ -72,7 +72,8 @@ static void format_shape(char *buf, size_t cap, int ndim, const int64_t *dims)
     if (used < cap) snprintf(buf + used, cap - used, "]");
 }
 
-aclnnStatus op_check_shape(const char *api, const char *param, const aclTensor *t, int ndim, const int64_t *dims)
+static aclnnStatus check_shape(aclnnStatus status, const char *api, const char *param, const aclTensor *t, int ndim,
+                               const int64_t *dims)
 {
     int same = t->ndim == ndim;
     for (int i = 0; same && i < ndim; i++) same = t->dims[i] == dims[i];
@@ -80,7 +81,17 @@ aclnnStatus op_check_shape(const char *api, const char *param, const aclTensor *
     char want[160], got[160];
     format_shape(want, sizeof want, ndim, dims);
     format_shape(got, sizeof got, t->ndim, t->dims);
-    return acl_host_error(ACLNN_ERR_INNER_TILING_ERROR, "%s: %s must have shape %s, got %s", api, param, want, got);
+    return acl_host_error(status, "%s: %s must have shape %s, got %s", api, param, want, got);
+}
+
+aclnnStatus op_check_shape(const char *api, const char *param, const aclTensor *t, int ndim, const int64_t *dims)
+{
+    return check_shape(ACLNN_ERR_INNER_TILING_ERROR, api, param, t, ndim, dims);
+}
+
+aclnnStatus op_check_shape_of(const OpSpec *op, const char *param, const aclTensor *t, int ndim, const int64_t *dims)
+{
+    return check_shape(op->shape_status, op->api, param, t, ndim, dims);
 }
 
 static aclnnStatus fail(aclnnStatus status, const char *api, const char *fmt, va_list ap)
@@ -88,6 +99,117 @@ static aclnnStatus fail(aclnnStatus status, const char *api, const char *fmt, va
     char rule[768];
     vsnprintf(rule, sizeof rule, fmt, ap);
     return acl_host_error(status, "%s: %s", api, rule);
+}
+
+aclnnStatus op_fail_shape(const OpSpec *op, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    aclnnStatus st = fail(op->shape_status, op->api, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+/* "2-D", "1-D or 2-D", "at least 2-D" */
+static void format_ranks(char *buf, size_t cap, uint16_t mask)
+{
+    int lo = -1, hi = -1, count = 0;
+    for (int r = 0; r <= ACL_HOST_MAX_DIMS; r++)
+        if (mask & (1u << r)) { if (lo < 0) lo = r; hi = r; count++; }
+    if (count > 2 && hi == ACL_HOST_MAX_DIMS && count == hi - lo + 1) { snprintf(buf, cap, "at least %d-D", lo); return; }
+    size_t used = 0;
+    buf[0] = 0;
+    for (int r = lo; r <= hi && used < cap; r++)
+        if (mask & (1u << r))
+            used += (size_t)snprintf(buf + used, cap - used, "%s%d-D", used ? " or " : "", r);
+}
+
+aclnnStatus op_check_params(const OpSpec *op, const void *const *h, uint32_t also_required)
+{
+    const char *api = op->api;
+    const OpParamSpec *ps = op->params;
+    /* 1. liveness: nothing is dereferenced before every given handle is known to be live */
+    for (int i = 0; i < op->n; i++) {
+        if (!h[i]) continue;
+        const int live = (ps[i].flags & OP_INT_ARRAY) ? acl_host_int_array_live((const aclIntArray *)h[i])
+                                                      : acl_host_tensor_live((const aclTensor *)h[i]);
+        if (!live)
+            return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: %s (%p) is not a live %s (destroyed or never created)",
+                                  api, ps[i].name, h[i], (ps[i].flags & OP_INT_ARRAY) ? "aclIntArray" : "aclTensor");
+    }
+    for (int i = 0; i < op->n; i++) /* 2. null */
+        if (!h[i] && (!(ps[i].flags & OP_OPTIONAL) || (also_required >> i & 1u)))
+            OP_TRY(op_check_not_null(api, ps[i].name, h[i]));
+    for (int i = 0; i < op->n; i++) /* 3. dtype lists */
+        if (h[i] && !(ps[i].flags & OP_INT_ARRAY) && ps[i].dtypes)
+            OP_TRY(op_check_dtype(api, ps[i].name, (const aclTensor *)h[i], ps[i].dtypes));
+    for (int i = 0; i < op->n; i++) { /* 4. same-dtype groups (skipped when the reference is absent) */
+        const int r = ps[i].same_as;
+        if (!h[i] || r < 0 || !h[r]) continue;
+        const aclTensor *t = (const aclTensor *)h[i], *ref = (const aclTensor *)h[r];
+        if ((ps[i].flags & OP_OR_F32_WITH_BF16) && ref->dtype == ACL_BF16 && t->dtype == ACL_FLOAT) continue;
+        OP_TRY(op_check_same_dtype(api, ps[i].name, t, ps[r].name, ref));
+    }
+    for (int i = 0; i < op->n; i++) /* 5. format */
+        if (h[i] && !(ps[i].flags & OP_INT_ARRAY)) OP_TRY(op_check_format(api, ps[i].name, (const aclTensor *)h[i]));
+    for (int i = 0; i < op->n; i++) { /* 6. rank */
+        if (!h[i] || (ps[i].flags & OP_INT_ARRAY) || !ps[i].ranks) continue;
+        const aclTensor *t = (const aclTensor *)h[i];
+        if (t->ndim >= 0 && t->ndim <= ACL_HOST_MAX_DIMS && (ps[i].ranks >> t->ndim & 1u)) continue;
+        char want[64];
+        format_ranks(want, sizeof want, ps[i].ranks);
+        return acl_host_error(op->shape_status, "%s: %s must be %s, got %d-D", api, ps[i].name, want, t->ndim);
+    }
+    for (int i = 0; i < op->n; i++) { /* 7. element counts fit int64, so that shape arithmetic on them cannot wrap */
+        if (!h[i] || (ps[i].flags & OP_INT_ARRAY)) continue;
+        const aclTensor *t = (const aclTensor *)h[i];
+        int64_t n = 1;
+        for (int d = 0; d < t->ndim; d++)
+            if (!op_mul_ok(n, t->dims[d], &n))
+                return acl_host_error(op->shape_status, "%s: %s has more than 2^63 elements", api, ps[i].name);
+        /* an output with stride 0 on a dim of size > 1 writes its elements over each other (and lets a tiny block
+         * stand for an endless loop of work); inputs may broadcast */
+        for (int d = 0; (ps[i].flags & OP_OUT) && d < t->ndim; d++)
+            if (t->strides[d] == 0 && t->dims[d] > 1)
+                return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: %s has stride 0 on dim %d (size %lld): an output "
+                                      "must not overlap itself", api, ps[i].name, d, (long long)t->dims[d]);
+    }
+    return ACLNN_SUCCESS;
+}
+
+aclnnStatus op_read_range(const OpSpec *op, const char *param, const aclIntArray *range, int64_t *start,
+                          int64_t *end)
+{
+    if (!range || range->size == 0) return ACLNN_SUCCESS;
+    if (range->size != 2)
+        return op_fail_shape(op, "%s must have 2 elements [start, end], got %llu", param,
+                             (unsigned long long)range->size);
+    if (range->values[0] < 0 || range->values[1] < 0)
+        return op_fail_shape(op, "%s [%lld, %lld]: start and end must not be negative", param,
+                             (long long)range->values[0], (long long)range->values[1]);
+    *start = range->values[0];
+    *end = range->values[1];
+    return ACLNN_SUCCESS;
+}
+
+aclnnStatus op_create_executor(const OpSpec *op, const void *const *h, acl_host_kernel_fn kernel, const void *params,
+                               size_t params_size, uint64_t workspace_size, uint64_t *workspaceSize,
+                               aclOpExecutor **executor)
+{
+    const aclTensor *ins[ACL_HOST_MAX_TENSORS], *outs[ACL_HOST_MAX_TENSORS];
+    int ni = 0, no = 0;
+    for (int i = 0; i < op->n; i++) {
+        if (op->params[i].flags & OP_INT_ARRAY) continue;
+        if (op->params[i].flags & OP_OUT) {
+            if (no < ACL_HOST_MAX_TENSORS) outs[no] = (const aclTensor *)h[i];
+            no++;
+        } else {
+            if (ni < ACL_HOST_MAX_TENSORS) ins[ni] = (const aclTensor *)h[i];
+            ni++;
+        }
+    }
+    return acl_host_executor_create(op->api, kernel, ins, ni, outs, no, params, params_size, workspace_size,
+                                    workspaceSize, executor);
 }
 
 aclnnStatus op_fail_tiling(const char *api, const char *fmt, ...)
@@ -146,12 +268,46 @@ char *op_ptr_flat(const aclTensor *t, int64_t flat)
     return (char *)t->data + off * op_elem_size(t);
 }
 
-static int64_t row_stride(const aclTensor *t) { return t->ndim > 1 ? t->strides[t->ndim - 1] : 1; }
+/* dims [a, b) of t as one dimension of *size elements *stride apart; 0 if they are not equally spaced */
+static int merge_dims(const aclTensor *t, int a, int b, int64_t *size, int64_t *stride)
+{
+    int64_t n = 1, inner = 1;
+    for (int d = a; d < b; d++)
+        if (!op_mul_ok(n, t->dims[d], &n)) return 0;
+    for (int d = b - 1; d >= a; d--)
+        if (t->dims[d] != 1) { inner = t->strides[d]; break; }
+    if (n != 0) {
+        uint64_t expect = (uint64_t)inner;
+        for (int d = b - 1; d >= a; d--) {
+            if (t->dims[d] == 1) continue;
+            if ((uint64_t)t->strides[d] != expect) return 0;
+            expect = (uint64_t)t->strides[d] * (uint64_t)t->dims[d]; /* wraps only past the last dim used */
+        }
+    }
+    *size = n;
+    *stride = inner;
+    return 1;
+}
+
+int op_view2d(const aclTensor *src, int split, aclTensor *dst)
+{
+    *dst = *src;
+    if (src->ndim == 2 && split == 1) return 1;
+    if (split < 1 || split >= src->ndim) return 0;
+    int64_t rows, rs, cols, cs;
+    if (!merge_dims(src, 0, split, &rows, &rs) || !merge_dims(src, split, src->ndim, &cols, &cs)) return 0;
+    dst->ndim = 2;
+    dst->dims[0] = rows;
+    dst->strides[0] = rs;
+    dst->dims[1] = cols;
+    dst->strides[1] = cs;
+    return 1;
+}
 
 void op_load_row_f32(const aclTensor *t, int64_t row, int64_t n, float *dst)
 {
     const char *p = op_ptr2(t, row, 0);
-    int64_t s = row_stride(t);
+    int64_t s = op_row_stride(t);
     if (s == 1) {
         switch (t->dtype) {
         case ACL_FLOAT: memcpy(dst, p, (size_t)n * 4); return;
@@ -167,7 +323,7 @@ void op_load_row_f32(const aclTensor *t, int64_t row, int64_t n, float *dst)
 void op_store_row_f32(const aclTensor *t, int64_t row, int64_t n, const float *src)
 {
     char *p = op_ptr2(t, row, 0);
-    int64_t s = row_stride(t);
+    int64_t s = op_row_stride(t);
     if (s == 1) {
         switch (t->dtype) {
         case ACL_FLOAT: memcpy(p, src, (size_t)n * 4); return;
@@ -184,7 +340,7 @@ void op_copy_row(const aclTensor *dst, int64_t dst_row, const aclTensor *src, in
 {
     char *d = op_ptr2(dst, dst_row, 0);
     const char *s = op_ptr2(src, src_row, 0);
-    int64_t es = op_elem_size(dst), ds = row_stride(dst), ss = row_stride(src);
+    int64_t es = op_elem_size(dst), ds = op_row_stride(dst), ss = op_row_stride(src);
     if (ds == 1 && ss == 1) {
         memcpy(d, s, (size_t)(n * es));
         return;
@@ -195,7 +351,7 @@ void op_copy_row(const aclTensor *dst, int64_t dst_row, const aclTensor *src, in
 void op_zero_row(const aclTensor *t, int64_t row, int64_t n)
 {
     char *d = op_ptr2(t, row, 0);
-    int64_t es = op_elem_size(t), s = row_stride(t);
+    int64_t es = op_elem_size(t), s = op_row_stride(t);
     if (s == 1) {
         memset(d, 0, (size_t)(n * es));
         return;
@@ -268,8 +424,6 @@ void op_stable_argsort_i64(const int64_t *keys, int64_t n, int64_t key_limit, in
 
 /* ---------------------------------------------------------------- weighted row sums */
 
-/* fp16 rounding of an fp32 value (exact for results of fp16 operands: 24 >= 2*11 + 2 significand bits) */
-static inline float rws_r16(float v) { return host_f16_to_f32(host_f32_to_f16(v)); }
 /* host_f32_to_bf16 without a branch, so that the portable loops vectorise */
 static inline uint16_t rws_f2bf(float f)
 {
@@ -313,7 +467,7 @@ static void rws_portable(aclDataType dt, int native, void *out, const void *x1, 
             if (x2)
                 for (int64_t j = 0; j < m; j++) {
                     const float v = acc[j] + host_f16_to_f32(((const uint16_t *)x2)[c0 + j]);
-                    acc[j] = native ? rws_r16(v) : v;
+                    acc[j] = native ? op_r16(v) : v;
                 }
             for (int64_t t = 0; t < nterms; t++) {
                 const uint16_t *x = (const uint16_t *)terms[t].x + c0, *b = (const uint16_t *)terms[t].bias;
@@ -322,12 +476,12 @@ static void rws_portable(aclDataType dt, int native, void *out, const void *x1, 
                     float v = host_f16_to_f32(x[j]);
                     if (b) {
                         v = v + host_f16_to_f32(b[c0 + j]);
-                        if (native) v = rws_r16(v);
+                        if (native) v = op_r16(v);
                     }
                     v = v * s;
-                    if (native) v = rws_r16(v);
+                    if (native) v = op_r16(v);
                     v = acc[j] + v;
-                    acc[j] = native ? rws_r16(v) : v;
+                    acc[j] = native ? op_r16(v) : v;
                 }
             }
             for (int64_t j = 0; j < m; j++) ((uint16_t *)out)[c0 + j] = host_f32_to_f16(acc[j]);
@@ -606,7 +760,7 @@ void op_gather_rows(const aclTensor *dst, const aclTensor *src, int64_t nrows, i
     if (nrows <= 0 || h <= 0) return;
     const int64_t row_bytes = h * op_elem_size(dst);
     GatherCtx c = {dst, src, h, src_row, ctx, 0};
-    c.nt = GATHER_HAVE_NT && row_stride(dst) == 1 && row_stride(src) == 1 &&
+    c.nt = GATHER_HAVE_NT && op_row_stride(dst) == 1 && op_row_stride(src) == 1 &&
            (uint64_t)nrows * (uint64_t)row_bytes >= GATHER_NT_MIN_BYTES;
-    acl_host_parallel_for(nrows, 1 + 65536 / row_bytes, gather_rows_range, &c); /* at least 64 KB per chunk */
+    acl_host_parallel_for(nrows, 1 + OP_PARALLEL_MIN_BYTES / row_bytes, gather_rows_range, &c);
 }

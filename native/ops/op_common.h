@@ -29,7 +29,98 @@ extern const aclDataType OP_INDEX_TYPES[]; /* int32, int64 */
 extern const aclDataType OP_INT32_TYPE[];
 extern const aclDataType OP_FLOAT32_TYPE[];
 
-/* ---- checks (phase 1); each returns ACLNN_SUCCESS or records a message and returns the status ---- */
+/* ---- declarative checks (phase 1) ----
+ * Each operator declares its tensor and int-array parameters once, in prototype order, in a static table; one call
+ * checks them in CANN's order, each pass over every parameter before the next pass:
+ *   1. handle liveness: a non-NULL handle must be a live aclCreateTensor / aclCreateIntArray result  -> 161002
+ *      (checked against the live-handle sets, before anything is dereferenced)
+ *   2. null: required entries (and those in `also_required`) must be given                          -> 161001
+ *   3. dtype in the entry's list; 4. dtype equal to the entry's same_as reference (when both given)  -> 161002
+ *   5. format ND (plain);  6. rank in the entry's rank mask;  7. element count < 2^63  -> 161002, shape_status
+ * The per-operator shape and attribute rules follow as code. op_create_executor binds the tensors of the same
+ * handle array (int arrays skipped) as inputs then outputs, in table order; the workspaceSize / executor NULL
+ * checks live in acl_host_executor_create. */
+#define OP_IN 0x0u
+#define OP_OUT 0x1u
+#define OP_OPTIONAL 0x2u          /* may be NULL (not bound: an absent optional tensor is a NULL executor slot) */
+#define OP_INT_ARRAY 0x4u         /* an aclIntArray*: liveness and null only */
+#define OP_OR_F32_WITH_BF16 0x8u  /* same_as, or float32 when the reference is bfloat16 (mixed precision) */
+#define OP_RANK(r) (1u << (r))
+#define OP_RANKS_FROM(r) ((uint16_t)(0x1ffu & ~((1u << (r)) - 1u))) /* rank r .. ACL_HOST_MAX_DIMS */
+#define OP_NO_REF (-1)
+
+typedef struct {
+    const char *name;          /* the C parameter name, as in the prototype */
+    uint8_t flags;             /* OP_IN / OP_OUT | OP_OPTIONAL | OP_INT_ARRAY | OP_OR_F32_WITH_BF16 */
+    const aclDataType *dtypes; /* allowed dtypes (ACL_DT_UNDEFINED-terminated), NULL: any */
+    int8_t same_as;            /* index of the entry whose dtype this one must have, OP_NO_REF: none */
+    uint16_t ranks;            /* allowed ranks, OP_RANK(2) | OP_RANK(3); 0: any */
+} OpParamSpec;
+
+typedef struct {
+    const char *api;           /* "aclnnMoeFoo" */
+    aclnnStatus shape_status;  /* 561002 (generated ops' tiling) or 561103 (hand-written V2 op_api) */
+    int n;
+    const OpParamSpec *params;
+} OpSpec;
+#define OP_SPEC(api, status, table) {api, status, (int)(sizeof(table) / sizeof((table)[0])), table}
+
+/* handles[i] is the argument of params[i]; also_required: bit i makes entry i required for this call.
+ * Entries whose handle the caller set to NULL because the call ignores them are neither checked nor bound. */
+aclnnStatus op_check_params(const OpSpec *op, const void *const *handles, uint32_t also_required);
+aclnnStatus op_create_executor(const OpSpec *op, const void *const *handles, acl_host_kernel_fn kernel,
+                               const void *params, size_t params_size, uint64_t workspace_size,
+                               uint64_t *workspaceSize, aclOpExecutor **executor);
+/* Kernel contract: acl_host_executor_run has checked that the workspace holds ex->workspace_size bytes of device
+ * memory (non-NULL when > 0); kernels size their scratch from that, never from the caller's workspaceSize. */
+
+/* a shape / attribute rule broken: op->shape_status with "api: rule" */
+aclnnStatus op_fail_shape(const OpSpec *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* shape must equal dims[0..ndim) -> op->shape_status */
+aclnnStatus op_check_shape_of(const OpSpec *op, const char *param, const aclTensor *t, int ndim, const int64_t *dims);
+
+/* ---- limits shared by several operators (the NPU tilings') ---- */
+#define OP_MAX_EXPERTS 2048 /* MoeGatingTopK expert count, MoeComputeExpertTokens numExperts */
+#define OP_MAX_TOPK 512     /* MoeTokenPermuteWithEp / MoeTokenUnpermuteWithEp top-k */
+
+/* ---- range attributes ([start, end] int arrays) ----
+ * NULL or an empty array keeps *start / *end (the operator's fallback); otherwise the array must have 2 values,
+ * both >= 0 (row positions; this also keeps every later `d - start` free of overflow) -> op->shape_status.
+ * The handle must have passed op_check_params (live). */
+aclnnStatus op_read_range(const OpSpec *op, const char *param, const aclIntArray *range, int64_t *start,
+                          int64_t *end);
+
+/* MoeTokenPermuteWithEp's window over the n sorted rows (n > 0, 0 <= start, end <= n): n_out = end - start, plus n
+ * when that is <= 0, at most n. When n_out is n the kernel writes row d at d (its "no numOutTokens" path), so the
+ * effective start is 0. */
+static inline void op_permute_window(int64_t start, int64_t end, int64_t n, int64_t *eff_start, int64_t *n_out)
+{
+    int64_t m = end - start;
+    if (m <= 0) m += n;
+    if (m > n) m = n;
+    if (m < 0) m = 0;
+    *n_out = m;
+    *eff_start = m == n ? 0 : start;
+}
+
+/* ---- overflow-checked shape arithmetic: 1 and *r = a*b (a, b >= 0), or 0 when it passes INT64_MAX ---- */
+static inline int op_mul_ok(int64_t a, int64_t b, int64_t *r) { return !__builtin_mul_overflow(a, b, r); }
+
+/* *n = product of dims[1..ndim) (the hidden size of a [rows, ...] tensor); 0 when it overflows */
+static inline int op_trailing_numel(const aclTensor *t, int64_t *n)
+{
+    *n = 1;
+    for (int d = 1; d < t->ndim; d++)
+        if (!op_mul_ok(*n, t->dims[d], n)) return 0;
+    return 1;
+}
+
+/* View a tensor as 2-D [product of dims[0..split), product of dims[split..ndim)] in *dst (a kernel-local
+ * descriptor on the same storage); returns 0 when one of the two groups cannot be merged into one strided
+ * dimension (a view whose steps differ), or its size overflows. */
+int op_view2d(const aclTensor *src, int split, aclTensor *dst);
+
+/* ---- single checks (phase 1); each returns ACLNN_SUCCESS or records a message and returns the status ---- */
 aclnnStatus op_check_not_null(const char *api, const char *param, const void *ptr);
 /* dtype must be one of `allowed` (terminated by ACL_DT_UNDEFINED) -> 161002 */
 aclnnStatus op_check_dtype(const char *api, const char *param, const aclTensor *t, const aclDataType *allowed);
@@ -43,6 +134,13 @@ aclnnStatus op_check_shape(const char *api, const char *param, const aclTensor *
 /* formatted 561002 / 161002 helpers for rules on attributes */
 aclnnStatus op_fail_tiling(const char *api, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 aclnnStatus op_fail_param(const char *api, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- parallel grain ----
+ * The least work (elements read or written) worth a chunk of its own on the pool: about 20 us on the 2-core
+ * development VM, where waking a sleeping worker costs the caller some 10 us; smaller chunks made the measured
+ * operators slower, not faster. Kernels derive their grain (rows per chunk) from it. */
+#define OP_PARALLEL_MIN_WORK 16384
+#define OP_PARALLEL_MIN_BYTES 65536 /* the same for byte copies (row gathers): 64 KB per chunk at least */
 
 /* ---- run-time ISA dispatch ----
  * SIMD kernels are compiled with target attributes (the build stays portable, no -march) and chosen at run time;
@@ -76,6 +174,12 @@ static inline char *op_ptr2(const aclTensor *t, int64_t row, int64_t col)
     int64_t off = t->offset + row * t->strides[0] + (t->ndim > 1 ? col * t->strides[1] : 0);
     return (char *)t->data + off * op_elem_size(t);
 }
+
+/* element stride along a row: that of the last dim of a 2-D (or higher) tensor, 1 for a 1-D one */
+static inline int64_t op_row_stride(const aclTensor *t) { return t->ndim > 1 ? t->strides[t->ndim - 1] : 1; }
+
+/* fp16 rounding of an fp32 value: exact fp16 arithmetic on fp16 operands (24 >= 2*11 + 2 significand bits) */
+static inline float op_r16(float v) { return host_f16_to_f32(host_f32_to_f16(v)); }
 
 /* flat (row-major logical) index -> element address, any rank */
 char *op_ptr_flat(const aclTensor *t, int64_t flat);

@@ -2,11 +2,13 @@
  * ACLNN_MOE_HOST_DEVICES asks for more; each device is the host CPU. The current device is per thread,
  * as in CANN, where aclrtSetDevice binds the calling thread to the device's default context. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "../common/host_internal.h"
 #include "../common/ptrset.h"
+#include "runtime_internal.h"
 
 #define HOST_MAX_DEVICES 64
 #define HOST_CONTEXT_MAGIC 0x43545831u
@@ -17,20 +19,24 @@ typedef struct {
 } host_context;
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static int g_initialized;
-static int g_device_count = -1;
+static atomic_int g_initialized; /* written under g_lock, read without it by every entry point */
+static pthread_once_t g_device_count_once = PTHREAD_ONCE_INIT;
+static int g_device_count = 1;
 static int g_device_refs[HOST_MAX_DEVICES];
 static host_context g_default_ctx[HOST_MAX_DEVICES];
 static host_ptrset g_contexts = HOST_PTRSET_INIT;
 static __thread host_context *tls_ctx;
 
+static void read_device_count(void)
+{
+    const char *env = getenv("ACLNN_MOE_HOST_DEVICES");
+    int n = env ? atoi(env) : 1;
+    g_device_count = n < 1 ? 1 : (n > HOST_MAX_DEVICES ? HOST_MAX_DEVICES : n);
+}
+
 static int device_count(void)
 {
-    if (g_device_count < 0) {
-        const char *env = getenv("ACLNN_MOE_HOST_DEVICES");
-        int n = env ? atoi(env) : 1;
-        g_device_count = n < 1 ? 1 : (n > HOST_MAX_DEVICES ? HOST_MAX_DEVICES : n);
-    }
+    pthread_once(&g_device_count_once, read_device_count);
     return g_device_count;
 }
 
@@ -38,20 +44,26 @@ aclError aclInit(const char *configPath)
 {
     (void)configPath; /* a JSON config (dump/profiling switches) has nothing to configure on the host */
     pthread_mutex_lock(&g_lock);
-    int again = g_initialized;
-    g_initialized = 1;
+    int again = atomic_load(&g_initialized);
+    atomic_store(&g_initialized, 1);
     pthread_mutex_unlock(&g_lock);
     if (again) return acl_host_error(ACL_ERROR_REPEAT_INITIALIZE, "aclInit: ACL is already initialized");
     return ACL_SUCCESS;
 }
 
+/* aclFinalize while other threads run operators: tasks already running finish normally (nothing they use is
+ * freed: live device blocks, streams and executors stay valid until their owners release them); every later
+ * operator phase 2 returns ACLNN_ERR_RUNTIME_ERROR (361001) and runtime calls that need a device return
+ * ACL_ERROR_RT_CONTEXT_NULL / ACL_ERROR_UNINITIALIZE, until aclInit is called again. The pool of freed
+ * device mappings goes back to the OS. */
 aclError aclFinalize(void)
 {
     pthread_mutex_lock(&g_lock);
-    int was = g_initialized;
-    g_initialized = 0;
+    int was = atomic_load(&g_initialized);
+    atomic_store(&g_initialized, 0);
     pthread_mutex_unlock(&g_lock);
     if (!was) return acl_host_error(ACL_ERROR_REPEAT_FINALIZE, "aclFinalize: ACL is not initialized");
+    host_memory_release_pool();
     return ACL_SUCCESS;
 }
 
@@ -66,7 +78,8 @@ static aclError check_device_id(const char *api, int32_t deviceId)
 
 aclError aclrtSetDevice(int32_t deviceId)
 {
-    if (!g_initialized) return acl_host_error(ACL_ERROR_UNINITIALIZE, "aclrtSetDevice: call aclInit first");
+    if (!atomic_load(&g_initialized))
+        return acl_host_error(ACL_ERROR_UNINITIALIZE, "aclrtSetDevice: call aclInit first");
     aclError e = check_device_id("aclrtSetDevice", deviceId);
     if (e) return e;
     pthread_mutex_lock(&g_lock);
@@ -111,7 +124,8 @@ aclError aclrtGetDeviceCount(uint32_t *count)
 aclError aclrtCreateContext(aclrtContext *context, int32_t deviceId)
 {
     if (!context) return acl_host_error(ACL_ERROR_INVALID_PARAM, "aclrtCreateContext: context must not be NULL");
-    if (!g_initialized) return acl_host_error(ACL_ERROR_UNINITIALIZE, "aclrtCreateContext: call aclInit first");
+    if (!atomic_load(&g_initialized))
+        return acl_host_error(ACL_ERROR_UNINITIALIZE, "aclrtCreateContext: call aclInit first");
     aclError e = check_device_id("aclrtCreateContext", deviceId);
     if (e) return e;
     host_context *c = (host_context *)malloc(sizeof *c);
@@ -152,7 +166,7 @@ aclError aclrtGetCurrentContext(aclrtContext *context)
     return ACL_SUCCESS;
 }
 
-int acl_host_runtime_ready(void) { return g_initialized && tls_ctx != NULL; }
+int acl_host_runtime_ready(void) { return atomic_load(&g_initialized) && tls_ctx != NULL; }
 
 aclError aclrtGetVersion(int32_t *majorVersion, int32_t *minorVersion, int32_t *patchVersion)
 {
@@ -186,3 +200,36 @@ aclError aclsysGetCANNVersion(aclCANNPackageName name, aclCANNPackageVersion *ve
 }
 
 const char *aclrtGetSocName(void) { return "HostCPU"; }
+
+/* ---- fork() (pthread_atfork, registered when the library loads). The prepare handlers take every lock of the
+ * runtime in lock order (streams wait for the tasks running on them), so the child starts consistent: with the
+ * parent's initialisation, devices, streams, events and memory, every stream idle, and only the forking thread.
+ * The child may go on using the runtime, or aclFinalize and aclInit it again. ---- */
+static void atfork_prepare(void)
+{
+    host_stream_atfork_prepare();
+    pthread_mutex_lock(&g_lock);
+    host_ptrset_lock(&g_contexts);
+    host_memory_atfork_prepare();
+}
+
+static void atfork_parent(void)
+{
+    host_memory_atfork_parent();
+    host_ptrset_unlock(&g_contexts);
+    pthread_mutex_unlock(&g_lock);
+    host_stream_atfork_parent();
+}
+
+static void atfork_child(void)
+{
+    host_memory_atfork_child();
+    host_ptrset_unlock(&g_contexts);
+    pthread_mutex_unlock(&g_lock);
+    host_stream_atfork_child();
+}
+
+__attribute__((constructor)) static void register_atfork(void)
+{
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
