@@ -96,7 +96,9 @@ int nnop_check_alignment(const char *api, const char *param, const void *addr, a
 /* fills *t from the creation arguments; returns 0 or records why not and returns -1.
  * Beyond CANN's own checks (NULL dims with a count), the host rejects what its kernels could not address safely:
  * negative dims, strides or offset; element counts, view extents or byte sizes past INT64_MAX; and a data
- * address not aligned to the element size (status 161002 in the message; aclCreateTensor returns NULL). */
+ * address not aligned to the element size (status 161002 in the message; aclCreateTensor returns NULL). A
+ * dtype the host has no element size for (ACL_INT4, ACL_STRING, ...) is refused too, where CANN accepts it at
+ * creation: the host could not check any view of it, and no operator of this library takes one. */
 static int describe(aclTensor *t, const char *api, const int64_t *viewDims, uint64_t viewDimsNum,
                     aclDataType dataType, const int64_t *stride, int64_t offset, aclFormat format,
                     const int64_t *storageDims, uint64_t storageDimsNum, void *tensorData)
