@@ -45,29 +45,16 @@ static void cet_chunk(void *vctx, int64_t begin, int64_t end)
         memset(h, 0, (size_t)(ne + 1) * sizeof(int32_t));
         int64_t i0 = c->rows * ch / c->nchunks, i1 = c->rows * (ch + 1) / c->nchunks;
         c->bad_pos[ch] = -1;
-        if (t->strides[0] == 1 || i1 - i0 <= 1) {
-            const int32_t *v = (const int32_t *)t->data + t->offset + i0 * t->strides[0];
-            for (int64_t i = i0; i < i1; i++, v++) {
-                int32_t e = *v;
-                if (e < 0) {
-                    c->bad_pos[ch] = i;
-                    c->bad_value[ch] = e;
-                    break;
-                }
-                h[e < ne ? e : ne]++; /* slot ne collects the ignored ids >= numExperts */
+        const int64_t st = i1 - i0 <= 1 ? 1 : t->strides[0];
+        const int32_t *v = (const int32_t *)t->data + t->offset + i0 * t->strides[0];
+        for (int64_t i = i0; i < i1; i++, v += st) {
+            const int32_t e = *v;
+            if (e < 0) {
+                c->bad_pos[ch] = i;
+                c->bad_value[ch] = e;
+                break;
             }
-        } else {
-            const int64_t st = t->strides[0];
-            const int32_t *v = (const int32_t *)t->data + t->offset + i0 * st;
-            for (int64_t i = i0; i < i1; i++, v += st) {
-                int32_t e = *v;
-                if (e < 0) {
-                    c->bad_pos[ch] = i;
-                    c->bad_value[ch] = e;
-                    break;
-                }
-                h[e < ne ? e : ne]++;
-            }
+            h[e < ne ? e : ne]++; /* slot ne collects the ignored ids >= numExperts */
         }
     }
 }

@@ -76,20 +76,6 @@ static inline const char *x_row(const FinalizeCtx *c, int64_t row)
     return (const char *)X->data + off * op_elem_size(X);
 }
 
-/* load n elements (element stride cs) as fp32 */
-static void load_seg(aclDataType dt, const char *base, int64_t cs, int64_t n, float *dst)
-{
-    const int64_t step = cs * acl_host_dtype_size(dt);
-    for (int64_t j = 0; j < n; j++) dst[j] = op_load_f(dt, base + j * step);
-}
-
-/* store n fp32 values (element stride cs) with round-to-nearest-even */
-static void store_seg(aclDataType dt, char *base, int64_t cs, int64_t n, const float *src)
-{
-    const int64_t step = cs * acl_host_dtype_size(dt);
-    for (int64_t j = 0; j < n; j++) op_store_f(dt, base + j * step, src[j]);
-}
-
 /* one k-term on a tile: t and u are fp32 copies of the x row and bias row (u NULL: no bias) */
 static void term_generic(float *acc, float *t, const float *u, float s, int64_t n, int fp16)
 {
@@ -143,9 +129,9 @@ static void finalize_row_tiles(const FinalizeCtx *c, int64_t i)
         const int64_t n = (p->H - j0 < FIN_TILE) ? p->H - j0 : FIN_TILE;
         /* initial value: x1 + x2 (rounded to fp16 for fp16), x1, or 0 */
         if (c->x1) {
-            load_seg(dt, op_ptr2(c->x1, i, j0), op_row_stride(c->x1), n, acc);
+            op_load_seg_f32(dt, op_ptr2(c->x1, i, j0), op_row_stride(c->x1), n, acc);
             if (c->x2) {
-                load_seg(dt, op_ptr2(c->x2, i, j0), op_row_stride(c->x2), n, t);
+                op_load_seg_f32(dt, op_ptr2(c->x2, i, j0), op_row_stride(c->x2), n, t);
                 if (fp16) for (int64_t j = 0; j < n; j++) acc[j] = op_r16(acc[j] + t[j]);
                 else for (int64_t j = 0; j < n; j++) acc[j] += t[j];
             }
@@ -155,13 +141,13 @@ static void finalize_row_tiles(const FinalizeCtx *c, int64_t i)
         for (int64_t k = 0; k < p->K; k++) {
             const int64_t r = finalize_row_index(c, i, k);
             if (r < 0) continue; /* -1: dropped slot (modes 1/3, validated) contributes nothing */
-            load_seg(dt, x_row(c, r) + j0 * xcs * es, xcs, n, t);
-            if (c->bias) load_seg(dt, op_ptr2(c->bias, finalize_expert(c, i, k), j0), bcs, n, u);
+            op_load_seg_f32(dt, x_row(c, r) + j0 * xcs * es, xcs, n, t);
+            if (c->bias) op_load_seg_f32(dt, op_ptr2(c->bias, finalize_expert(c, i, k), j0), bcs, n, u);
             const float s = c->scales ? op_load_f(c->scales->dtype, op_ptr2(c->scales, i, k)) : 1.0f;
             term_generic(acc, t, c->bias ? u : NULL, s, n, fp16);
         }
         /* store (fp16 values are already exact fp16; bf16 rounds RNE here) */
-        store_seg(dt, op_ptr2(c->out, i, j0), op_row_stride(c->out), n, acc);
+        op_store_seg_f32(dt, op_ptr2(c->out, i, j0), op_row_stride(c->out), n, acc);
     }
 }
 

@@ -304,36 +304,34 @@ int op_view2d(const aclTensor *src, int split, aclTensor *dst)
     return 1;
 }
 
-void op_load_row_f32(const aclTensor *t, int64_t row, int64_t n, float *dst)
+void op_load_seg_f32(aclDataType dt, const void *base, int64_t s, int64_t n, float *dst)
 {
-    const char *p = op_ptr2(t, row, 0);
-    int64_t s = op_row_stride(t);
+    const char *p = base;
     if (s == 1) {
-        switch (t->dtype) {
+        switch (dt) {
         case ACL_FLOAT: memcpy(dst, p, (size_t)n * 4); return;
         case ACL_FLOAT16: for (int64_t j = 0; j < n; j++) dst[j] = host_f16_to_f32(((const uint16_t *)p)[j]); return;
         case ACL_BF16: for (int64_t j = 0; j < n; j++) dst[j] = host_bf16_to_f32(((const uint16_t *)p)[j]); return;
         default: break;
         }
     }
-    int64_t es = op_elem_size(t);
-    for (int64_t j = 0; j < n; j++) dst[j] = op_load_f(t->dtype, p + j * s * es);
+    const int64_t step = s * acl_host_dtype_size(dt);
+    for (int64_t j = 0; j < n; j++) dst[j] = op_load_f(dt, p + j * step);
 }
 
-void op_store_row_f32(const aclTensor *t, int64_t row, int64_t n, const float *src)
+void op_store_seg_f32(aclDataType dt, void *base, int64_t s, int64_t n, const float *src)
 {
-    char *p = op_ptr2(t, row, 0);
-    int64_t s = op_row_stride(t);
+    char *p = base;
     if (s == 1) {
-        switch (t->dtype) {
+        switch (dt) {
         case ACL_FLOAT: memcpy(p, src, (size_t)n * 4); return;
         case ACL_FLOAT16: for (int64_t j = 0; j < n; j++) ((uint16_t *)p)[j] = host_f32_to_f16(src[j]); return;
         case ACL_BF16: for (int64_t j = 0; j < n; j++) ((uint16_t *)p)[j] = host_f32_to_bf16(src[j]); return;
         default: break;
         }
     }
-    int64_t es = op_elem_size(t);
-    for (int64_t j = 0; j < n; j++) op_store_f(t->dtype, p + j * s * es, src[j]);
+    const int64_t step = s * acl_host_dtype_size(dt);
+    for (int64_t j = 0; j < n; j++) op_store_f(dt, p + j * step, src[j]);
 }
 
 void op_copy_row(const aclTensor *dst, int64_t dst_row, const aclTensor *src, int64_t src_row, int64_t n)

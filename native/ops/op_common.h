@@ -226,8 +226,17 @@ static inline void op_store_i(aclDataType dt, void *p, int64_t v)
 
 /* Row helpers for 2-D tensors (1-D: row i is the single element i, n must be 1).
  * Fast paths when the row is contiguous (last stride 1). */
-void op_load_row_f32(const aclTensor *t, int64_t row, int64_t n, float *dst);
-void op_store_row_f32(const aclTensor *t, int64_t row, int64_t n, const float *src);
+/* n elements of dtype dt, s elements apart, from / to base, as fp32 (stores round to nearest even) */
+void op_load_seg_f32(aclDataType dt, const void *base, int64_t s, int64_t n, float *dst);
+void op_store_seg_f32(aclDataType dt, void *base, int64_t s, int64_t n, const float *src);
+static inline void op_load_row_f32(const aclTensor *t, int64_t row, int64_t n, float *dst)
+{
+    op_load_seg_f32(t->dtype, op_ptr2(t, row, 0), op_row_stride(t), n, dst);
+}
+static inline void op_store_row_f32(const aclTensor *t, int64_t row, int64_t n, const float *src)
+{
+    op_store_seg_f32(t->dtype, op_ptr2(t, row, 0), op_row_stride(t), n, src);
+}
 /* copy row `src_row` of `src` into row `dst_row` of `dst` (same dtype, any element size, n elements) */
 void op_copy_row(const aclTensor *dst, int64_t dst_row, const aclTensor *src, int64_t src_row, int64_t n);
 /* zero row of a 2-D tensor */
