@@ -31,7 +31,7 @@ static int repro_finish(const char *name)
     return g_failed ? 1 : 0;
 }
 
-static const char *msg(void)
+static __attribute__((unused)) const char *msg(void)
 {
     const char *m = aclGetRecentErrMsg();
     return m ? m : "";
@@ -68,13 +68,13 @@ static __attribute__((unused)) void expect_true(int cond, const char *what)
     else printf("ok   %s\n", what);
 }
 
-static int64_t elem_size(aclDataType dt)
+static __attribute__((unused)) int64_t elem_size(aclDataType dt)
 {
     return dt == ACL_INT64 || dt == ACL_DOUBLE ? 8 : dt == ACL_FLOAT16 || dt == ACL_BF16 ? 2 : dt == ACL_INT8 ? 1 : 4;
 }
 
 /* a contiguous tensor over a fresh device block of exactly its bytes (at least 1), zero-filled */
-static aclTensor *dev_tensor(aclDataType dt, int ndim, const int64_t *dims, void **block)
+static __attribute__((unused)) aclTensor *dev_tensor(aclDataType dt, int ndim, const int64_t *dims, void **block)
 {
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) n *= dims[i];
