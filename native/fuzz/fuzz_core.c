@@ -171,12 +171,16 @@ static const int64_t INT_EDGES[] = {0, -1, 1, 2, 3, 7, 8, 64, 255, 256, 257, 102
                                     (int64_t)1 << 62, INT64_MAX, INT64_MIN, INT64_MIN + 1, INT64_MAX - 1};
 #define N_INT_EDGES (sizeof INT_EDGES / sizeof INT_EDGES[0])
 
+/* wrapping arithmetic: the fuzzer's own edge values must not be undefined behaviour */
+static int64_t wrap_add(int64_t a, int64_t b) { return (int64_t)((uint64_t)a + (uint64_t)b); }
+static int64_t wrap_mul(int64_t a, int64_t b) { return (int64_t)((uint64_t)a * (uint64_t)b); }
+
 static int64_t edge(fz_src *s, int64_t v)
 {
     switch (fz_below(s, 4)) {
-    case 0: return v + 1;
-    case 1: return v - 1;
-    case 2: return v * 2;
+    case 0: return wrap_add(v, 1);
+    case 1: return wrap_add(v, -1);
+    case 2: return wrap_mul(v, 2);
     default: return INT_EDGES[fz_below(s, N_INT_EDGES)];
     }
 }
@@ -209,7 +213,7 @@ static void mutate_tensor(fz_case *c, int idx, fz_pspec *p, fz_src *s)
     case 3: {
         p->explicit_strides = 1;
         int64_t st = 1;
-        for (int i = p->ndim - 1; i >= 0; i--) { p->strides[i] = st; st *= p->dims[i] ? p->dims[i] : 1; }
+        for (int i = p->ndim - 1; i >= 0; i--) { p->strides[i] = st; st = wrap_mul(st, p->dims[i] ? p->dims[i] : 1); }
         switch (fz_below(s, 5)) {
         case 0: for (int i = 0; i < p->ndim; i++) p->strides[i] = 0; note(" %s.strides=0", name); break;
         case 1: p->strides[d] = edge(s, p->strides[d]); note(" %s.strides[%d]=%lld", name, d,
@@ -220,7 +224,10 @@ static void mutate_tensor(fz_case *c, int idx, fz_pspec *p, fz_src *s)
             }
             note(" %s.strides=transposed", name);
             break;
-        case 3: for (int i = 0; i < p->ndim; i++) p->strides[i] *= 2; note(" %s.strides*=2", name); break;
+        case 3:
+            for (int i = 0; i < p->ndim; i++) p->strides[i] = wrap_mul(p->strides[i], 2);
+            note(" %s.strides*=2", name);
+            break;
         default: p->strides[d] = -1; note(" %s.strides[%d]=-1", name, d); break;
         }
         break;
@@ -740,8 +747,8 @@ static int run_scenario(fz_ctx *ctx, fz_run *r, fz_src *s, aclOpExecutor *ex, ui
         break;
     }
     case EX_WS_SMALLER: rc = phase2(r, ws, wss ? wss - 1 - fz_below(s, wss) : 0, ex, st); break;
-    case EX_WS_FOREIGN:
-        foreign = malloc(wss ? wss : 1);
+    case EX_WS_FOREIGN: /* host memory of the size asked for (bounded: phase 1 may ask for gigabytes) */
+        foreign = malloc(wss && wss <= FZ_MAX_BLOCK ? wss : 64);
         rc = phase2(r, foreign, wss, ex, st);
         break;
     case EX_WS_ALIAS: { /* the workspace overlaps an operand */
