@@ -12,7 +12,7 @@ from ._runtime import Device, DeviceArray, DeviceBuffer, Event, Stream, Workspac
 from .ops import *  # noqa: F401,F403
 from .ops import __all__ as _ops_all
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["AclnnError", "ArgumentError", "Operation", "Device", "DeviceArray", "DeviceBuffer", "Event", "Stream",
            "WorkspacePool", "to_device", "workspace_pool"] + list(_ops_all)

@@ -51,8 +51,10 @@ class ArgumentError(ValueError):
 
 
 def recent_message() -> str:
+    """The newest error text of this thread (the runtime keeps older ones after it, one per line, as CANN's
+    does)."""
     p = lib.aclGetRecentErrMsg()
-    return ffi.string(p).decode("utf-8", "replace") if p != ffi.NULL else ""
+    return ffi.string(p).decode("utf-8", "replace").split("\n", 1)[0] if p != ffi.NULL else ""
 
 
 def check(status: int, api: str) -> None:

@@ -11,8 +11,9 @@ import math
 
 import numpy as np
 
-from ._dtypes import acl_dtype, bfloat16, name_of, numpy_dtype
+from ._dtypes import ITEMSIZE, acl_dtype, bfloat16_dtype, is_bfloat16, name_of, numpy_dtype
 from ._errors import ArgumentError, check
+from . import _npu
 from ._runtime import DeviceArray
 from .capi import ffi, lib
 
@@ -20,9 +21,8 @@ HOST, TORCH_CPU, DEVICE, TORCH_NPU = "numpy", "torch", "device", "torch_npu"
 # ctypes parsed once: ffi.new("int64_t[]") re-parses its string on every call
 _I64_ARRAY = ffi.typeof("int64_t[]")
 _VOID_P = ffi.typeof("void *")
-_FORMAT_ND = int(lib.ACL_FORMAT_ND)
-_ITEMSIZE = {n: numpy_dtype(n).itemsize for n in ("float32", "float16", "bfloat16", "float64", "int8", "uint8",
-                                                  "int16", "uint16", "int32", "uint32", "int64", "uint64", "bool")}
+_FORMAT_ND = int(lib.ACL_FORMAT_ND)  # a constant: read without opening any library (capi._constants)
+_ITEMSIZE = ITEMSIZE  # known without creating the bf16 dtype (which imports ml_dtypes)
 
 
 def _torch_module(value):
@@ -34,14 +34,14 @@ def _torch_to_numpy(t) -> np.ndarray:
     import torch
 
     if t.dtype == torch.bfloat16:
-        return t.detach().view(torch.int16).numpy().view(bfloat16)
+        return t.detach().view(torch.int16).numpy().view(bfloat16_dtype())
     return t.detach().numpy()
 
 
 def numpy_to_torch(a: np.ndarray):
     import torch
 
-    if a.dtype == bfloat16:
+    if is_bfloat16(a.dtype):
         return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
     return torch.from_numpy(a)
 
@@ -57,10 +57,11 @@ class Operand:
     """One tensor argument (input or output) of an operation."""
 
     __slots__ = ("name", "kind", "shape", "dtype", "strides", "offset", "storage", "host", "ptr", "tensor",
-                 "source", "device_obj")
+                 "source", "device_obj", "format")
 
     def __init__(self, name: str, value=None, *, shape=None, dtype=None, like_kind=HOST, device_like=None):
         self.name = name
+        self.format = _FORMAT_ND  # the aclFormat of the descriptor (torch NPU tensors: see _npu.describe)
         self.tensor = None
         self.ptr = None  # device address of the storage base
         self.source = value
@@ -110,6 +111,7 @@ class Operand:
         self.source = value
 
     def _describe_torch_device(self, t):
+        self.format = _npu.describe(t, self.name)  # ArgumentError for a format the operators cannot take
         self.kind = TORCH_NPU
         self.shape = tuple(t.shape)
         self.dtype = name_of(t.dtype)
@@ -124,12 +126,11 @@ class Operand:
     # ---- outputs
     def _allocate_output(self, like_kind, device_like):
         if like_kind == TORCH_NPU:
-            import torch
-
-            t = torch.empty(self.shape, dtype=getattr(torch, self.dtype), device=device_like.device)
+            t = _npu.empty(self.shape, self.dtype, device_like)
             self.kind, self.ptr, self.host, self.device_obj = TORCH_NPU, t.data_ptr(), None, t
+            self.format = _npu.plain_format(len(self.shape))
         elif like_kind == DEVICE:
-            d = DeviceArray(self.shape, self.dtype)
+            d = DeviceArray(self.shape, self.dtype, device=device_like.device)
             self.kind, self.ptr, self.host, self.device_obj = DEVICE, d.ptr, None, d
         else:
             self.kind = like_kind
@@ -167,7 +168,7 @@ class Operand:
         strides = ffi.new(_I64_ARRAY, list(self.strides) or [0])
         storage = ffi.new(_I64_ARRAY, [self.storage])
         t = lib.aclCreateTensor(dims, len(self.shape), acl_dtype(self.dtype), strides, self.offset,
-                                _FORMAT_ND, storage, 1, ffi.cast(_VOID_P, self.ptr or 0))
+                                self.format, storage, 1, ffi.cast(_VOID_P, self.ptr or 0))
         if t == ffi.NULL:
             from ._errors import AclnnError, recent_message
 

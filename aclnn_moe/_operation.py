@@ -29,9 +29,11 @@ import re
 import sys
 
 from ._errors import AclnnError, ArgumentError, check
+from . import _npu
 from ._operands import DEVICE, HOST, TORCH_NPU, Operand, check_input
 from ._spec import Args, Attr, IntList, OpSpec, Output, Tensor, convert_attr, convert_int_list, prototypes
-from ._runtime import as_stream_handle, current_device, staging_pool, workspace_pool
+from ._runtime import (as_stream_handle, common_device, launch_stream, on_operands_device, staging_pool,
+                       workspace_pool)
 from .capi import ffi, lib
 
 _ALIGN = 64
@@ -71,7 +73,7 @@ class Operation:
 
     def __init__(self, values: tuple = (), *, stream=None, reuse_outputs: bool = False):
         self._stream = stream
-        self._device = current_device()
+        self._device = None  # the operands' device: each call runs on it (_runtime.on_operands_device)
         self._inputs: list[Operand | None] = []
         self._outputs: list[Operand] = []
         self._arrays: list[_IntArray] = []
@@ -153,6 +155,7 @@ class Operation:
             return None
         op = Operand(name, value)
         check_input(self.api, op, dtypes, ndim)
+        common_device([*self._inputs, op])  # tensor operands on two devices: ArgumentError naming both
         if self._kind is None:
             self._kind, self._like = op.kind, op.device_obj
         self._inputs.append(op)
@@ -244,16 +247,10 @@ class Operation:
 
     def _stream_handle(self, stream):
         s = stream if stream is not None else self._stream
-        if s is None and self._kind == TORCH_NPU:
-            import torch_npu  # noqa: F401  (the current stream of the operands' library)
-            import torch
-
-            s = torch.npu.current_stream()
-        return as_stream_handle(s)
+        return as_stream_handle(launch_stream(s, [*self._inputs, *self._outputs]))  # (_runtime.launch_stream)
 
     # ------------------------------------------------------------------ the two phases
     def _phase1(self):
-        self._device.set_current()
         self._describe()
         ws = ffi.new("uint64_t *")
         ex = ffi.new("aclOpExecutor **")
@@ -264,6 +261,7 @@ class Operation:
             raise self._translate(e) from None
         return int(ws[0]), ex[0]
 
+    @on_operands_device
     def plan(self) -> "Operation":
         """Run phase 1 once and keep a repeatable executor for every later execute()."""
         self._check_alive()
@@ -278,11 +276,11 @@ class Operation:
         self._executor, self._workspace_size = ex, ws
         return self
 
+    @on_operands_device
     def execute(self, *, stream=None):
         """Run the operator; returns the results in the caller's array library."""
         self._check_alive()
         stream_h = self._stream_handle(stream)
-        self._device.set_current()
         self._describe()
         if self._executed and not self._reuse_outputs:
             self._fresh_outputs()
@@ -309,11 +307,10 @@ class Operation:
     def _workspace(self, nbytes, stream_h):
         """Workspace from the operands' own allocator: torch_npu's caching allocator for NPU tensors (stream-
         aware, as torch_npu's own aclnn calls do), else the pool."""
-        if self._kind == TORCH_NPU and nbytes:
-            import torch
-
-            self._ws_tensor = torch.empty(nbytes, dtype=torch.uint8, device=self._like.device)
-            return ffi.cast("void *", self._ws_tensor.data_ptr())
+        if self._kind == TORCH_NPU and nbytes:  # allocated for the launch stream, freed at the next call / free()
+            self._ws_tensor = _npu.workspace(nbytes, common_device([*self._inputs, *self._outputs]),
+                                             int(ffi.cast("uintptr_t", stream_h)))
+            return self._ws_tensor.cptr
         return workspace_pool.get(nbytes, stream_h)
 
     def run_once(self, *, stream=None):

@@ -6,6 +6,8 @@ that may already be torn down.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import sys
 import threading
@@ -13,8 +15,9 @@ import weakref
 
 import numpy as np
 
+from . import _npu
 from ._dtypes import name_of, numpy_dtype
-from ._errors import check
+from ._errors import ArgumentError, check
 from .capi import ffi, lib
 
 _init_lock = threading.Lock()
@@ -23,13 +26,16 @@ _thread = threading.local()
 
 
 def _ensure_init() -> None:
+    """Initialise ACL once. On CANN with torch_npu installed, torch_npu does it (with its configuration): an
+    aclInit(NULL) of ours first would leave it 100002 and its acl.json unapplied."""
     global _initialized
     if not _initialized:
         with _init_lock:
             if not _initialized:
-                status = lib.aclInit(ffi.NULL)
-                if status not in (0, lib.ACL_ERROR_REPEAT_INITIALIZE):
-                    check(status, "aclInit")
+                if not _npu.initialize():
+                    status = lib.aclInit(ffi.NULL)
+                    if status not in (0, lib.ACL_ERROR_REPEAT_INITIALIZE):
+                        check(status, "aclInit")
                 _initialized = True
 
 
@@ -38,13 +44,17 @@ def default_device_id() -> int:
 
 
 class Device:
-    """An NPU (or the host runtime's CPU device). ``set_current()`` binds the calling thread to it."""
+    """An NPU (or the host runtime's CPU device). ``set_current()`` binds the calling thread to it (through
+    torch_npu when it is in use, so that its own record of the current device stays true)."""
 
     def __init__(self, device_id: int | None = None):
         self.id = default_device_id() if device_id is None else int(device_id)
 
     def set_current(self) -> "Device":
         _ensure_init()
+        if _npu.module() is not None:
+            _npu.set_device(self.id)
+            return self
         if getattr(_thread, "device", None) != self.id:
             check(lib.aclrtSetDevice(self.id), "aclrtSetDevice")
             _thread.device = self.id
@@ -61,9 +71,106 @@ class Device:
 
 
 def current_device() -> Device:
-    """The calling thread's device, set on first use (ACLNN_MOE_DEVICE, default 0)."""
+    """The calling thread's device: torch_npu's current device when it is in use, else the one this thread set
+    (first use: ACLNN_MOE_DEVICE, default 0)."""
+    if _npu.module() is not None:
+        _ensure_init()
+        return Device(_npu.current_device())
     dev = getattr(_thread, "device", None)
     return Device(dev).set_current() if dev is not None else Device().set_current()
+
+
+def operand_device(operand) -> int | None:
+    """The device an operand's data lives on (None for host data, which is staged on the launch device)."""
+    obj = getattr(operand, "device_obj", None)
+    if obj is None:
+        return None
+    if isinstance(obj, DeviceArray):
+        return obj.device
+    return _npu.device_index(obj) if hasattr(obj, "untyped_storage") else None
+
+
+def common_device(operands) -> int | None:
+    """The one device of all device-resident operands (None if all are host data); ArgumentError naming two
+    operands on different devices."""
+    first, dev = None, None
+    for o in operands:
+        if o is None or o.device_obj is None:  # (the per-call hot path: host operands cost one test)
+            continue
+        d = operand_device(o)
+        if d is None:
+            continue
+        if dev is None:
+            first, dev = o, d
+        elif d != dev:
+            raise ArgumentError(o.name, f"is on device {d} but {first.name} is on device {dev}: all tensor "
+                                        "operands of one call must be on the same device")
+    return dev
+
+
+@contextlib.contextmanager
+def device_scope(device_id: int | None):
+    """Run a block on ``device_id`` (None: the current device), restoring the previous device afterwards. With
+    torch_npu in use this is its own device guard (so that its per-thread device cache stays true)."""
+    _ensure_init()
+    if _npu.module() is not None:
+        if device_id is None:
+            yield
+            return
+        with _npu.device_guard(device_id):
+            yield
+        return
+    if device_id is None:
+        current_device()
+        yield
+        return
+    prev = getattr(_thread, "device", None)
+    Device(device_id).set_current()
+    try:
+        yield
+    finally:  # like a device guard: the thread's own choice of device survives a call on another one
+        if prev is not None and prev != device_id:
+            Device(prev).set_current()
+
+
+def on_operands_device(method):
+    """Decorator for Operation methods that call the runtime: run them on the device of the operation's
+    operands (``self._inputs`` + ``self._outputs``; see common_device / device_scope)."""
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        dev = common_device([*self._inputs, *self._outputs])
+        if _initialized and "torch_npu" not in sys.modules:  # hot path: the thread is already on the device
+            cur = getattr(_thread, "device", None)
+            if cur is not None and (dev is None or dev == cur):
+                return method(self, *args, **kwargs)
+        with device_scope(dev):
+            return method(self, *args, **kwargs)
+
+    return run
+
+
+def launch_stream(stream, operands):
+    """The stream a call launches on: ``stream`` when given (checked to be of the operands' device when it says
+    its device); else, when any operand is a torch NPU tensor, the current stream of the operands' device (as
+    op-plugin launches; reading it also flushes torch_npu's task queue, so torch's earlier work on those tensors
+    runs first); else None (the default stream)."""
+    dev = common_device(operands)
+    if stream is not None:
+        sdev = getattr(stream, "device_index", None) if not isinstance(stream, Stream) else stream.device
+        if sdev is not None and dev is not None and int(sdev) != dev:
+            raise ArgumentError("stream", f"is a stream of device {sdev}, but the tensor operands are on device {dev}")
+        return stream
+    if _npu.module() is not None and any(o is not None and o.kind == "torch_npu" for o in operands):
+        return _npu.current_stream(dev if dev is not None else _npu.current_device())
+    return None
+
+
+def current_device_id() -> int:
+    if _npu.module() is not None:
+        return _npu.current_device()
+    dev = getattr(_thread, "device", None)
+    return dev if dev is not None else current_device().id
 
 
 def _finalizing() -> bool:
@@ -106,9 +213,10 @@ class Stream(_Owned):
     _release = "aclrtDestroyStream"
 
     def __init__(self, device: Device | None = None):
-        (device or current_device()).set_current()
         out = ffi.new("aclrtStream *")
-        check(lib.aclrtCreateStream(out), "aclrtCreateStream")
+        with device_scope(None if device is None else device.id):  # torch_npu's guard when it is in use
+            self.device = current_device_id()
+            check(lib.aclrtCreateStream(out), "aclrtCreateStream")
         self._own(out[0])
 
     @classmethod
@@ -116,6 +224,7 @@ class Stream(_Owned):
         s = cls.__new__(cls)
         s._handle = ffi.cast("aclrtStream", int(handle))
         s._finalizer = None
+        s.device = None  # unknown
         return s
 
     @property
@@ -177,11 +286,12 @@ class DeviceBuffer(_Owned):
 
     _release = "aclrtFree"
 
-    def __init__(self, nbytes: int):
-        current_device()
+    def __init__(self, nbytes: int, device: int | None = None):
         self.nbytes = int(nbytes)
         out = ffi.new("void **")
-        check(lib.aclrtMalloc(out, max(self.nbytes, 1), lib.ACL_MEM_MALLOC_HUGE_FIRST), "aclrtMalloc")
+        with device_scope(device):
+            self.device = current_device_id()
+            check(lib.aclrtMalloc(out, max(self.nbytes, 1), lib.ACL_MEM_MALLOC_HUGE_FIRST), "aclrtMalloc")
         self._own(out[0])
         self.cptr = out[0]
         self.ptr = int(ffi.cast("uintptr_t", out[0]))
@@ -203,7 +313,7 @@ class DeviceBuffer(_Owned):
 
 
 class WorkspacePool:
-    """Device scratch reused across calls: one buffer per (stream, thread), grown (never shrunk) on demand.
+    """Device scratch reused across calls: one buffer per (stream, thread, device), grown (never shrunk) on demand.
 
     ``allocator(nbytes) -> object with .cptr and .nbytes`` can replace aclrtMalloc (e.g. a framework's caching
     allocator). Work on one stream runs in order, so a thread's buffer is free for its next call on the same
@@ -219,7 +329,8 @@ class WorkspacePool:
     def get(self, nbytes: int, stream_handle=ffi.NULL):
         if nbytes == 0:
             return ffi.NULL
-        key = (int(ffi.cast("uintptr_t", stream_handle)), threading.get_ident())
+        # the NULL stream is every device's default stream: the device is part of the key
+        key = (int(ffi.cast("uintptr_t", stream_handle)), threading.get_ident(), current_device_id())
         with self._lock:
             buf = self._buffers.get(key)
             if buf is not None and buf.nbytes >= nbytes:
@@ -268,10 +379,12 @@ class StagingPool:
         self.keep_bytes, self.keep_count = keep_bytes, keep_count
 
     def lease(self, nbytes: int) -> DeviceBuffer:
+        """A buffer of at least ``nbytes`` on the current device."""
         nbytes = max(int(nbytes), 1)
+        device = current_device_id()
         with self._lock:
             for i, b in enumerate(self._free):
-                if b.nbytes >= nbytes:
+                if b.nbytes >= nbytes and b.device == device:
                     return self._free.pop(i)
         return DeviceBuffer(nbytes)
 
@@ -299,13 +412,16 @@ class DeviceArray:
     Passing DeviceArrays to the operators skips every host<->device copy; results then come back as
     DeviceArrays too. ``to_device(ndarray)`` and ``.to_host()`` move data explicitly."""
 
-    def __init__(self, shape, dtype, buffer: DeviceBuffer | None = None, *, ptr: int | None = None, owner=None):
+    def __init__(self, shape, dtype, buffer: DeviceBuffer | None = None, *, ptr: int | None = None, owner=None,
+                 device: int | None = None):
         self.shape = tuple(int(s) for s in shape)
         self.dtype = numpy_dtype(name_of(dtype))
         self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
-        self.buffer = buffer if buffer is not None or ptr is not None else DeviceBuffer(self.nbytes)
+        self.buffer = buffer if buffer is not None or ptr is not None else DeviceBuffer(self.nbytes, device)
         self.ptr = self.buffer.ptr if ptr is None else int(ptr)
         self._owner = owner  # keeps borrowed memory alive
+        # borrowed memory: the device it was given for, else unknown (None: not checked against the others)
+        self.device = getattr(self.buffer, "device", None) if device is None else int(device)
 
     @property
     def ndim(self) -> int:

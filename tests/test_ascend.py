@@ -68,3 +68,48 @@ def test_permute_with_ep_has_no_torch_npu_entry_but_works_here(rng):
     want, want_idx, _ = ref.moe_token_permute_with_ep(x.cpu().numpy(), idx.cpu().numpy(), range=[8, 64])
     np.testing.assert_array_equal(sorted_idx.cpu().numpy(), want_idx)
     np.testing.assert_array_equal(pt.cpu().numpy(), want)
+
+
+# ---- the torch_npu interop rules of tests/test_cann_path.py, on the real thing
+@pytest.mark.torch_npu
+def test_one_libascendcl_next_to_torch_npu():
+    import torch
+    import torch_npu  # noqa: F401
+    from aclnn_moe.capi._backend import loaded_copies
+
+    x = torch.arange(8, dtype=torch.int32).npu() % 4
+    am.moe_compute_expert_tokens(torch.sort(x).values, 4)
+    assert len(loaded_copies("libascendcl.so")) == 1, loaded_copies("libascendcl.so")
+
+
+@pytest.mark.torch_npu
+def test_operands_on_another_device_run_there_with_its_stream(rng):
+    import torch
+    import torch_npu  # noqa: F401
+
+    if torch.npu.device_count() < 2:
+        pytest.skip("needs two NPUs")
+    torch.npu.set_device(0)
+    x_host = rng.standard_normal((64, 256)).astype(np.float32)
+    x = torch.from_numpy(x_host).to("npu:1")
+    y, idx, _ = am.moe_gating_top_k(x, 8)
+    assert y.device.index == 1 and torch.npu.current_device() == 0
+    want_y, want_idx, _ = ref.moe_gating_top_k(x_host, 8)
+    np.testing.assert_array_equal(idx.cpu().numpy(), want_idx)
+    s = torch.npu.Stream("npu:1")
+    y2, _, _ = am.moe_gating_top_k(x, 8, stream=s)
+    s.synchronize()
+    torch.testing.assert_close(y2.cpu(), y.cpu())
+
+
+@pytest.mark.torch_npu
+def test_an_nz_tensor_is_refused_on_the_npu(rng):
+    import torch
+    import torch_npu
+
+    x = torch.from_numpy(rng.standard_normal((64, 256)).astype(np.float16)).npu()
+    nz = torch_npu.npu_format_cast(x, 29)
+    with pytest.raises(am.ArgumentError, match=r"FRACTAL_NZ.*npu_format_cast\(x, 2\)"):
+        am.moe_gating_top_k(nz, 8)
+    y, _, _ = am.moe_gating_top_k(torch_npu.npu_format_cast(nz, 2), 8)  # the advised conversion works
+    assert y.shape == (64, 8)

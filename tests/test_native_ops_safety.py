@@ -158,6 +158,19 @@ def test_unpermute_large_range_start_stays_in_bounds(ws_status):
 
 
 # --------------------------------------------------------------------------- shape products past int64
+class _Refused(Exception):
+    """aclCreateTensor refused the descriptor (the runtime's own overflow checks got there first)."""
+
+
+def _refused_for_size(e: _Refused) -> bool:
+    return "9223372036854775807" in str(e) or "int64" in str(e)
+
+
+def _overlap_refused(status: int) -> bool:
+    """Phase 2's generic overlap check (161002) is the other legal answer to overlapping operands."""
+    return status == lib.ACLNN_ERR_PARAM_INVALID and "overlap" in recent_message()
+
+
 class _Views:
     """Tensors over small device buffers with arbitrary dims / strides (stride 0 lets dims grow past memory)."""
 
@@ -173,7 +186,8 @@ class _Views:
         storage = ffi.new("int64_t[]", [buf.nbytes // np.dtype(dtype).itemsize])
         t = lib.aclCreateTensor(dims, len(shape), acl_dtype(np.dtype(dtype).name), st, offset, lib.ACL_FORMAT_ND,
                                 storage, 1, buf.cptr)
-        assert t != ffi.NULL, recent_message()
+        if t == ffi.NULL:
+            raise _Refused(recent_message())
         self.keep.append(t)
         return t
 
@@ -203,32 +217,41 @@ def _phase1(api, *args):
 @pytest.mark.parametrize("api, code", [("aclnnMoeFinalizeRouting", 561002), ("aclnnMoeFinalizeRoutingV2", 561103)])
 def test_finalize_huge_hidden_size_rejected_in_phase1(views, api, code):
     """H = 2^62 on stride-0 views: N*H passes int64 (and 16384 / (H*(K+2)) used to divide by zero)."""
-    H = 2**62
-    big = lambda rows: views.make((rows, H), strides=(0, 0))  # noqa: E731
-    ridx = views.make((6,), i32)
-    eidx, scales = views.make((3, 2), i32, strides=(0, 0)), views.make((3, 2), strides=(0, 0))
-    if api.endswith("V2"):
-        args = (big(6), ridx, big(3), ffi.NULL, views.make((2, H), strides=(0, 0)), scales, eidx, 0, big(3))
-    else:
-        args = (big(6), big(3), ffi.NULL, views.make((2, H), strides=(0, 0)), scales, ridx, eidx, big(3))
-    status, msg = _phase1(api, *args)
-    assert status == code and "2^63" in msg, msg
+    try:
+        H = 2**62
+        big = lambda rows: views.make((rows, H), strides=(0, 0))  # noqa: E731
+        ridx = views.make((6,), i32)
+        eidx, scales = views.make((3, 2), i32, strides=(0, 0)), views.make((3, 2), strides=(0, 0))
+        if api.endswith("V2"):
+            args = (big(6), ridx, big(3), ffi.NULL, views.make((2, H), strides=(0, 0)), scales, eidx, 0, big(3))
+        else:
+            args = (big(6), big(3), ffi.NULL, views.make((2, H), strides=(0, 0)), scales, ridx, eidx, big(3))
+        status, msg = _phase1(api, *args)
+        assert status == code and "2^63" in msg, msg
+    except _Refused as e:  # refused at aclCreateTensor: the size itself passes int64 bytes
+        assert _refused_for_size(e), str(e)
 
 
 def test_gating_rows_times_experts_overflow_rejected(views):
-    rows = 2**62
-    x = views.make((rows, 8), strides=(0, 0))
-    y, idx, out = views.make((rows, 2), strides=(0, 0)), views.make((rows, 2), i32, strides=(0, 0)), \
-        views.make((rows, 8), strides=(0, 0))
-    status, msg = _phase1("aclnnMoeGatingTopK", x, ffi.NULL, 2, 1, 1, 0, 0, 0, True, 1.0, 1e-20, y, idx, out)
-    assert status == 561002, msg
+    try:
+        rows = 2**62
+        x = views.make((rows, 8), strides=(0, 0))
+        y, idx, out = views.make((rows, 2), strides=(0, 0)), views.make((rows, 2), i32, strides=(0, 0)), \
+            views.make((rows, 8), strides=(0, 0))
+        status, msg = _phase1("aclnnMoeGatingTopK", x, ffi.NULL, 2, 1, 1, 0, 0, 0, True, 1.0, 1e-20, y, idx, out)
+        assert status == 561002, msg
+    except _Refused as e:  # refused at aclCreateTensor: the size itself passes int64 bytes
+        assert _refused_for_size(e), str(e)
 
 
 def test_reroute_count_product_overflow_rejected(views):
-    tokens, cnt = views.make((4, 8), f16), views.make((2**40, 2**40), i32, strides=(0, 0))
-    outs = (views.make((4, 8), f16), views.make((4,)), views.make((4,), i32), views.make((2**40,), i32, strides=(0,)))
-    status, msg = _phase1("aclnnMoeReRouting", tokens, cnt, ffi.NULL, 1, 0, *outs)
-    assert status == 561002, msg
+    try:
+        tokens, cnt = views.make((4, 8), f16), views.make((2**40, 2**40), i32, strides=(0, 0))
+        outs = (views.make((4, 8), f16), views.make((4,)), views.make((4,), i32), views.make((2**40,), i32, strides=(0,)))
+        status, msg = _phase1("aclnnMoeReRouting", tokens, cnt, ffi.NULL, 1, 0, *outs)
+        assert status == 561002, msg
+    except _Refused as e:  # refused at aclCreateTensor: the size itself passes int64 bytes
+        assert _refused_for_size(e), str(e)
 
 
 # --------------------------------------------------------------------------- workspaceSize larger than the block
@@ -294,6 +317,8 @@ def test_reroute_index_output_sharing_the_token_output(views):
             views.make((A, H), np.int8, buf=shared), views.make((A,)), views.make((A,), i32, buf=shared),
             views.make((2,), i32))
     status, _ = _run("aclnnMoeReRouting", args)
+    if _overlap_refused(status):
+        return
     assert status == 0, recent_message()
     got = np.zeros((A, H), np.int8)
     shared.download(got)
@@ -310,7 +335,7 @@ def test_finalize_out_over_its_row_index_stays_in_bounds(views):
     args = (views.make((N * K, H), buf=xb), views.make((N * K,), i32, buf=shared), ffi.NULL, ffi.NULL,
             views.make((E, H)), views.make((N, K)), views.make((N, K), i32, buf=eb), 0, views.make((N, H), buf=shared))
     status, _ = _run("aclnnMoeFinalizeRoutingV2", args)
-    assert status == 0, recent_message()
+    assert status == 0 or _overlap_refused(status), recent_message()
 
 
 @pytest.mark.parametrize("api", ["aclnnMoeInitRouting", "aclnnMoeInitRoutingV2", "aclnnMoeTokenPermuteWithEp"])
@@ -336,7 +361,7 @@ def test_workspace_over_an_output_stays_in_bounds(views, api):
                 views.make((N * K,), i32, buf=ws_block), ffi.NULL)
     status, need = _run(api, args, ws_block)
     assert need <= ws_block.nbytes
-    assert status == 0, recent_message()
+    assert status == 0 or _overlap_refused(status), recent_message()
 
 
 def test_output_with_stride_zero_rejected(views):

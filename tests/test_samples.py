@@ -26,8 +26,15 @@ OFFICIAL = [
     "test_aclnn_moe_finalize_routing_v2.cpp",
     "test_aclnn_moe_init_routing.cpp",
     "test_aclnn_moe_init_routing_v2.cpp",
+    "test_aclnn_moe_init_routing_v3.cpp",
+    "test_aclnn_moe_init_routing_quant.cpp",
+    "test_aclnn_moe_init_routing_quant_v2.cpp",
     "test_aclnn_moe_token_permute_with_ep.cpp",
     "test_aclnn_moe_token_unpermute_with_ep.cpp",
+    "test_aclnn_moe_token_permute.cpp",
+    "test_aclnn_moe_token_unpermute.cpp",
+    "test_aclnn_moe_token_permute_with_routing_map.cpp",
+    "test_aclnn_moe_token_unpermute_with_routing_map.cpp",
 ]
 
 

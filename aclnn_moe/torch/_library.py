@@ -32,7 +32,7 @@ def _arg_schema(p: Param) -> str:
         if p.has_default and p.default is None:
             t += "?"
     elif isinstance(p, IntList):
-        t = "int[]?"
+        t = "int[]" if isinstance(p.default, (list, tuple)) else "int[]?"  # a list default: torch_npu's `=[]`
     else:  # a Python-only parameter (e.g. finalize's api_version)
         t = "int?"
     return f"{t} {p.name}" + (f"={_default(p.default)}" if p.has_default else "")

@@ -73,7 +73,6 @@ struct aclIntArray {
  * Arithmetic beyond that (op shape rules, workspace sizes) goes through native/common/checked.h. */
 ACL_HOST_API int acl_host_tensor_live(const aclTensor *t);          /* a live aclCreateTensor result; any pointer */
 ACL_HOST_API int acl_host_int_array_live(const aclIntArray *array); /* a live aclCreateIntArray result */
-ACL_HOST_API int acl_host_tensor_live(const aclTensor *tensor);    /* a live aclCreateTensor result */
 ACL_HOST_API int64_t acl_host_dtype_size(aclDataType dtype);      /* bytes per element, 0 if unsupported */
 ACL_HOST_API const char *acl_host_dtype_name(aclDataType dtype);   /* "float16", "bfloat16", "int32", ... */
 ACL_HOST_API int64_t acl_host_numel(const aclTensor *t);           /* product of view dims */

@@ -378,7 +378,6 @@ aclnnStatus aclGetBoolArraySize(const aclBoolArray *array, uint64_t *size)
     return array_size("aclGetBoolArraySize", &g_live_bool_arrays, array, size);
 }
 
-int acl_host_tensor_live(const aclTensor *tensor) { return nnop_tensor_live(tensor); }
 
 int acl_host_int_array_live(const aclIntArray *array)
 {

@@ -16,28 +16,11 @@
  *    duplicate would leave a hole in expandedRowIdxOut (detected with a seen-bitmap in the workspace).
  */
 #include "aclnnop/aclnn_moe_init_routing.h"
-#include "op_common.h"
-
-#define INIT_ROUTING_EXPERT_BOUND (1LL << 24)
+#include "init_routing_common.h"
 
 typedef struct {
     int64_t N, K, H, active_rows; /* active_rows = min(N, activeNum) * K */
 } InitRoutingParams;
-
-typedef struct {
-    const int64_t *rows, *order;
-    int64_t N, NK;
-} InitRoutingGather;
-
-/* expandedXOut row j comes from x row rowIdx[order[j]] % N. The workspace is re-read after the index outputs were
- * written: the bounds keep a workspace that overlaps them (a caller error) from reading outside the blocks. */
-static int64_t init_routing_src_row(const void *vctx, int64_t j)
-{
-    const InitRoutingGather *g = vctx;
-    const int64_t o = g->order[j];
-    if ((uint64_t)o >= (uint64_t)g->NK || g->rows[o] < 0) return -1;
-    return g->rows[o] % g->N;
-}
 
 static aclnnStatus init_routing_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
 {
@@ -48,55 +31,20 @@ static aclnnStatus init_routing_kernel(aclOpExecutor *ex, void *ws, uint64_t wsS
     const int64_t NK = p->N * p->K;
     if (NK == 0) return ACLNN_SUCCESS;
 
-    int64_t *keys = (int64_t *)ws;     /* [NK] expert id - min */
-    int64_t *rows = keys + NK;         /* [NK] rowIdx values */
-    int64_t *order = rows + NK;        /* [NK] */
-    int64_t *scratch = order + NK;     /* [2*NK] */
-    uint64_t *seen = (uint64_t *)(scratch + 2 * NK); /* [(NK+63)/64] */
-
-    op_read_all_i64(expert_idx, keys);
-    op_read_all_i64(row_idx, rows);
-
-    int64_t kmin = keys[0], kmax = keys[0];
-    for (int64_t q = 0; q < NK; q++) {
-        const int64_t e = keys[q];
-        if (e <= -INIT_ROUTING_EXPERT_BOUND || e > INIT_ROUTING_EXPERT_BOUND)
-            return acl_host_error(ACLNN_ERR_PARAM_INVALID,
-                                  "%s: expertIdx[%lld, %lld] = %lld is outside (-2^24, 2^24], the range in which the "
-                                  "expert ids sort exactly", api, (long long)(q / p->K), (long long)(q % p->K),
-                                  (long long)e);
-        if (e < kmin) kmin = e;
-        if (e > kmax) kmax = e;
-    }
-    memset(seen, 0, (size_t)((NK + 63) / 64) * sizeof(uint64_t));
-    for (int64_t q = 0; q < NK; q++) {
-        const int64_t r = rows[q];
-        if (r < 0 || r >= NK)
-            return acl_host_error(ACLNN_ERR_PARAM_INVALID,
-                                  "%s: rowIdx[%lld, %lld] = %lld is outside [0, %lld) (N*K)", api,
-                                  (long long)(q / p->K), (long long)(q % p->K), (long long)r, (long long)NK);
-        const uint64_t bit = 1ull << (r & 63);
-        if (seen[r >> 6] & bit)
-            return acl_host_error(ACLNN_ERR_PARAM_INVALID,
-                                  "%s: rowIdx[%lld, %lld] = %lld occurs more than once; rowIdx must be a permutation "
-                                  "of [0, %lld)", api, (long long)(q / p->K), (long long)(q % p->K), (long long)r,
-                                  (long long)NK);
-        seen[r >> 6] |= bit;
-    }
-    for (int64_t q = 0; q < NK; q++) keys[q] -= kmin;
-    op_stable_argsort_i64(keys, NK, kmax - kmin + 1, order, scratch);
-
-    /* the index outputs first, serially (the rowIdx scatter would false-share between threads), then the rows with
-     * the gather shared with MoeInitRoutingV2 / MoeTokenPermuteWithEp; scratch is free after the sort */
-    int64_t *eexp = scratch, *erow = scratch + NK;
-    for (int64_t j = 0; j < NK; j++) {
-        eexp[j] = keys[order[j]] + kmin;
-        erow[rows[order[j]]] = j;
-    }
-    op_write_all_i64(ex->outputs[2], eexp);
-    op_write_all_i64(ex->outputs[1], erow);
-    InitRoutingGather g = {rows, order, p->N, NK};
-    op_gather_rows(ex->outputs[0], x, p->active_rows, p->H, init_routing_src_row, &g);
+    /* checks, stable sort and both index outputs: shared with MoeInitRoutingQuant */
+    const int64_t *order, *rows;
+    OP_TRY(irc_v1_route(api, row_idx, expert_idx, ws, ex->outputs[1], ex->outputs[2], &order, &rows));
+    IrcRows w = {0};
+    w.mode = IRC_ROWS_COPY;
+    w.x = x;
+    w.out = ex->outputs[0];
+    w.rows_total = p->active_rows;
+    w.h = p->H;
+    w.k = p->K;
+    w.v1_rows = rows;
+    w.v1_order = order;
+    w.v1_nk = NK;
+    irc_write_rows(&w);
     return ACLNN_SUCCESS;
 }
 
@@ -139,9 +87,8 @@ aclnnStatus aclnnMoeInitRoutingGetWorkspaceSize(const aclTensor *x, const aclTen
     OP_TRY(op_check_shape_of(&op, "expandedExpertIdxOut", expandedExpertIdxOut, 1, nk));
 
     InitRoutingParams p = {N, K, H, active};
-    const uint64_t nk_u = (uint64_t)NK; /* < 2^31: the sizes below cannot overflow */
-    const uint64_t ws = nk_u * 5u * sizeof(int64_t) + (nk_u + 63u) / 64u * sizeof(uint64_t);
-    return op_create_executor(&op, h, init_routing_kernel, &p, sizeof p, ws, workspaceSize, executor);
+    return op_create_executor(&op, h, init_routing_kernel, &p, sizeof p, irc_v1_ws_bytes(NK), workspaceSize,
+                              executor);
 }
 
 aclnnStatus aclnnMoeInitRouting(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor, aclrtStream stream)

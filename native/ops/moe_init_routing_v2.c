@@ -19,7 +19,7 @@
  * (the 910_95 tiling also accepts a 1-D expertIdx and a negative activeNum; not modelled here).
  */
 #include "aclnnop/aclnn_moe_init_routing_v2.h"
-#include "op_common.h"
+#include "init_routing_common.h"
 
 typedef struct {
     int64_t n, k, h;         /* x [N, H], expertIdx [N, K] */
@@ -30,116 +30,48 @@ typedef struct {
     int before_flag;         /* drop/pad only */
 } InitRoutingV2Params;
 
-typedef struct {
-    const InitRoutingV2Params *p;
-    const aclTensor *x;
-    aclTensor out2d;          /* expandedXOut viewed as [rows or E*C, H] */
-    const int64_t *order;
-    const int64_t *seg_start; /* drop/pad: first sorted position of each expert */
-    const int64_t *count;     /* drop/pad: pairs per expert */
-} InitRoutingV2Gather;
-
-/* x row of sorted pair j. The workspace is re-read after expandedRowIdxOut was written: the bounds keep a workspace
- * that overlaps an output (a caller error) from reading outside the blocks. */
-static inline int64_t init_routing_v2_pair_row(const InitRoutingV2Gather *c, int64_t j)
-{
-    const int64_t n = c->p->n * c->p->k;
-    if ((uint64_t)j >= (uint64_t)n || (uint64_t)c->order[j] >= (uint64_t)n) return -1;
-    return c->order[j] / c->p->k;
-}
-
-/* dropless: expandedXOut row j comes from x row order[j] / K */
-static int64_t init_routing_v2_dropless_src(const void *vctx, int64_t j)
-{
-    return init_routing_v2_pair_row(vctx, j);
-}
-
-/* drop/pad: slot s = e*C + pos holds the pos-th pair of expert e, or zeros (-1) */
-static int64_t init_routing_v2_drop_src(const void *vctx, int64_t s)
-{
-    const InitRoutingV2Gather *c = vctx;
-    if (!c->count) return -1; /* no pairs at all */
-    const int64_t cap = c->p->capacity, e = s / cap, pos = s % cap;
-    return pos < c->count[e] ? init_routing_v2_pair_row(c, c->seg_start[e] + pos) : -1;
-}
+static int init_routing_v2_bounded(const InitRoutingV2Params *p) { return p->drop_pad == 1 || p->count_flag != 0; }
 
 static uint64_t init_routing_v2_ws(const InitRoutingV2Params *p)
 {
-    /* keys, order, argsort scratch (2n), row index out; per-expert counts and segment starts */
-    uint64_t n = (uint64_t)(p->n * p->k);
-    uint64_t e = p->expert_num > 0 ? (uint64_t)p->expert_num : 0u;
-    if (n == 0) return 0;
-    return (5u * n + 2u * e) * sizeof(int64_t);
+    return irc_sort_ws_bytes(p->n * p->k, init_routing_v2_bounded(p) ? p->expert_num : 0);
 }
 
+/* the sort, the index layouts and the row gather are shared with MoeInitRoutingV3 / QuantV2
+ * (init_routing_common.h) */
 static aclnnStatus init_routing_v2_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
 {
     (void)wsSize; /* scratch is sized by ex->workspace_size (see op_common.h), never by the caller's claim */
     static const char *api = "aclnnMoeInitRoutingV2";
     const InitRoutingV2Params *p = ex->params;
-    const aclTensor *x = ex->inputs[0];
-    const int64_t n = p->n * p->k, e_num = p->expert_num;
-    const int bounded = p->drop_pad == 1 || p->count_flag != 0;
-    if (n == 0) {
-        /* no pairs: counts are zero and every drop/pad slot is empty (zero-filled) */
-        if (p->count_flag != 0)
-            for (int64_t e = 0; e < e_num; e++) op_store_i(ACL_INT32, op_ptr2(ex->outputs[2], e, 0), 0);
-        if (p->drop_pad == 1) {
-            if (p->before_flag)
-                for (int64_t e = 0; e < e_num; e++) op_store_i(ACL_INT32, op_ptr2(ex->outputs[3], e, 0), 0);
-            InitRoutingV2Gather g = {p, x, *ex->outputs[0], NULL, NULL, NULL};
-            if (!op_view2d(ex->outputs[0], ex->outputs[0]->ndim - 1, &g.out2d))
-                return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: expandedXOut view cannot be read as 2-D", api);
-            op_gather_rows(&g.out2d, x, e_num * p->capacity, p->h, init_routing_v2_drop_src, &g);
-        }
-        return ACLNN_SUCCESS;
-    }
-    int64_t *keys = ws, *order = keys + n, *scratch = order + n, *row_idx = scratch + 2 * n;
-    int64_t *count = row_idx + n, *seg_start = count + (e_num > 0 ? e_num : 0);
-
-    op_read_all_i64(ex->inputs[1], keys);
-    int64_t max_key = 0;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t v = keys[i];
-        if (v < 0 || (bounded && v >= e_num))
-            return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: expertIdx[%lld] = %lld is outside [0, %lld)", api,
-                                  (long long)i, (long long)v, (long long)(bounded ? e_num : INT32_MAX));
-        if (v > max_key) max_key = v;
-    }
-    op_stable_argsort_i64(keys, n, max_key + 1, order, scratch);
-
-    InitRoutingV2Gather g = {p, x, *ex->outputs[0], order, seg_start, count};
-    if (!op_view2d(ex->outputs[0], ex->outputs[0]->ndim - 1, &g.out2d))
-        return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: expandedXOut view cannot be read as 2-D", api);
-
-    if (bounded) {
-        for (int64_t e = 0; e < e_num; e++) count[e] = 0;
-        for (int64_t i = 0; i < n; i++) count[keys[i]]++;
+    const int bounded = init_routing_v2_bounded(p);
+    const IrcSortSpec spec = {p->n * p->k, p->k, 0, bounded ? p->expert_num : 0, bounded, p->expert_num};
+    IrcSorted s;
+    OP_TRY(irc_sort(api, ex->inputs[1], &spec, ws, &s));
+    const aclTensor *counts = p->count_flag ? ex->outputs[2] : p->before_flag ? ex->outputs[3] : NULL;
+    if (counts) {
         int64_t acc = 0;
-        for (int64_t e = 0; e < e_num; e++) { seg_start[e] = acc; acc += count[e]; }
-    }
-
-    if (p->drop_pad == 0) {
-        for (int64_t j = 0; j < n; j++) row_idx[order[j]] = j;
-        op_write_all_i64(ex->outputs[1], row_idx);
-        if (p->count_flag != 0) {
-            int64_t acc = 0;
-            for (int64_t e = 0; e < e_num; e++) {
-                acc += count[e];
-                op_store_i(ACL_INT32, op_ptr2(ex->outputs[2], e, 0), p->count_flag == 1 ? acc : count[e]);
-            }
+        for (int64_t e = 0; e < p->expert_num; e++) {
+            acc += s.count[e];
+            op_store_i(ACL_INT32, op_ptr2(counts, e, 0), p->count_flag == 1 ? acc : s.count[e]);
         }
-        op_gather_rows(&g.out2d, x, p->rows, p->h, init_routing_v2_dropless_src, &g);
-    } else {
-        for (int64_t j = 0; j < n; j++) {
-            int64_t e = keys[order[j]], pos = j - seg_start[e];
-            row_idx[order[j]] = pos < p->capacity ? e * p->capacity + pos : -1;
-        }
-        op_write_all_i64(ex->outputs[1], row_idx);
-        if (p->before_flag)
-            for (int64_t e = 0; e < e_num; e++) op_store_i(ACL_INT32, op_ptr2(ex->outputs[3], e, 0), count[e]);
-        op_gather_rows(&g.out2d, x, e_num * p->capacity, p->h, init_routing_v2_drop_src, &g);
     }
+    const int64_t capacity = p->drop_pad == 1 ? p->capacity : 0;
+    irc_write_row_idx(ex->outputs[1], &s, 0, capacity);
+    aclTensor out2d;
+    if (!op_view2d(ex->outputs[0], ex->outputs[0]->ndim - 1, &out2d))
+        return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: expandedXOut view cannot be read as 2-D", api);
+    IrcRows w = {0};
+    w.mode = IRC_ROWS_COPY;
+    w.x = ex->inputs[0];
+    w.out = &out2d;
+    w.rows_total = p->drop_pad == 1 ? p->expert_num * p->capacity : p->rows;
+    w.h = p->h;
+    w.k = p->k;
+    w.sorted = &s;
+    w.capacity = capacity;
+    w.rows_valid = w.rows_total;
+    irc_write_rows(&w);
     return ACLNN_SUCCESS;
 }
 

@@ -5,6 +5,7 @@
 #elif defined(__GNUC__)
 #pragma GCC optimize("fp-contract=off")
 #endif
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,17 +236,19 @@ aclnnStatus op_fail_param(const char *api, const char *fmt, ...)
 #if OP_X86_SIMD
 static int cpu_flags(void)
 {
-    static volatile int cached = -1; /* racing first calls compute the same value */
-    if (cached < 0) {
+    static _Atomic int cached = -1; /* racing first calls compute the same value */
+    int f0 = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (f0 >= 0) return f0;
+    {
         __builtin_cpu_init();
         int f = 0;
         if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) f |= 1;
         if ((f & 1) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
             f |= 2;
-        cached = f;
+        atomic_store_explicit(&cached, f, memory_order_relaxed);
+        return f;
     }
-    return cached;
 }
 int op_cpu_avx2(void) { return cpu_flags() & 1; }
 int op_cpu_avx512(void) { return (cpu_flags() >> 1) & 1; }

@@ -1,0 +1,309 @@
+/* Shared parts of the init-routing operators; see init_routing_common.h. */
+/* the quantisation below must round every operation as written (bit-exact references): never fuse into an FMA */
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+#include "init_routing_common.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* ids the V1 kernels sort exactly (fp32 keys on the NPU) */
+#define IRC_V1_EXPERT_BOUND (1LL << 24)
+
+/* ---------------------------------------------------------------- V1 layout */
+
+uint64_t irc_v1_ws_bytes(int64_t nk)
+{
+    const uint64_t n = nk > 0 ? (uint64_t)nk : 0u;
+    return n * 5u * sizeof(int64_t) + (n + 63u) / 64u * sizeof(uint64_t);
+}
+
+aclnnStatus irc_v1_route(const char *api, const aclTensor *row_idx, const aclTensor *expert_idx, void *ws,
+                         const aclTensor *expanded_row_idx_out, const aclTensor *expanded_expert_idx_out,
+                         const int64_t **order_out, const int64_t **rows_out)
+{
+    const int64_t nk = acl_host_numel(expert_idx), k = expert_idx->dims[1];
+    int64_t *keys = ws, *rows = keys + nk, *order = rows + nk, *scratch = order + nk;
+    uint64_t *seen = (uint64_t *)(scratch + 2 * nk);
+    op_read_all_i64(expert_idx, keys);
+    op_read_all_i64(row_idx, rows);
+    int64_t kmin = keys[0], kmax = keys[0];
+    for (int64_t q = 0; q < nk; q++) {
+        const int64_t e = keys[q];
+        if (e <= -IRC_V1_EXPERT_BOUND || e > IRC_V1_EXPERT_BOUND)
+            return acl_host_error(ACLNN_ERR_PARAM_INVALID,
+                                  "%s: expertIdx[%lld, %lld] = %lld is outside (-2^24, 2^24], the range in which the "
+                                  "expert ids sort exactly", api, (long long)(q / k), (long long)(q % k), (long long)e);
+        if (e < kmin) kmin = e;
+        if (e > kmax) kmax = e;
+    }
+    memset(seen, 0, (size_t)((nk + 63) / 64) * sizeof(uint64_t));
+    for (int64_t q = 0; q < nk; q++) {
+        const int64_t r = rows[q];
+        if (r < 0 || r >= nk)
+            return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: rowIdx[%lld, %lld] = %lld is outside [0, %lld) (N*K)",
+                                  api, (long long)(q / k), (long long)(q % k), (long long)r, (long long)nk);
+        const uint64_t bit = 1ull << (r & 63);
+        if (seen[r >> 6] & bit)
+            return acl_host_error(ACLNN_ERR_PARAM_INVALID,
+                                  "%s: rowIdx[%lld, %lld] = %lld occurs more than once; rowIdx must be a permutation "
+                                  "of [0, %lld)", api, (long long)(q / k), (long long)(q % k), (long long)r,
+                                  (long long)nk);
+        seen[r >> 6] |= bit;
+    }
+    for (int64_t q = 0; q < nk; q++) keys[q] -= kmin;
+    op_stable_argsort_i64(keys, nk, kmax - kmin + 1, order, scratch);
+    /* index outputs serially (the rowIdx scatter would false-share between threads); scratch is free now */
+    int64_t *eexp = scratch, *erow = scratch + nk;
+    for (int64_t j = 0; j < nk; j++) {
+        eexp[j] = keys[order[j]] + kmin;
+        erow[rows[order[j]]] = j;
+    }
+    op_write_all_i64(expanded_expert_idx_out, eexp);
+    op_write_all_i64(expanded_row_idx_out, erow);
+    *order_out = order;
+    *rows_out = rows;
+    return ACLNN_SUCCESS;
+}
+
+/* ---------------------------------------------------------------- V2 layout */
+
+uint64_t irc_sort_ws_bytes(int64_t nk, int64_t range)
+{
+    const uint64_t n = nk > 0 ? (uint64_t)nk : 0u, r = range > 0 ? (uint64_t)range : 0u;
+    return (5u * n + 2u * r) * sizeof(int64_t); /* ids, sort keys, order, argsort scratch (2n); count, seg */
+}
+
+aclnnStatus irc_sort(const char *api, const aclTensor *expert_idx, const IrcSortSpec *sp, void *ws, IrcSorted *s)
+{
+    const int64_t nk = sp->nk, k = sp->k, range = sp->bounded ? sp->end - sp->start : 0;
+    int64_t *ids = ws, *sk = ids + nk, *order = sk + nk, *scratch = order + nk;
+    s->keys = ids;
+    s->order = order;
+    s->tmp = sk;
+    s->count = sp->bounded ? scratch + 2 * nk : NULL;
+    s->seg = sp->bounded ? s->count + range : NULL;
+    s->avail = 0;
+    s->range = range;
+    s->nk = nk;
+    if (nk == 0) {
+        for (int64_t e = 0; e < range; e++) s->count[e] = s->seg[e] = 0;
+        return ACLNN_SUCCESS;
+    }
+    op_read_all_i64(expert_idx, ids);
+    int64_t max_id = 0;
+    for (int64_t p = 0; p < nk; p++) {
+        const int64_t v = ids[p];
+        if (v < 0 || (sp->bounded && v >= sp->id_limit))
+            return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: expertIdx[%lld, %lld] = %lld is outside [0, %lld)%s",
+                                  api, (long long)(p / k), (long long)(p % k), (long long)v,
+                                  (long long)(sp->bounded ? sp->id_limit : INT32_MAX),
+                                  sp->bounded ? " (expertNum)" : "");
+        if (v > max_id) max_id = v;
+    }
+    if (!sp->bounded) {
+        op_stable_argsort_i64(ids, nk, max_id + 1, order, scratch);
+        s->avail = nk;
+        return ACLNN_SUCCESS;
+    }
+    /* ids of the range sort by id; every other id goes to one bucket after them (the NPU sorts ids below the range
+     * as INT32_MAX and those above by value: both land after the range, where no output reads them) */
+    for (int64_t e = 0; e < range; e++) s->count[e] = 0;
+    for (int64_t p = 0; p < nk; p++) {
+        const int64_t v = ids[p];
+        const int in = v >= sp->start && v < sp->end;
+        sk[p] = in ? v - sp->start : range;
+        if (in) s->count[v - sp->start]++;
+    }
+    op_stable_argsort_i64(sk, nk, range + 1, order, scratch);
+    int64_t acc = 0;
+    for (int64_t e = 0; e < range; e++) {
+        s->seg[e] = acc;
+        acc += s->count[e];
+    }
+    s->avail = acc;
+    return ACLNN_SUCCESS;
+}
+
+void irc_write_row_idx(const aclTensor *out, IrcSorted *s, int scatter, int64_t capacity)
+{
+    const int64_t nk = s->nk;
+    int64_t *idx = s->tmp;
+    for (int64_t p = 0; p < nk; p++) idx[p] = -1;
+    /* positions are bounds-checked: an output written before may overlap a (wrongly placed) workspace */
+    if (capacity > 0 && s->count) {
+        /* expert start + e owns the sorted positions [seg[e], seg[e] + count[e]); the first C are kept */
+        for (int64_t e = 0; e < s->range; e++)
+            for (int64_t pos = 0; pos < s->count[e] && pos < capacity; pos++) {
+                const int64_t j = s->seg[e] + pos;
+                if ((uint64_t)j < (uint64_t)nk && (uint64_t)s->order[j] < (uint64_t)nk)
+                    idx[s->order[j]] = e * capacity + pos;
+            }
+    } else if (scatter) {
+        for (int64_t j = 0; j < s->avail && j < nk; j++) idx[j] = s->order[j];
+    } else {
+        for (int64_t j = 0; j < s->avail && j < nk; j++)
+            if ((uint64_t)s->order[j] < (uint64_t)nk) idx[s->order[j]] = j;
+    }
+    op_write_all_i64(out, idx);
+}
+
+/* ---------------------------------------------------------------- row writers */
+
+/* token row feeding output row r, or -1; *pos receives the flat position (V2 layout) */
+static int64_t irc_row_token(const IrcRows *w, int64_t r, int64_t *pos)
+{
+    *pos = -1;
+    if (w->v1_order) {
+        const int64_t nk = w->v1_nk, j = w->v1_order[r]; /* bounded: see irc_row_pos */
+        return (uint64_t)j < (uint64_t)nk && w->v1_rows[j] >= 0 ? w->v1_rows[j] % w->x->dims[0] : -1;
+    }
+    const int64_t p = irc_row_pos(w->sorted, w->capacity, w->rows_valid, r);
+    *pos = p;
+    return p < 0 ? -1 : p / w->k;
+}
+
+static int64_t irc_copy_src(const void *ctx, int64_t r)
+{
+    int64_t pos;
+    return irc_row_token(ctx, r, &pos);
+}
+
+/* d exactly, rounded to fp32 with round-to-odd: rounding that to fp16 then equals rounding d to fp16 directly
+ * (24 >= 11 + 2 bits), which a plain double -> float -> half would not always give */
+static inline float irc_f64_to_f32_odd(double d)
+{
+    float f = (float)d;
+    if ((double)f != d && !(host_f32_to_bits(f) & 1u)) f = nextafterf(f, d > (double)f ? INFINITY : -INFINITY);
+    return f;
+}
+static inline float irc_r16(float v) { return host_f16_to_f32(host_f32_to_f16(v)); }
+
+static void irc_store_i8(const aclTensor *out, int64_t r, int64_t h, const int8_t *q)
+{
+    int8_t *d = (int8_t *)op_ptr2(out, r, 0);
+    const int64_t s = out->strides[1];
+    if (s == 1) {
+        memcpy(d, q, (size_t)h);
+        return;
+    }
+    for (int64_t j = 0; j < h; j++) d[j * s] = q[j];
+}
+
+/* row r of an int8 or float x as fp32 */
+static void irc_load_row(const aclTensor *x, int64_t row, int64_t h, float *dst)
+{
+    if (x->dtype != ACL_INT8) {
+        op_load_row_f32(x, row, h, dst);
+        return;
+    }
+    const int8_t *p = (const int8_t *)op_ptr2(x, row, 0);
+    const int64_t s = x->strides[1];
+    for (int64_t j = 0; j < h; j++) dst[j] = (float)p[j * s];
+}
+
+typedef struct {
+    const IrcRows *w;
+    float s16, o16; /* static fp16: the attributes rounded to fp16, as the kernel's static_cast<half> */
+} IrcRowsCtx;
+
+static void irc_rows_range(void *vctx, int64_t begin, int64_t end)
+{
+    const IrcRowsCtx *c = vctx;
+    const IrcRows *w = c->w;
+    const int64_t h = w->h;
+    float *buf = malloc((size_t)(h > 0 ? h : 1) * (sizeof(float) + 1));
+    if (!buf) return; /* cannot happen for the sizes phase 1 admits; the rows stay as they were */
+    int8_t *q = (int8_t *)(buf + h);
+    for (int64_t r = begin; r < end; r++) {
+        int64_t pos;
+        const int64_t tok = irc_row_token(w, r, &pos);
+        float row_scale = 0.0f;
+        if (tok < 0) {
+            if (w->mode == IRC_ROWS_CONVERT) {
+                op_zero_row(w->out, r, h);
+            } else {
+                memset(q, 0, (size_t)h);
+                irc_store_i8(w->out, r, h, q);
+            }
+            if (w->scale_out) op_store_f(ACL_FLOAT, op_ptr2(w->scale_out, r, 0), 0.0f);
+            continue;
+        }
+        irc_load_row(w->x, tok, h, buf);
+        switch (w->mode) {
+        case IRC_ROWS_CONVERT:
+            if (w->out->dtype == ACL_INT8) {
+                for (int64_t j = 0; j < h; j++) q[j] = irc_sat_i8(nearbyintf(buf[j]));
+                irc_store_i8(w->out, r, h, q);
+            } else {
+                op_store_row_f32(w->out, r, h, buf);
+            }
+            if (w->row_scale) row_scale = op_load_f(w->row_scale->dtype, op_ptr2(w->row_scale, tok, 0));
+            break;
+        case IRC_ROWS_STATIC_F16:
+            for (int64_t j = 0; j < h; j++) {
+                const float m = irc_r16(irc_r16(buf[j]) * c->s16); /* exact product, one rounding */
+                const float a = irc_r16(irc_f64_to_f32_odd((double)m + (double)c->o16));
+                q[j] = irc_sat_i8(nearbyintf(a));
+            }
+            irc_store_i8(w->out, r, h, q);
+            break;
+        case IRC_ROWS_STATIC_F32:
+            for (int64_t j = 0; j < h; j++) {
+                float v = buf[j] * w->scale;
+                v = v + w->offset;
+                q[j] = irc_sat_i8(nearbyintf(v));
+            }
+            irc_store_i8(w->out, r, h, q);
+            break;
+        case IRC_ROWS_DYNAMIC_EVEN:
+        case IRC_ROWS_DYNAMIC_AWAY: {
+            if (w->smooth) {
+                int64_t srow = w->smooth->dims[0] == 1 ? 0 : w->sorted->keys[pos] - w->smooth_base;
+                if ((uint64_t)srow >= (uint64_t)w->smooth->dims[0]) srow = 0; /* an overlapped workspace only */
+                for (int64_t j = 0; j < h; j++) buf[j] = buf[j] * op_load_f(ACL_FLOAT, op_ptr2(w->smooth, srow, j));
+            }
+            float m = 0.0f;
+            for (int64_t j = 0; j < h; j++) {
+                const float a = fabsf(buf[j]);
+                if (a > m) m = a;
+            }
+            const float s = m / 127.0f;
+            if (w->mode == IRC_ROWS_DYNAMIC_EVEN)
+                for (int64_t j = 0; j < h; j++) q[j] = irc_sat_i8(nearbyintf(buf[j] / s));
+            else
+                for (int64_t j = 0; j < h; j++) q[j] = irc_sat_i8(roundf(buf[j] / s));
+            irc_store_i8(w->out, r, h, q);
+            row_scale = s;
+            break;
+        }
+        default:
+            break;
+        }
+        if (w->scale_out) op_store_f(ACL_FLOAT, op_ptr2(w->scale_out, r, 0), row_scale);
+    }
+    free(buf);
+}
+
+void irc_write_rows(const IrcRows *w)
+{
+    if (w->rows_total <= 0) return;
+    if (w->mode == IRC_ROWS_COPY) {
+        op_gather_rows(w->out, w->x, w->rows_total, w->h, irc_copy_src, w);
+        if (w->scale_out)
+            for (int64_t r = 0; r < w->rows_total; r++) {
+                int64_t pos;
+                const int64_t tok = irc_row_token(w, r, &pos);
+                const float v = tok < 0 || !w->row_scale
+                                    ? 0.0f
+                                    : op_load_f(w->row_scale->dtype, op_ptr2(w->row_scale, tok, 0));
+                op_store_f(ACL_FLOAT, op_ptr2(w->scale_out, r, 0), v);
+            }
+        return;
+    }
+    IrcRowsCtx c = {w, host_f16_to_f32(host_f32_to_f16(w->scale)), host_f16_to_f32(host_f32_to_f16(w->offset))};
+    acl_host_parallel_for(w->rows_total, 1 + OP_PARALLEL_MIN_WORK / (w->h > 0 ? w->h : 1), irc_rows_range, &c);
+}
