@@ -284,6 +284,37 @@ def test_gating_top_k(case):
     _check(got, ref, [x], g)
 
 
+@pytest.mark.parametrize("case", [dict(v=1), dict(v=1, finished=True, shape=(2, 3, 10)), dict(v=2, renorm=0),
+                                  dict(v=2, renorm=0, output_softmax=True, finished=True), dict(v=2, renorm=1)])
+def test_gating_top_k_softmax(case):
+    name = "moe_gating_top_k_softmax" + ("_v2" if case["v"] == 2 else "")
+    if not hasattr(OPS, name):
+        pytest.skip(f"{name} is not in this build")
+    g = _gen(16)
+    shape, k = case.get("shape", (6, 10)), 3
+    e = shape[-1]
+    rows = shape[0] * (shape[1] if len(shape) == 3 else 1)
+    x = (torch.randperm(rows * e, generator=g).float().view(shape) / (rows * e) * 6 - 3).requires_grad_(True)
+    fin = (torch.arange(rows) % 3 == 1).view(shape[:-1]) if case.get("finished") else None
+    if case["v"] == 1:
+        y, idx, _ = OPS.moe_gating_top_k_softmax(x, fin, k)
+        third = None
+    else:
+        y, idx, third = OPS.moe_gating_top_k_softmax_v2(x, k=k, finished=fin, renorm=case["renorm"],
+                                                        output_softmax=case.get("output_softmax", False))
+    renorm = case.get("renorm", 0)
+    base = x if renorm == 1 else torch.softmax(x, -1)
+    ref_idx = torch.topk(base.detach(), k, -1).indices  # distinct values: no ties
+    if fin is not None:
+        assert bool((idx[fin] == e).all())
+    torch.testing.assert_close(torch.where(idx == e, ref_idx.to(idx.dtype), idx), ref_idx.to(idx.dtype))
+    ref_y = torch.softmax(x.gather(-1, ref_idx), -1) if renorm == 1 else base.gather(-1, ref_idx)
+    got, ref = (y,), (ref_y,)
+    if case.get("output_softmax"):
+        got, ref = (y, third), (ref_y, base)
+    _check(got, ref, [x], g)
+
+
 # ----------------------------------------------------------------------------------------- routing-map pair
 def _routing_map(g, t, e, k, empty=()):
     m = torch.zeros(t, e, dtype=torch.bool)
@@ -408,6 +439,10 @@ def _opcheck_cases():
         "moe_token_unpermute_with_routing_map": ((pm, sim, [t, h]), dict(probs=torch.rand(t, e, generator=g),
                                                                         routing_map=m)),
     }
+    if hasattr(OPS, "moe_gating_top_k_softmax"):
+        cases["moe_gating_top_k_softmax"] = ((torch.randn(t, e, generator=g), None, 2), {})
+    if hasattr(OPS, "moe_gating_top_k_softmax_v2"):
+        cases["moe_gating_top_k_softmax_v2"] = ((torch.randn(t, e, generator=g),), dict(k=2, output_softmax=True))
     return cases
 
 

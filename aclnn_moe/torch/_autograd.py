@@ -24,6 +24,8 @@ moe_finalize_routing            grad-op moe_finalize_routing_v2_grad (expanded_p
                                 gradient), bias (index_add of the weighted gradient) and the bias term of scales
 moe_gating_top_k                composite (no grad operator in scope): softmax / sigmoid backward of the selected
                                 weights (and of norm_out when out_flag), w.r.t. x; bias only ranks, no gradient
+moe_gating_top_k_softmax(_v2)    composite: softmax backward of the top-k (renorm 0, plus softmax_result's
+                                gradient) or of the softmax over the top-k logits (V2 renorm 1), w.r.t. x
 moe_token_permute_with_routing_map, moe_token_unpermute_with_routing_map
                                 composite (their grad operators are not in this library yet), w.r.t. tokens /
                                 permuted_tokens and probs
@@ -148,7 +150,7 @@ def _permute_ep_backward(ctx, g_tokens, g_sorted, g_probs):
     k = indices.shape[1] if indices.dim() == 2 else 1
     start, rows = _window(total, ctx.range, ctx.num_out_tokens)
     t = tokens.shape[0]
-    h = tokens[0].numel() if t else int(torch.tensor(tokens.shape[1:]).prod())
+    h = torch.Size(tokens.shape[1:]).numel()
     g_tokens = torch.zeros((rows,) + tuple(tokens.shape[1:]), dtype=tokens.dtype) if g_tokens is None else g_tokens
     g2 = g_tokens.reshape(rows, h)
     want_probs = probs is not None and ctx.needs.get("probs", False)
@@ -330,6 +332,38 @@ def _gating_backward(ctx, g_y, g_idx, g_norm):
     return {"x": gx.to(x.dtype)}
 
 
+def _softmax_setup(ctx, v, out):
+    _save(ctx, v, {"expert_idx": out[1]}, ("x", "expert_idx"), ("k",))
+    ctx.renorm = v.get("renorm", 0)
+
+
+def _softmax_backward(ctx, g_y, g_idx, g_third):
+    """y = top-k of softmax(x) (V1, V2 renorm 0; V2's softmax_result adds its gradient), or softmax over the top-k
+    logits (V2 renorm 1). Finished rows carry expert E: their experts are re-ranked (stable sort, ties to the lower
+    index, as the operator ranks)."""
+    s = _saved(ctx)
+    x, idx = s["x"], s["expert_idx"]
+    e = x.shape[-1]
+    xf = x.float().reshape(-1, e)
+    idx = idx.reshape(-1, idx.shape[-1]).long()
+    renorm = ctx.renorm
+    base = xf if renorm == 1 else torch.softmax(xf, -1)
+    ranked = torch.sort(base, dim=-1, descending=True, stable=True).indices[:, :idx.shape[1]]
+    idx = torch.where(idx >= e, ranked, idx)
+    gy = torch.zeros(idx.shape) if g_y is None else g_y.float().reshape(idx.shape)
+    if renorm == 1:
+        y = torch.softmax(xf.gather(1, idx), -1)
+        gv = y * (gy - (gy * y).sum(-1, keepdim=True))
+        gx = torch.zeros_like(xf).scatter_add(1, idx, gv)
+    else:
+        sm = base
+        g_s = torch.zeros_like(sm).scatter_add(1, idx, gy)
+        if g_third is not None and g_third.numel() == sm.numel() and g_third.is_floating_point():
+            g_s = g_s + g_third.float().reshape(sm.shape)
+        gx = sm * (g_s - (g_s * sm).sum(-1, keepdim=True))
+    return {"x": gx.reshape(x.shape).to(x.dtype)}
+
+
 # --------------------------------------------------------------------------------------- routing-map pair
 def _rank_in(mask):
     """The 0-based position of each True entry of mask in its row-major order (-1 elsewhere)."""
@@ -440,6 +474,8 @@ _register("moe_init_routing_v2", _init_v2_setup, _init_v2_backward, "grad-op")
 _register("moe_init_routing_v3", _init_v3_setup, _init_v3_backward, "grad-op")
 _register("moe_finalize_routing", _finalize_setup, _finalize_backward, "grad-op")
 _register("moe_gating_top_k", _gating_setup, _gating_backward, "composite")
+_register("moe_gating_top_k_softmax", _softmax_setup, _softmax_backward, "composite")
+_register("moe_gating_top_k_softmax_v2", _softmax_setup, _softmax_backward, "composite")
 _register("moe_token_permute_with_routing_map", _pmap_setup, _pmap_backward, "composite")
 _register("moe_token_unpermute_with_routing_map", _umap_setup, _umap_backward, "composite")
 
