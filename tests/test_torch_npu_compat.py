@@ -74,6 +74,15 @@ def test_unsupported_arguments_raise_naming_them():
                                         None, 2, k=3)
 
 
+def test_gating_top_k_returns_torch_npus_three_outputs():
+    x = torch.randn(5, 8, generator=torch.Generator().manual_seed(2))
+    y, idx, out = compat.npu_moe_gating_top_k(x, 2, norm_type=1)
+    assert y.shape == (5, 2) and idx.dtype == torch.int32 and out.shape == (5, 8) and out.dtype == torch.float32
+    torch.testing.assert_close(out, torch.sigmoid(x))
+    torch.testing.assert_close(y, torch.sigmoid(x).gather(1, idx.long()) / torch.sigmoid(x).gather(
+        1, idx.long()).sum(1, keepdim=True))
+
+
 def test_finalize_routing_k_without_scales_sums_k_rows():
     g = torch.Generator().manual_seed(0)
     n, k, h = 5, 3, 4

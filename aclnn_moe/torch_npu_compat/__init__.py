@@ -7,7 +7,8 @@ has those operators), ``npu_moe_compute_expert_tokens``, ``npu_moe_finalize_rout
 ``npu_moe_init_routing``, ``npu_moe_init_routing_v2`` (aclnnMoeInitRoutingV3 semantics, as torch_npu runs it),
 ``npu_moe_init_routing_quant``, ``npu_moe_token_permute``, ``npu_moe_token_unpermute``,
 ``npu_moe_token_permute_with_routing_map``, ``npu_moe_token_unpermute_with_routing_map``.
-Autograd and ``torch.compile`` come from the aclnn_moe operators underneath.
+Autograd and ``torch.compile`` come from the aclnn_moe operators underneath. ``npu_moe_gating_top_k``'s third
+output is always the [rows, E] float32 scores (torch_npu allocates it whatever ``out_flag`` says).
 
 ``install()`` (explicit, opt-in; nothing is installed on import) makes code written for torch_npu run unchanged on a
 machine without it. Only when the real torch_npu is absent (not imported and not importable) it
@@ -141,9 +142,10 @@ def npu_moe_gating_top_k(x, k, *, bias=None, input_ids=None, tid2eid=None, k_gro
     why = "the token-to-expert table form (aclnnMoeGatingTopKV2) is not implemented by this library"
     _only_none("input_ids", input_ids, why)
     _only_none("tid2eid", tid2eid, why)
+    # torch_npu always returns the [rows, E] float32 third output (written by the operator either way): ask for it
     return _OPS.moe_gating_top_k(x, k, bias=bias, k_group=k_group, group_count=group_count,
                                  group_select_mode=group_select_mode, renorm=renorm, norm_type=norm_type,
-                                 out_flag=out_flag, routed_scaling_factor=routed_scaling_factor, eps=eps)
+                                 out_flag=True, routed_scaling_factor=routed_scaling_factor, eps=eps)
 
 
 def npu_moe_gating_top_k_softmax(x, finished=None, k=1):
