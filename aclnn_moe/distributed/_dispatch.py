@@ -222,6 +222,7 @@ class AGHandle:
     window: list  # [start, end) of this rank's rows in the global expert order
     sorted_indices: torch.Tensor | None
     weights_all: torch.Tensor
+    tokens_all: torch.Tensor
     num_rows: int
     hidden: int
 
@@ -262,9 +263,9 @@ class AllGatherDispatcher:
             if window[1] > window[0]:
                 tokens, sorted_indices, _ = ops.moe_token_permute_with_ep(x_all, ids_all, range=window)
             else:  # nothing for my experts (start == end would mean "the whole permutation" to the operator)
-                tokens, sorted_indices = x_all[:0] * 0, None
+                tokens, sorted_indices = x_all[:0], None
         per_expert = torch.tensor(glob[r * L:(r + 1) * L], dtype=torch.int64)
-        handle = AGHandle(sizes, window, sorted_indices, w_all, n_all, hidden.shape[1])
+        handle = AGHandle(sizes, window, sorted_indices, w_all, x_all, n_all, hidden.shape[1])
         return Dispatched(tokens, per_expert, None, handle)
 
     def combine(self, expert_out, handle: AGHandle):
@@ -274,7 +275,10 @@ class AllGatherDispatcher:
                 part = ops.moe_token_unpermute_with_ep(expert_out, handle.sorted_indices, probs=handle.weights_all,
                                                        range=handle.window)
             else:
-                part = expert_out.new_zeros((handle.num_rows, handle.hidden)) + expert_out.sum() * 0
+                # no rows for my experts: a zero partial sum that still depends on the gathered tokens and
+                # weights, so that every rank runs the same collectives in backward (SPMD autograd)
+                part = expert_out.new_zeros((handle.num_rows, handle.hidden)) + expert_out.sum() * 0 \
+                    + handle.tokens_all.sum() * 0 + handle.weights_all.sum().to(expert_out.dtype) * 0
             return C.reduce_scatter(part, handle.sizes, self.group)
 
     def __call__(self, hidden, topk_ids, topk_weights, experts):
