@@ -334,6 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = getattr(args, "check", None)
     if check is not None:
         check(args.parser, args)  # the subcommand's parser, so that its usage line is the one shown
+    from .capi import BackendNotFoundError
+
     try:
         return args.fn(args)
     except BrokenPipeError:  # `aclnn-moe info | head`

@@ -44,6 +44,16 @@ VALID = {
                                            _z(6, i32), _z(4)],
     "aclnnMoeTokenUnpermuteWithEp": lambda: [_z((6, 4)), np.arange(6, dtype=i32), _z((3, 2)), 2, [0, 6], False,
                                              [3, 4], _z((3, 4))],
+    "aclnnMoeTokenPermute": lambda: [_z((3, 4)), _z((3, 2), i32), 0, False, _z((6, 4)), _z(6, i32)],
+    "aclnnMoeTokenUnpermute": lambda: [_z((6, 4)), np.arange(6, dtype=i32), _z((3, 2)), False, [3, 4], _z((3, 4))],
+    "aclnnMoeTokenPermuteWithRoutingMap": lambda: [_z((3, 4)), _z((3, 3), bool), _z((3, 3)), 6, False, _z((6, 4)),
+                                                   _z(6), _z(6, i32)],
+    "aclnnMoeTokenUnpermuteWithRoutingMap": lambda: [_z((6, 4)), np.arange(6, dtype=i32), _z((3, 3), bool),
+                                                     _z((3, 3)), False, [3, 4], _z((3, 4)), _z(6, i32), _z(6, i32),
+                                                     _z(6)],
+    "aclnnMoeGatingTopKSoftmax": lambda: [_z((3, 8)), _z(3, bool), 2, _z((3, 2)), _z((3, 2), i32), _z((3, 2), i32)],
+    "aclnnMoeGatingTopKSoftmaxV2": lambda: [_z((3, 8)), _z(3, bool), 2, 0, True, _z((3, 2)), _z((3, 2), i32),
+                                            _z((3, 8))],
 }
 
 

@@ -36,6 +36,14 @@ OFFICIAL = [
     "test_aclnn_moe_token_unpermute.cpp",
     "test_aclnn_moe_token_permute_with_routing_map.cpp",
     "test_aclnn_moe_token_unpermute_with_routing_map.cpp",
+    "test_aclnn_moe_token_permute_with_ep_grad.cpp",
+    "test_aclnn_moe_token_unpermute_with_ep_grad.cpp",
+    "test_aclnn_moe_token_permute_grad.cpp",
+    "test_aclnn_moe_token_unpermute_grad.cpp",
+    "test_aclnn_moe_init_routing_v2_grad.cpp",
+    "test_aclnn_moe_finalize_routing_v2_grad.cpp",
+    "test_aclnn_moe_gating_top_k_softmax.cpp",
+    "test_aclnn_moe_gating_top_k_softmax_v2.cpp",
 ]
 
 

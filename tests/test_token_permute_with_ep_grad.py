@@ -178,8 +178,10 @@ def test_valid_arguments_pass(ws_status):
     assert _status(ws_status, _args()) == (0, "")
     assert _status(ws_status, _args(probs=False, window=None))[0] == 0
     a = _args(window=None)
-    a["probs"] = np.ones(3, np.int32)  # without a range the probs gradient is ignored (not even checked)
+    a["probs"] = np.ones(3, np.float32)  # without a range the probs gradient is ignored: its length is not checked
     assert _status(ws_status, a)[0] == 0
+    a["probs"] = np.ones(3, np.int32)  # (its dtype is, as every given tensor's)
+    assert _status(ws_status, a)[0] == 161002
 
 
 @pytest.mark.parametrize("field", ["grad", "sorted", "tok", "pout"])

@@ -246,3 +246,35 @@ def test_topk_rules_without_probs_561002(ws_status):
 def test_facade_rejects_bad_dtypes_early():
     with pytest.raises(ArgumentError):
         moe_token_unpermute_with_ep_grad(np.ones((2, 2), np.float32), np.arange(2, dtype=np.int64))
+
+
+_THREADS_SCRIPT = """
+import hashlib, numpy as np, aclnn_moe as am
+rng = np.random.default_rng(7)
+t, k, h = 300, 8, 200
+s = rng.permutation(t * k).astype(np.int32)
+g = rng.standard_normal((t, h)).astype(np.float32)
+x = rng.standard_normal((t * k, h)).astype(np.float32)
+p = rng.random((t, k)).astype(np.float32)
+out = am.moe_token_unpermute_with_ep_grad(g, s, permuted_tokens=x, probs=p)
+out += (am.moe_init_routing_v2_grad(x, s, k),)
+out += (am.moe_token_permute_with_ep_grad(x[:900], s, num_topk=k, range=[100, 1000])[0],)
+print(hashlib.sha256(b"".join(np.ascontiguousarray(o).tobytes() for o in out)).hexdigest())
+"""
+
+
+def test_results_do_not_depend_on_the_thread_count():
+    """both grad kernels split output rows across threads, every sum in a fixed order: the same bits for 1 or 5
+    threads"""
+    import os
+    import subprocess
+    import sys
+
+    digests = set()
+    for n in ("1", "5"):
+        env = dict(os.environ, ACLNN_MOE_NUM_THREADS=n)
+        r = subprocess.run([sys.executable, "-P", "-c", _THREADS_SCRIPT], env=env, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        digests.add(r.stdout.strip())
+    assert len(digests) == 1

@@ -194,6 +194,8 @@ def backend_report(out=print, err=None) -> bool:
         return False
     except BackendNotFoundError as e:
         err(f"backend      none  ({e})")
+        err("way out      `pip install .` builds the embedded host runtime (ACLNN_MOE_BACKEND=host), or source "
+            "CANN's set_env.sh for the CANN backend")
         return False
     out(f"backend      {b.name}  ({b.reason})")
     for note in b.notes:

@@ -97,11 +97,13 @@ aclnnStatus irc_sort(const char *api, const aclTensor *expert_idx, const IrcSort
     int64_t max_id = 0;
     for (int64_t p = 0; p < nk; p++) {
         const int64_t v = ids[p];
+        if (v < 0 && !sp->bounded) /* no expertNum bounds the ids: the only rule is that they are not negative */
+            return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: expertIdx[%lld, %lld] = %lld is negative; expert ids "
+                                  "start at 0", api, (long long)(p / k), (long long)(p % k), (long long)v);
         if (v < 0 || (sp->bounded && v >= sp->id_limit))
-            return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: expertIdx[%lld, %lld] = %lld is outside [0, %lld)%s",
-                                  api, (long long)(p / k), (long long)(p % k), (long long)v,
-                                  (long long)(sp->bounded ? sp->id_limit : INT32_MAX),
-                                  sp->bounded ? " (expertNum)" : "");
+            return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: expertIdx[%lld, %lld] = %lld is outside [0, %lld) "
+                                  "(expertNum)", api, (long long)(p / k), (long long)(p % k), (long long)v,
+                                  (long long)sp->id_limit);
         if (v > max_id) max_id = v;
     }
     if (!sp->bounded) {
@@ -185,7 +187,7 @@ static inline float irc_r16(float v) { return host_f16_to_f32(host_f32_to_f16(v)
 static void irc_store_i8(const aclTensor *out, int64_t r, int64_t h, const int8_t *q)
 {
     int8_t *d = (int8_t *)op_ptr2(out, r, 0);
-    const int64_t s = out->strides[1];
+    const int64_t s = op_row_stride(out);
     if (s == 1) {
         memcpy(d, q, (size_t)h);
         return;
@@ -201,7 +203,7 @@ static void irc_load_row(const aclTensor *x, int64_t row, int64_t h, float *dst)
         return;
     }
     const int8_t *p = (const int8_t *)op_ptr2(x, row, 0);
-    const int64_t s = x->strides[1];
+    const int64_t s = op_row_stride(x);
     for (int64_t j = 0; j < h; j++) dst[j] = (float)p[j * s];
 }
 

@@ -16,7 +16,9 @@
 #include "aclnnop/aclnn_moe_finalize_routing_v2_grad.h"
 #include "moe_grad_common.h"
 
-#define FAIL(...) moe_grad_fail(ACLNN_ERR_INNER_NULLPTR, api, __VA_ARGS__)
+#define FAIL(...) op_fail_shape(&op, __VA_ARGS__)
+
+enum { GRAD_Y, ROW_IDX, X, SCALES, EXPERTS, BIAS, GRAD_X, GRAD_SCALES };
 
 aclnnStatus aclnnMoeFinalizeRoutingV2GradGetWorkspaceSize(
     const aclTensor *gradY, const aclTensor *expandedRowIdx, const aclTensor *expandedXOptional,
@@ -25,43 +27,26 @@ aclnnStatus aclnnMoeFinalizeRoutingV2GradGetWorkspaceSize(
     const aclTensor *gradExpandedXOut, const aclTensor *gradScalesOut, uint64_t *workspaceSize,
     aclOpExecutor **executor)
 {
-    static const char *api = "aclnnMoeFinalizeRoutingV2Grad";
+    static const OpParamSpec params[] = {
+        [GRAD_Y] = {"gradY", OP_IN, OP_FLOAT_TYPES, OP_NO_REF, OP_RANK(2)},
+        [ROW_IDX] = {"expandedRowIdx", OP_IN, OP_INT32_TYPE, OP_NO_REF, OP_RANK(1)},
+        [X] = {"expandedXOptional", OP_IN | OP_OPTIONAL, OP_FLOAT_TYPES, GRAD_Y, OP_RANK(2) | OP_RANK(3)},
+        /* Atlas A2/A3: scales in the dtype of gradY */
+        [SCALES] = {"scalesOptional", OP_IN | OP_OPTIONAL, OP_FLOAT_TYPES, GRAD_Y, OP_RANK(2)},
+        [EXPERTS] = {"expertIdxOptional", OP_IN | OP_OPTIONAL, OP_INT32_TYPE, OP_NO_REF, OP_RANK(2)},
+        [BIAS] = {"biasOptional", OP_IN | OP_OPTIONAL, OP_FLOAT_TYPES, GRAD_Y, OP_RANK(2)},
+        [GRAD_X] = {"gradExpandedXOut", OP_OUT, NULL, GRAD_Y, OP_RANK(2) | OP_RANK(3)},
+        /* required by the op_api, written only with scales */
+        [GRAD_SCALES] = {"gradScalesOut", OP_OUT, OP_FLOAT_TYPES, SCALES, 0},
+    };
+    static const OpSpec op = OP_SPEC("aclnnMoeFinalizeRoutingV2Grad", ACLNN_ERR_INNER_NULLPTR, params);
+    const void *h_args[] = {gradY, expandedRowIdx, expandedXOptional, scalesOptional, expertIdxOptional,
+                            biasOptional, gradExpandedXOut, gradScalesOut};
+    OP_TRY(op_check_params(&op, h_args, 0));
     const aclTensor *x = expandedXOptional, *scales = scalesOptional, *experts = expertIdxOptional;
     const aclTensor *bias = biasOptional;
-    OP_TRY(op_check_not_null(api, "gradY", gradY));
-    OP_TRY(op_check_not_null(api, "expandedRowIdx", expandedRowIdx));
-    OP_TRY(op_check_not_null(api, "gradExpandedXOut", gradExpandedXOut));
-    OP_TRY(op_check_not_null(api, "gradScalesOut", gradScalesOut));
-    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
-    OP_TRY(op_check_not_null(api, "executor", executor));
     if (scales == NULL) bias = experts = NULL; /* the kernel reads bias only with scales */
     if (bias == NULL) experts = NULL;
-
-    OP_TRY(op_check_dtype(api, "gradY", gradY, OP_FLOAT_TYPES));
-    OP_TRY(op_check_dtype(api, "expandedRowIdx", expandedRowIdx, OP_INT32_TYPE));
-    OP_TRY(op_check_same_dtype(api, "gradExpandedXOut", gradExpandedXOut, "gradY", gradY));
-    OP_TRY(op_check_format(api, "gradY", gradY));
-    OP_TRY(op_check_format(api, "expandedRowIdx", expandedRowIdx));
-    OP_TRY(op_check_format(api, "gradExpandedXOut", gradExpandedXOut));
-    if (scales != NULL) {
-        /* Atlas A2/A3: scales in the dtype of gradY */
-        OP_TRY(op_check_same_dtype(api, "scalesOptional", scales, "gradY", gradY));
-        OP_TRY(op_check_same_dtype(api, "gradScalesOut", gradScalesOut, "scalesOptional", scales));
-        OP_TRY(op_check_format(api, "scalesOptional", scales));
-        OP_TRY(op_check_format(api, "gradScalesOut", gradScalesOut));
-        if (x != NULL) {
-            OP_TRY(op_check_same_dtype(api, "expandedXOptional", x, "gradY", gradY));
-            OP_TRY(op_check_format(api, "expandedXOptional", x));
-        }
-        if (bias != NULL) {
-            OP_TRY(op_check_same_dtype(api, "biasOptional", bias, "gradY", gradY));
-            OP_TRY(op_check_format(api, "biasOptional", bias));
-            if (experts != NULL) {
-                OP_TRY(op_check_dtype(api, "expertIdxOptional", experts, OP_INT32_TYPE));
-                OP_TRY(op_check_format(api, "expertIdxOptional", experts));
-            }
-        }
-    }
 
     /* 561103: attributes and shapes (official tiling CheckAttr / CheckRequiredInput / CheckParams) */
     if (dropPadMode != 0 && dropPadMode != 1)
@@ -69,12 +54,11 @@ aclnnStatus aclnnMoeFinalizeRoutingV2GradGetWorkspaceSize(
     if (dropPadMode == 1 && (expertNum <= 0 || expertCapacity <= 0))
         return FAIL("expertNum (%lld) and expertCapacity (%lld) must be greater than 0 when dropPadMode is 1",
                     (long long)expertNum, (long long)expertCapacity);
-    if (gradY->ndim != 2) return FAIL("gradY must be 2-D [R, H], got %d-D", gradY->ndim);
-    if (expandedRowIdx->ndim != 1) return FAIL("expandedRowIdx must be 1-D [R*K], got %d-D", expandedRowIdx->ndim);
     const int64_t r = gradY->dims[0], h = gradY->dims[1], n = expandedRowIdx->dims[0];
     int64_t rows = n;
     if (dropPadMode == 0 && activeNum > 0 && activeNum < n) rows = activeNum;
-    if (dropPadMode == 1) rows = expertNum * expertCapacity;
+    if (dropPadMode == 1 && !op_mul_ok(expertNum, expertCapacity, &rows))
+        return FAIL("expertNum * expertCapacity overflows");
     int64_t k = 1;
     if (scales != NULL) {
         if (x == NULL) return FAIL("expandedXOptional must be given when scalesOptional is given");
@@ -82,7 +66,6 @@ aclnnStatus aclnnMoeFinalizeRoutingV2GradGetWorkspaceSize(
         if (x->ndim != (dropPadMode == 1 ? 3 : 2))
             return FAIL("expandedXOptional must be %s when dropPadMode is %lld, got %d-D",
                         dropPadMode == 1 ? "3-D [E, C, H]" : "2-D [rows, H]", (long long)dropPadMode, x->ndim);
-        if (scales->ndim != 2) return FAIL("scalesOptional must be 2-D [R, K], got %d-D", scales->ndim);
         if (x->ndim == 2 && x->dims[0] != rows)
             return FAIL("expandedXOptional dim 0 must be %lld, got %lld", (long long)rows, (long long)x->dims[0]);
         if (x->ndim == 3 && (x->dims[0] != expertNum || x->dims[1] != expertCapacity))
@@ -94,13 +77,12 @@ aclnnStatus aclnnMoeFinalizeRoutingV2GradGetWorkspaceSize(
         if (scales->dims[0] != r)
             return FAIL("scalesOptional dim 0 (%lld) must equal gradY dim 0 (%lld)", (long long)scales->dims[0],
                         (long long)r);
-        if (scales->dims[0] * scales->dims[1] != n)
-            return FAIL("scalesOptional has %lld elements, expandedRowIdx %lld: they must be equal",
-                        (long long)(scales->dims[0] * scales->dims[1]), (long long)n);
+        int64_t sn;
+        if (!op_mul_ok(scales->dims[0], scales->dims[1], &sn) || sn != n)
+            return FAIL("scalesOptional has %lld * %lld elements, expandedRowIdx %lld: they must be equal",
+                        (long long)scales->dims[0], (long long)scales->dims[1], (long long)n);
         k = scales->dims[1];
         if (bias != NULL) {
-            if (experts->ndim != 2) return FAIL("expertIdxOptional must be 2-D [R, K], got %d-D", experts->ndim);
-            if (bias->ndim != 2) return FAIL("biasOptional must be 2-D [E, H], got %d-D", bias->ndim);
             if (experts->dims[0] != r || experts->dims[1] != k)
                 return FAIL("expertIdxOptional must be [%lld, %lld], got [%lld, %lld]", (long long)r, (long long)k,
                             (long long)experts->dims[0], (long long)experts->dims[1]);
@@ -113,31 +95,22 @@ aclnnStatus aclnnMoeFinalizeRoutingV2GradGetWorkspaceSize(
                             (long long)h);
         }
         const int64_t gsd[2] = {r, k};
-        OP_TRY(moe_grad_check_shape(ACLNN_ERR_INNER_NULLPTR, api, "gradScalesOut", gradScalesOut, 2, gsd));
+        OP_TRY(op_check_shape_of(&op, "gradScalesOut", gradScalesOut, 2, gsd));
     } else if (r != n) {
         return FAIL("gradY dim 0 (%lld) must equal expandedRowIdx length (%lld) without scalesOptional (K = 1)",
                     (long long)r, (long long)n);
     }
     const aclTensor *gx = gradExpandedXOut;
-    if (gx->ndim == 2) {
-        if (gx->dims[0] != rows || gx->dims[1] != h)
-            return FAIL("gradExpandedXOut must be [%lld, %lld], got [%lld, %lld]", (long long)rows, (long long)h,
-                        (long long)gx->dims[0], (long long)gx->dims[1]);
-    } else if (gx->ndim == 3) {
-        if (gx->dims[0] * gx->dims[1] != rows || gx->dims[2] != h)
-            return FAIL("gradExpandedXOut must hold %lld rows of %lld, got [%lld, %lld, %lld]", (long long)rows,
-                        (long long)h, (long long)gx->dims[0], (long long)gx->dims[1], (long long)gx->dims[2]);
-    } else {
-        return FAIL("gradExpandedXOut must be 2-D or 3-D, got %d-D", gx->ndim);
-    }
+    int64_t gx_rows = gx->dims[0];
+    if (gx->ndim == 3 && !op_mul_ok(gx->dims[0], gx->dims[1], &gx_rows)) gx_rows = -1;
+    if (gx_rows != rows || gx->dims[gx->ndim - 1] != h)
+        return FAIL("gradExpandedXOut must hold %lld rows of %lld (2-D, or 3-D [E, C, H]), got %d-D with %lld rows of "
+                    "%lld",
+                    (long long)rows, (long long)h, gx->ndim, (long long)gx_rows, (long long)gx->dims[gx->ndim - 1]);
     MoeGradIndexRule rule = {"expandedRowIdx", 0, n, 0, 0, rows};
     if (dropPadMode == 1) rule = (MoeGradIndexRule){"expandedRowIdx", 0, rows, 1, 0, rows};
-    const aclTensor *ins[] = {gradY, expandedRowIdx, expandedXOptional, scalesOptional, expertIdxOptional,
-                              biasOptional};
-    const aclTensor *outs[] = {gradExpandedXOut, gradScalesOut};
-    return moe_grad_scatter_create(api, gradY, expandedRowIdx, scales, scales != NULL ? x : NULL, bias, experts, r, k,
-                                   rule, gx, scales != NULL ? gradScalesOut : NULL, ins, 6, outs, 2, workspaceSize,
-                                   executor);
+    return moe_grad_scatter_create(&op, h_args, gradY, expandedRowIdx, scales, scales != NULL ? x : NULL, bias,
+                                   experts, r, k, rule, scales != NULL, workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeFinalizeRoutingV2Grad(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,

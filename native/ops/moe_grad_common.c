@@ -19,45 +19,8 @@
 #define GRAD_LANES 64
 #define GRAD_ALIGN(x) (((x) + 63u) & ~(uint64_t)63u)
 
-aclnnStatus moe_grad_fail(aclnnStatus status, const char *api, const char *fmt, ...)
-{
-    char rule[768];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(rule, sizeof rule, fmt, ap);
-    va_end(ap);
-    return acl_host_error(status, "%s: %s", api, rule);
-}
-
-aclnnStatus moe_grad_check_shape(aclnnStatus status, const char *api, const char *param, const aclTensor *t,
-                                 int ndim, const int64_t *dims)
-{
-    int same = t->ndim == ndim;
-    for (int i = 0; same && i < ndim; i++) same = t->dims[i] == dims[i];
-    if (same) return ACLNN_SUCCESS;
-    char want[160] = "[", got[160] = "[";
-    size_t u = 1, v = 1;
-    for (int i = 0; i < ndim && u < sizeof want; i++)
-        u += (size_t)snprintf(want + u, sizeof want - u, "%s%lld", i ? ", " : "", (long long)dims[i]);
-    for (int i = 0; i < t->ndim && v < sizeof got; i++)
-        v += (size_t)snprintf(got + v, sizeof got - v, "%s%lld", i ? ", " : "", (long long)t->dims[i]);
-    return moe_grad_fail(status, api, "%s must have shape %s], got %s]", param, want, got);
-}
-
-int moe_grad_view2d(const aclTensor *src, aclTensor *dst)
-{
-    *dst = *src;
-    if (src->ndim == 2) return 1;
-    if (src->ndim != 3) return 0;
-    /* rows a*B + b live at a*s0 + b*s1: one stride when s0 == B*s1 (or a dim of size 1 makes it irrelevant) */
-    if (src->dims[0] > 1 && src->dims[1] > 1 && src->strides[0] != src->dims[1] * src->strides[1]) return 0;
-    dst->ndim = 2;
-    dst->dims[0] = src->dims[0] * src->dims[1];
-    dst->strides[0] = src->dims[1] > 1 ? src->strides[1] : src->strides[0];
-    dst->dims[1] = src->dims[2];
-    dst->strides[1] = src->strides[2];
-    return 1;
-}
+/* the rank-2 or rank-3 tensor t as [rows, H] (the leading dims merged) */
+static int view_rows(const aclTensor *t, aclTensor *dst) { return op_view2d(t, t->ndim - 1, dst); }
 
 /* Map every index value through the rule: rows[p] = selected row or -1. Error on an illegal value. */
 static aclnnStatus map_indices(const char *api, int64_t *rows, int64_t n, const MoeGradIndexRule *r)
@@ -77,12 +40,18 @@ static aclnnStatus map_indices(const char *api, int64_t *rows, int64_t n, const 
     return ACLNN_SUCCESS;
 }
 
-/* the executor slot of a role tensor (pointer identity), -1 for an unused role */
-static int slot_of(const aclTensor *const *ins, int n, const aclTensor *t)
+/* The executor input slot of a role tensor: op_create_executor binds the table's input tensors in order (absent
+ * optional ones as NULL slots, int arrays skipped), so it is the count of input tensor entries before its entry.
+ * -1 for an unused role. */
+static int slot_of(const OpSpec *op, const void *const *handles, const aclTensor *t)
 {
     if (t == NULL) return -1;
-    for (int i = 0; i < n; i++)
-        if (ins[i] == t) return i;
+    for (int i = 0, slot = 0; i < op->n; i++) {
+        const uint8_t f = op->params[i].flags;
+        if ((f & OP_INT_ARRAY) || (f & OP_OUT)) continue;
+        if (handles[i] == (const void *)t) return slot;
+        slot++;
+    }
     return -1;
 }
 
@@ -192,6 +161,7 @@ static aclnnStatus gather_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
     const int64_t n = p->t * p->k;
     if (n == 0) return ACLNN_SUCCESS;
     const uint64_t idx_bytes = GRAD_ALIGN((uint64_t)n * sizeof(int64_t));
+    wsSize = ex->workspace_size; /* the kernel contract: scratch sized from the executor's own size */
     const int64_t per_chunk = p->h * (2 + (p->sum_order == MOE_GRAD_SUM_TREE ? p->levels : 0));
     if (ws == NULL || wsSize < idx_bytes + (uint64_t)per_chunk * sizeof(float))
         return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: workspace of %llu bytes is too small", api,
@@ -202,7 +172,7 @@ static aclnnStatus gather_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
 
     GatherCtx c;
     c.p = p;
-    if (!moe_grad_view2d(ex->inputs[p->s_grad], &c.grad))
+    if (!view_rows(ex->inputs[p->s_grad], &c.grad))
         return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: the gradient view cannot be read as 2-D", api);
     if (p->has_probs) {
         const aclTensor *pg = ex->inputs[p->s_probs], *po = ex->outputs[1];
@@ -225,26 +195,25 @@ static aclnnStatus gather_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
     return ACLNN_SUCCESS;
 }
 
-aclnnStatus moe_grad_gather_create(const char *api, const aclTensor *grad, const aclTensor *indices,
-                                   const aclTensor *probsGrad, int64_t t, int64_t k, MoeGradIndexRule rule,
-                                   int sum_order, const aclTensor *out, const aclTensor *probsOut,
-                                   const aclTensor *const *ins, int n_ins, const aclTensor *const *outs, int n_outs,
-                                   uint64_t *workspaceSize, aclOpExecutor **executor)
+aclnnStatus moe_grad_gather_create(const OpSpec *op, const void *const *handles, const aclTensor *grad,
+                                   const aclTensor *indices, const aclTensor *probsGrad, int64_t t, int64_t k,
+                                   MoeGradIndexRule rule, int sum_order, uint64_t *workspaceSize,
+                                   aclOpExecutor **executor)
 {
-    (void)probsOut;
     aclTensor v;
-    if (!moe_grad_view2d(grad, &v))
-        return op_fail_param(api, "the gradient input: the leading dims of this strided view cannot be merged");
-    GatherParams p = {t, k, out->dims[1], rule, sum_order, probsGrad != NULL, tree_levels(k),
-                      slot_of(ins, n_ins, grad), slot_of(ins, n_ins, indices), slot_of(ins, n_ins, probsGrad)};
+    if (!view_rows(grad, &v))
+        return op_fail_param(op->api, "the gradient input: the leading dims of this strided view cannot be merged");
+    GatherParams p = {t, k, v.dims[1], rule, sum_order, probsGrad != NULL, tree_levels(k),
+                      slot_of(op, handles, grad), slot_of(op, handles, indices), slot_of(op, handles, probsGrad)};
     uint64_t ws = 0;
     if (t * k > 0) {
-        int64_t per_chunk = p.h * (2 + (sum_order == MOE_GRAD_SUM_TREE ? p.levels : 0));
-        ws = GRAD_ALIGN((uint64_t)(t * k) * sizeof(int64_t)) +
-             (uint64_t)chunk_count(t) * (uint64_t)per_chunk * sizeof(float);
+        const int64_t per_chunk = p.h * (2 + (sum_order == MOE_GRAD_SUM_TREE ? p.levels : 0));
+        const uint64_t chunks = (uint64_t)chunk_count(t);
+        if (p.h > (INT64_C(1) << 48) || (uint64_t)per_chunk * sizeof(float) > UINT64_MAX / 4 / chunks)
+            return op_fail_shape(op, "the hidden size (%lld) is too large", (long long)p.h);
+        ws = GRAD_ALIGN((uint64_t)(t * k) * sizeof(int64_t)) + chunks * (uint64_t)per_chunk * sizeof(float);
     }
-    return acl_host_executor_create(api, gather_kernel, ins, n_ins, outs, n_outs, &p, sizeof p, ws, workspaceSize,
-                                    executor);
+    return op_create_executor(op, handles, gather_kernel, &p, sizeof p, ws, workspaceSize, executor);
 }
 
 /* ========================================================================================== scatter family */
@@ -335,6 +304,7 @@ static aclnnStatus scatter_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
     const uint64_t fixed = idx_bytes * 2 + src_bytes;
     const uint64_t per_chunk = (uint64_t)p->h * 3u * sizeof(float);
     if (n == 0 && p->rows_out == 0) return ACLNN_SUCCESS;
+    wsSize = ex->workspace_size; /* the kernel contract: scratch sized from the executor's own size */
     if (ws == NULL || wsSize < fixed + per_chunk)
         return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: workspace of %llu bytes is too small", api,
                               (unsigned long long)wsSize);
@@ -376,7 +346,7 @@ static aclnnStatus scatter_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
                                       api, (long long)(i / p->k), (long long)(i % p->k), (long long)experts[i],
                                       (long long)e);
     }
-    if (!moe_grad_view2d(ex->outputs[0], &c.gx) || (p->has_x && !moe_grad_view2d(ex->inputs[p->s_x], &c.x)))
+    if (!view_rows(ex->outputs[0], &c.gx) || (p->has_x && !view_rows(ex->inputs[p->s_x], &c.x)))
         return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: a 3-D view cannot be read as 2-D", api);
     if (p->h == 0) return ACLNN_SUCCESS;
     c.rows = rows;
@@ -396,32 +366,35 @@ static aclnnStatus scatter_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
     return ACLNN_SUCCESS;
 }
 
-aclnnStatus moe_grad_scatter_create(const char *api, const aclTensor *grad, const aclTensor *indices,
-                                    const aclTensor *scales, const aclTensor *x, const aclTensor *bias,
-                                    const aclTensor *expertIdx, int64_t t, int64_t k, MoeGradIndexRule rule,
-                                    const aclTensor *gradX, const aclTensor *gradScale,
-                                    const aclTensor *const *ins, int n_ins, const aclTensor *const *outs, int n_outs,
-                                    uint64_t *workspaceSize, aclOpExecutor **executor)
+aclnnStatus moe_grad_scatter_create(const OpSpec *op, const void *const *handles, const aclTensor *grad,
+                                    const aclTensor *indices, const aclTensor *scales, const aclTensor *x,
+                                    const aclTensor *bias, const aclTensor *expertIdx, int64_t t, int64_t k,
+                                    MoeGradIndexRule rule, int use_gs, uint64_t *workspaceSize,
+                                    aclOpExecutor **executor)
 {
+    const aclTensor *gradX = NULL;
+    for (int i = 0; i < op->n && gradX == NULL; i++)
+        if (op->params[i].flags & OP_OUT) gradX = handles[i];
     aclTensor v;
-    if (!moe_grad_view2d(gradX, &v))
-        return op_fail_param(api, "the gradient output: the leading dims of this strided view cannot be merged");
+    if (!view_rows(gradX, &v))
+        return op_fail_param(op->api, "the gradient output: the leading dims of this strided view cannot be merged");
     const int64_t rows_out = v.dims[0];
     int64_t x_rows = 0;
     if (x != NULL) {
-        if (!moe_grad_view2d(x, &v))
-            return op_fail_param(api, "the expanded input: the leading dims of this strided view cannot be merged");
+        if (!view_rows(x, &v))
+            return op_fail_param(op->api, "the expanded input: the leading dims of this strided view cannot be merged");
         x_rows = v.dims[0];
     }
-    const int has_gs = gradScale != NULL && scales != NULL && x != NULL;
+    const int has_gs = use_gs && scales != NULL && x != NULL;
     ScatterParams p = {t, k, grad->dims[1], rows_out, x_rows, rule, scales != NULL, x != NULL, bias != NULL, has_gs,
-                       slot_of(ins, n_ins, grad), slot_of(ins, n_ins, indices), slot_of(ins, n_ins, scales),
-                       slot_of(ins, n_ins, x), slot_of(ins, n_ins, bias), slot_of(ins, n_ins, expertIdx)};
+                       slot_of(op, handles, grad), slot_of(op, handles, indices), slot_of(op, handles, scales),
+                       slot_of(op, handles, x), slot_of(op, handles, bias), slot_of(op, handles, expertIdx)};
     const uint64_t n = (uint64_t)(t * k);
-    int64_t chunks = chunk_count(rows_out > t ? rows_out : t);
+    const uint64_t chunks = (uint64_t)chunk_count(rows_out > t ? rows_out : t);
+    if (p.h > (INT64_C(1) << 48) || (uint64_t)p.h * 3u * sizeof(float) > UINT64_MAX / 4 / chunks)
+        return op_fail_shape(op, "the hidden size (%lld) is too large", (long long)p.h);
     uint64_t ws = GRAD_ALIGN(n * sizeof(int64_t)) * 2 + GRAD_ALIGN((uint64_t)rows_out * sizeof(int64_t)) +
-                  (uint64_t)chunks * (uint64_t)p.h * 3u * sizeof(float);
+                  chunks * (uint64_t)p.h * 3u * sizeof(float);
     if (n == 0 && rows_out == 0) ws = 0;
-    return acl_host_executor_create(api, scatter_kernel, ins, n_ins, outs, n_outs, &p, sizeof p, ws, workspaceSize,
-                                    executor);
+    return op_create_executor(op, handles, scatter_kernel, &p, sizeof p, ws, workspaceSize, executor);
 }

@@ -32,38 +32,26 @@ typedef struct {
 /* sum order of the gather family over k */
 enum { MOE_GRAD_SUM_SEQUENTIAL = 0, MOE_GRAD_SUM_TREE = 1 };
 
-/* grad: [rows, H] view (rank 2, or 3 merged into 2 by moe_grad_view2d); indices: 1-D [T*K]; probsGrad: 1-D or NULL;
- * out [T, H]; probsOut [T, K] (written only with probsGrad). Validates nothing but the views: callers check. */
-aclnnStatus moe_grad_gather_create(const char *api, const aclTensor *grad, const aclTensor *indices,
-                                   const aclTensor *probsGrad, int64_t t, int64_t k, MoeGradIndexRule rule,
-                                   int sum_order, const aclTensor *out, const aclTensor *probsOut,
-                                   const aclTensor *const *ins, int n_ins, const aclTensor *const *outs, int n_outs,
-                                   uint64_t *workspaceSize, aclOpExecutor **executor);
+/* Both builders create the executor with op_create_executor from the operator's declarative table and handles
+ * (prototype order, so aclSetInput/OutputTensorAddr indices are the prototype's); the role arguments (grad,
+ * indices, ...) are handles of that array, or NULL for a role the call does not use. out / gradX is the first
+ * output entry, probsOut / gradScale the second. The callers have checked every rule (op_check_params and their
+ * own shape rules).
+ *
+ * gather: grad [rows, H] (rank 2, or 3 seen as [E*C, H]); indices 1-D [T*K]; probsGrad 1-D or NULL;
+ * out [T, H]; probsOut [T, K] written only with probsGrad. */
+aclnnStatus moe_grad_gather_create(const OpSpec *op, const void *const *handles, const aclTensor *grad,
+                                   const aclTensor *indices, const aclTensor *probsGrad, int64_t t, int64_t k,
+                                   MoeGradIndexRule rule, int sum_order, uint64_t *workspaceSize,
+                                   aclOpExecutor **executor);
 
-/* grad [T, H]; indices 1-D [T*K]; scales [T, K] or NULL (scale 1); x [rows, H] or NULL (needed for gradScale);
- * bias [E, H] with expertIdx [T, K] or both NULL; gradX [rows_out, H] (rank 2 or 3); gradScale [T, K] or NULL
- * (not written). */
-aclnnStatus moe_grad_scatter_create(const char *api, const aclTensor *grad, const aclTensor *indices,
-                                    const aclTensor *scales, const aclTensor *x, const aclTensor *bias,
-                                    const aclTensor *expertIdx, int64_t t, int64_t k, MoeGradIndexRule rule,
-                                    const aclTensor *gradX, const aclTensor *gradScale,
-                                    const aclTensor *const *ins, int n_ins, const aclTensor *const *outs, int n_outs,
-                                    uint64_t *workspaceSize, aclOpExecutor **executor);
-
-/* Both builders take the operator's tensors in prototype order (ins / outs, every slot the caller passed, unused
- * ones included) for the executor, so that aclSetInput/OutputTensorAddr indices are the prototype's; the role
- * arguments (grad, indices, ...) must be among them, or NULL for a role the call does not use. gradX / out is
- * outs[0]; probsOut / gradScale, when used, outs[1]. */
-
-/* rank-3 [A, B, H] view as [A*B, H] (rank 2: a copy); 0 if the two leading dims cannot be merged */
-int moe_grad_view2d(const aclTensor *src, aclTensor *dst);
-
-/* a shape / attribute failure with the given status (561002 for generated operators, 561103 for hand-written
- * ones) and a message "api: rule" */
-aclnnStatus moe_grad_fail(aclnnStatus status, const char *api, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* t must have shape dims[0..ndim) (status on failure) */
-aclnnStatus moe_grad_check_shape(aclnnStatus status, const char *api, const char *param, const aclTensor *t,
-                                 int ndim, const int64_t *dims);
+/* scatter: grad [T, H]; indices 1-D [T*K]; scales [T, K] or NULL (scale 1); x [rows, H] or NULL (needed for
+ * gradScale); bias [E, H] with expertIdx [T, K] or both NULL; gradX [rows_out, H] (rank 2 or 3);
+ * gradScale [T, K] written when use_gs (scales and x given). */
+aclnnStatus moe_grad_scatter_create(const OpSpec *op, const void *const *handles, const aclTensor *grad,
+                                    const aclTensor *indices, const aclTensor *scales, const aclTensor *x,
+                                    const aclTensor *bias, const aclTensor *expertIdx, int64_t t, int64_t k,
+                                    MoeGradIndexRule rule, int use_gs, uint64_t *workspaceSize,
+                                    aclOpExecutor **executor);
 
 #endif /* ACLNN_MOE_GRAD_COMMON_H_ */

@@ -15,66 +15,60 @@
 #include "aclnnop/aclnn_moe_init_routing_v2_grad.h"
 #include "moe_grad_common.h"
 
+enum { GRAD, ROW_IDX, OUT };
+
 aclnnStatus aclnnMoeInitRoutingV2GradGetWorkspaceSize(const aclTensor *gradExpandedX, const aclTensor *expandedRowIdx,
                                                       int64_t topK, int64_t dropPadMode, int64_t activeNum,
                                                       const aclTensor *out, uint64_t *workspaceSize,
                                                       aclOpExecutor **executor)
 {
-    static const char *api = "aclnnMoeInitRoutingV2Grad";
+    static const OpParamSpec params[] = {
+        [GRAD] = {"gradExpandedX", OP_IN, OP_FLOAT_TYPES, OP_NO_REF, OP_RANK(2) | OP_RANK(3)},
+        [ROW_IDX] = {"expandedRowIdx", OP_IN, OP_INT32_TYPE, OP_NO_REF, OP_RANK(1)},
+        [OUT] = {"out", OP_OUT, NULL, GRAD, OP_RANK(2)},
+    };
+    static const OpSpec op = OP_SPEC("aclnnMoeInitRoutingV2Grad", ACLNN_ERR_INNER_TILING_ERROR, params);
+    const void *h_args[] = {gradExpandedX, expandedRowIdx, out};
+    OP_TRY(op_check_params(&op, h_args, 0));
     const aclTensor *grad = gradExpandedX;
-    OP_TRY(op_check_not_null(api, "gradExpandedX", grad));
-    OP_TRY(op_check_not_null(api, "expandedRowIdx", expandedRowIdx));
-    OP_TRY(op_check_not_null(api, "out", out));
-    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
-    OP_TRY(op_check_not_null(api, "executor", executor));
-
-    OP_TRY(op_check_dtype(api, "gradExpandedX", grad, OP_FLOAT_TYPES));
-    OP_TRY(op_check_dtype(api, "expandedRowIdx", expandedRowIdx, OP_INT32_TYPE));
-    OP_TRY(op_check_same_dtype(api, "out", out, "gradExpandedX", grad));
-    OP_TRY(op_check_format(api, "gradExpandedX", grad));
-    OP_TRY(op_check_format(api, "expandedRowIdx", expandedRowIdx));
-    OP_TRY(op_check_format(api, "out", out));
 
     if (dropPadMode != 0 && dropPadMode != 1)
-        return op_fail_tiling(api, "dropPadMode must be 0 or 1, got %lld", (long long)dropPadMode);
-    if (topK <= 0) return op_fail_tiling(api, "topK must be greater than 0, got %lld", (long long)topK);
-    if (activeNum < 0) return op_fail_tiling(api, "activeNum must not be negative, got %lld", (long long)activeNum);
+        return op_fail_shape(&op, "dropPadMode must be 0 or 1, got %lld", (long long)dropPadMode);
+    if (topK <= 0) return op_fail_shape(&op, "topK must be greater than 0, got %lld", (long long)topK);
+    if (activeNum < 0) return op_fail_shape(&op, "activeNum must not be negative, got %lld", (long long)activeNum);
     if (dropPadMode == 1 && grad->ndim != 3)
-        return op_fail_tiling(api, "gradExpandedX must be 3-D [E, C, H] when dropPadMode is 1, got %d-D", grad->ndim);
+        return op_fail_shape(&op, "gradExpandedX must be 3-D [E, C, H] when dropPadMode is 1, got %d-D", grad->ndim);
     if (dropPadMode == 0 && grad->ndim != 2)
-        return op_fail_tiling(api, "gradExpandedX must be 2-D [N*K or activeNum, H] when dropPadMode is 0, got %d-D",
-                              grad->ndim);
-    if (expandedRowIdx->ndim != 1)
-        return op_fail_tiling(api, "expandedRowIdx must be 1-D [N*K], got %d-D", expandedRowIdx->ndim);
+        return op_fail_shape(&op, "gradExpandedX must be 2-D [N*K or activeNum, H] when dropPadMode is 0, got %d-D",
+                             grad->ndim);
     const int64_t n = expandedRowIdx->dims[0], h = grad->dims[grad->ndim - 1];
     if (n % topK != 0)
-        return op_fail_tiling(api, "expandedRowIdx length (%lld) must be a multiple of topK (%lld)", (long long)n,
-                              (long long)topK);
+        return op_fail_shape(&op, "expandedRowIdx length (%lld) must be a multiple of topK (%lld)", (long long)n,
+                             (long long)topK);
     int64_t rows;
     if (dropPadMode == 1) {
-        rows = grad->dims[0] * grad->dims[1];
+        if (!op_mul_ok(grad->dims[0], grad->dims[1], &rows))
+            return op_fail_shape(&op, "gradExpandedX E*C overflows");
     } else {
         rows = grad->dims[0];
         if (activeNum == 0 && rows != n)
-            return op_fail_tiling(api, "gradExpandedX dim 0 (%lld) must equal expandedRowIdx length (%lld) when "
-                                       "dropPadMode and activeNum are 0",
-                                  (long long)rows, (long long)n);
+            return op_fail_shape(&op, "gradExpandedX dim 0 (%lld) must equal expandedRowIdx length (%lld) when "
+                                      "dropPadMode and activeNum are 0",
+                                 (long long)rows, (long long)n);
         if (activeNum > 0 && rows != activeNum)
-            return op_fail_tiling(api, "gradExpandedX dim 0 (%lld) must equal activeNum (%lld)", (long long)rows,
-                                  (long long)activeNum);
+            return op_fail_shape(&op, "gradExpandedX dim 0 (%lld) must equal activeNum (%lld)", (long long)rows,
+                                 (long long)activeNum);
     }
-    if (out->ndim != 2) return op_fail_tiling(api, "out must be 2-D [N, H], got %d-D", out->ndim);
     if (out->dims[1] != h)
-        return op_fail_tiling(api, "out dim 1 (%lld) must equal the hidden size of gradExpandedX (%lld)",
-                              (long long)out->dims[1], (long long)h);
+        return op_fail_shape(&op, "out dim 1 (%lld) must equal the hidden size of gradExpandedX (%lld)",
+                             (long long)out->dims[1], (long long)h);
     if (out->dims[0] != n / topK)
-        return op_fail_tiling(api, "out dim 0 (%lld) must be expandedRowIdx length / topK = %lld",
-                              (long long)out->dims[0], (long long)(n / topK));
+        return op_fail_shape(&op, "out dim 0 (%lld) must be expandedRowIdx length / topK = %lld",
+                             (long long)out->dims[0], (long long)(n / topK));
     MoeGradIndexRule rule = {"expandedRowIdx", 0, n, 0, 0, rows};
     if (dropPadMode == 1) rule = (MoeGradIndexRule){"expandedRowIdx", 0, rows, 1, 0, rows};
-    const aclTensor *ins[] = {grad, expandedRowIdx}, *outs[] = {out};
-    return moe_grad_gather_create(api, grad, expandedRowIdx, NULL, n / topK, topK, rule, MOE_GRAD_SUM_TREE, out,
-                                  NULL, ins, 2, outs, 1, workspaceSize, executor);
+    return moe_grad_gather_create(&op, h_args, grad, expandedRowIdx, NULL, n / topK, topK, rule, MOE_GRAD_SUM_TREE,
+                                  workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeInitRoutingV2Grad(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,

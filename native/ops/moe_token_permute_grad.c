@@ -15,45 +15,36 @@
 
 #define PERMUTE_GRAD_MAX_TOPK 512
 
+enum { GRAD, SORTED, OUT };
+
 aclnnStatus aclnnMoeTokenPermuteGradGetWorkspaceSize(const aclTensor *permutedOutputGrad,
                                                      const aclTensor *sortedIndices, int64_t numTopk, bool paddedMode,
                                                      aclTensor *out, uint64_t *workspaceSize, aclOpExecutor **executor)
 {
-    static const char *api = "aclnnMoeTokenPermuteGrad";
-    const aclTensor *grad = permutedOutputGrad;
-    OP_TRY(op_check_not_null(api, "permutedOutputGrad", grad));
-    OP_TRY(op_check_not_null(api, "sortedIndices", sortedIndices));
-    OP_TRY(op_check_not_null(api, "out", out));
-    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
-    OP_TRY(op_check_not_null(api, "executor", executor));
+    static const OpParamSpec params[] = {
+        [GRAD] = {"permutedOutputGrad", OP_IN, OP_FLOAT_TYPES, OP_NO_REF, OP_RANK(2)},
+        [SORTED] = {"sortedIndices", OP_IN, OP_INT32_TYPE, OP_NO_REF, OP_RANK(1)},
+        [OUT] = {"out", OP_OUT, NULL, GRAD, OP_RANK(2)},
+    };
+    static const OpSpec op = OP_SPEC("aclnnMoeTokenPermuteGrad", ACLNN_ERR_INNER_TILING_ERROR, params);
+    const void *h_args[] = {permutedOutputGrad, sortedIndices, out};
+    OP_TRY(op_check_params(&op, h_args, 0));
 
-    OP_TRY(op_check_dtype(api, "permutedOutputGrad", grad, OP_FLOAT_TYPES));
-    OP_TRY(op_check_dtype(api, "sortedIndices", sortedIndices, OP_INT32_TYPE));
-    OP_TRY(op_check_same_dtype(api, "out", out, "permutedOutputGrad", grad));
-    OP_TRY(op_check_format(api, "permutedOutputGrad", grad));
-    OP_TRY(op_check_format(api, "sortedIndices", sortedIndices));
-    OP_TRY(op_check_format(api, "out", out));
-
-    if (numTopk < 1 || numTopk > PERMUTE_GRAD_MAX_TOPK)
-        return op_fail_tiling(api, "numTopk must be in [1, %d], got %lld", PERMUTE_GRAD_MAX_TOPK, (long long)numTopk);
-    if (paddedMode) return op_fail_tiling(api, "paddedMode true is not supported (only false)");
-    if (grad->ndim != 2)
-        return op_fail_tiling(api, "permutedOutputGrad must be 2-D [numOutTokens, H], got %d-D", grad->ndim);
-    if (sortedIndices->ndim != 1)
-        return op_fail_tiling(api, "sortedIndices must be 1-D [T*K], got %d-D", sortedIndices->ndim);
-    const int64_t n = sortedIndices->dims[0], rows = grad->dims[0];
+    if (numTopk < 1 || numTopk > OP_MAX_TOPK)
+        return op_fail_shape(&op, "numTopk must be in [1, %d], got %lld", OP_MAX_TOPK, (long long)numTopk);
+    if (paddedMode) return op_fail_shape(&op, "paddedMode true is not supported (only false)");
+    const int64_t n = sortedIndices->dims[0], rows = permutedOutputGrad->dims[0];
     if (n % numTopk != 0)
-        return op_fail_tiling(api, "sortedIndices length (%lld) must be a multiple of numTopk (%lld)", (long long)n,
-                              (long long)numTopk);
+        return op_fail_shape(&op, "sortedIndices length (%lld) must be a multiple of numTopk (%lld)", (long long)n,
+                             (long long)numTopk);
     if (rows > n)
-        return op_fail_tiling(api, "permutedOutputGrad has %lld rows, more than T*K = %lld", (long long)rows,
-                              (long long)n);
-    const int64_t out_dims[2] = {n / numTopk, grad->dims[1]};
-    OP_TRY(op_check_shape(api, "out", out, 2, out_dims));
+        return op_fail_shape(&op, "permutedOutputGrad has %lld rows, more than T*K = %lld", (long long)rows,
+                             (long long)n);
+    const int64_t out_dims[2] = {n / numTopk, permutedOutputGrad->dims[1]};
+    OP_TRY(op_check_shape_of(&op, "out", out, 2, out_dims));
     MoeGradIndexRule rule = {"sortedIndices", 0, INT64_MAX, 0, 0, rows};
-    const aclTensor *ins[] = {grad, sortedIndices}, *outs[] = {out};
-    return moe_grad_gather_create(api, grad, sortedIndices, NULL, n / numTopk, numTopk, rule,
-                                  MOE_GRAD_SUM_SEQUENTIAL, out, NULL, ins, 2, outs, 1, workspaceSize, executor);
+    return moe_grad_gather_create(&op, h_args, permutedOutputGrad, sortedIndices, NULL, n / numTopk, numTopk, rule,
+                                  MOE_GRAD_SUM_SEQUENTIAL, workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeTokenPermuteGrad(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,

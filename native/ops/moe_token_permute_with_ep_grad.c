@@ -22,6 +22,8 @@
 
 #define PERMUTE_GRAD_MAX_TOPK 512
 
+enum { GRAD, SORTED, PROBS, RANGE, TOKEN_OUT, PROBS_OUT };
+
 aclnnStatus aclnnMoeTokenPermuteWithEpGradGetWorkspaceSize(const aclTensor *permutedTokensOutputGrad,
                                                            const aclTensor *sortedIndices,
                                                            const aclTensor *permutedProbsOutputGradOptional,
@@ -30,82 +32,62 @@ aclnnStatus aclnnMoeTokenPermuteWithEpGradGetWorkspaceSize(const aclTensor *perm
                                                            const aclTensor *probsGradOut, uint64_t *workspaceSize,
                                                            aclOpExecutor **executor)
 {
-    static const char *api = "aclnnMoeTokenPermuteWithEpGrad";
+    static const OpParamSpec params[] = {
+        [GRAD] = {"permutedTokensOutputGrad", OP_IN, OP_FLOAT_TYPES, OP_NO_REF, OP_RANK(2)},
+        [SORTED] = {"sortedIndices", OP_IN, OP_INT32_TYPE, OP_NO_REF, OP_RANK(1)},
+        [PROBS] = {"permutedProbsOutputGradOptional", OP_IN | OP_OPTIONAL, OP_FLOAT_TYPES, GRAD, OP_RANK(1)},
+        [RANGE] = {"rangeOptional", OP_INT_ARRAY | OP_OPTIONAL, NULL, OP_NO_REF, 0},
+        [TOKEN_OUT] = {"tokenGradOut", OP_OUT, NULL, GRAD, OP_RANK(2)},
+        /* a required output, written only with a probs gradient and a range */
+        [PROBS_OUT] = {"probsGradOut", OP_OUT, OP_FLOAT_TYPES, PROBS, 0},
+    };
+    static const OpSpec op = OP_SPEC("aclnnMoeTokenPermuteWithEpGrad", ACLNN_ERR_INNER_TILING_ERROR, params);
+    const void *h_args[] = {permutedTokensOutputGrad, sortedIndices, permutedProbsOutputGradOptional, rangeOptional,
+                            tokenGradOut, probsGradOut};
+    OP_TRY(op_check_params(&op, h_args, 0));
     const aclTensor *grad = permutedTokensOutputGrad, *probs = permutedProbsOutputGradOptional;
-    /* 161001 */
-    OP_TRY(op_check_not_null(api, "permutedTokensOutputGrad", grad));
-    OP_TRY(op_check_not_null(api, "sortedIndices", sortedIndices));
-    OP_TRY(op_check_not_null(api, "tokenGradOut", tokenGradOut));
-    OP_TRY(op_check_not_null(api, "probsGradOut", probsGradOut));
-    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
-    OP_TRY(op_check_not_null(api, "executor", executor));
-
-    /* 161002 */
-    OP_TRY(op_check_dtype(api, "permutedTokensOutputGrad", grad, OP_FLOAT_TYPES));
-    OP_TRY(op_check_dtype(api, "sortedIndices", sortedIndices, OP_INT32_TYPE));
-    OP_TRY(op_check_same_dtype(api, "tokenGradOut", tokenGradOut, "permutedTokensOutputGrad", grad));
-    OP_TRY(op_check_format(api, "permutedTokensOutputGrad", grad));
-    OP_TRY(op_check_format(api, "sortedIndices", sortedIndices));
-    OP_TRY(op_check_format(api, "tokenGradOut", tokenGradOut));
-    const int has_range = rangeOptional != NULL && rangeOptional->size != 0;
-    if (!has_range) probs = NULL; /* the fallback ignores the probs gradient */
-    if (probs != NULL) {
-        OP_TRY(op_check_same_dtype(api, "permutedProbsOutputGradOptional", probs, "permutedTokensOutputGrad", grad));
-        OP_TRY(op_check_same_dtype(api, "probsGradOut", probsGradOut, "permutedProbsOutputGradOptional", probs));
-        OP_TRY(op_check_format(api, "permutedProbsOutputGradOptional", probs));
-        OP_TRY(op_check_format(api, "probsGradOut", probsGradOut));
-    }
 
     /* 561002: attributes and shapes (official tiling MoeTokenUnpermuteWithEpInputParamCheck, infershape) */
-    if (numTopk < 1 || numTopk > PERMUTE_GRAD_MAX_TOPK)
-        return op_fail_tiling(api, "numTopk must be in [1, %d], got %lld", PERMUTE_GRAD_MAX_TOPK, (long long)numTopk);
-    if (paddedMode) return op_fail_tiling(api, "paddedMode true is not supported (only false)");
-    if (grad->ndim != 2)
-        return op_fail_tiling(api, "permutedTokensOutputGrad must be 2-D [range length, H], got %d-D", grad->ndim);
-    if (sortedIndices->ndim != 1)
-        return op_fail_tiling(api, "sortedIndices must be 1-D [T*K], got %d-D", sortedIndices->ndim);
+    if (numTopk < 1 || numTopk > OP_MAX_TOPK)
+        return op_fail_shape(&op, "numTopk must be in [1, %d], got %lld", OP_MAX_TOPK, (long long)numTopk);
+    if (paddedMode) return op_fail_shape(&op, "paddedMode true is not supported (only false)");
     const int64_t n = sortedIndices->dims[0], rows = grad->dims[0], h = grad->dims[1];
     if (n % numTopk != 0)
-        return op_fail_tiling(api, "sortedIndices length (%lld) must be a multiple of numTopk (%lld)", (long long)n,
-                              (long long)numTopk);
+        return op_fail_shape(&op, "sortedIndices length (%lld) must be a multiple of numTopk (%lld)", (long long)n,
+                             (long long)numTopk);
     const int64_t t = n / numTopk;
+    const int has_range = rangeOptional != NULL && rangeOptional->size != 0;
     int64_t start = 0, end = rows;
     if (has_range) {
-        if (rangeOptional->size != 2)
-            return op_fail_tiling(api, "rangeOptional must have 2 elements [start, end], got %llu",
-                                  (unsigned long long)rangeOptional->size);
-        start = rangeOptional->values[0];
-        end = rangeOptional->values[1];
-        if (start < 0 || end > n || end < start)
-            return op_fail_tiling(api, "rangeOptional [%lld, %lld] must satisfy 0 <= start <= end <= T*K = %lld",
-                                  (long long)start, (long long)end, (long long)n);
+        OP_TRY(op_read_range(&op, "rangeOptional", rangeOptional, &start, &end));
+        if (end > n || end < start)
+            return op_fail_shape(&op, "rangeOptional [%lld, %lld] must satisfy 0 <= start <= end <= T*K = %lld",
+                                 (long long)start, (long long)end, (long long)n);
         const int64_t len = end - start;
         if (rows != len && rows != len * numTopk)
-            return op_fail_tiling(api,
-                                  "permutedTokensOutputGrad dim 0 must be the range length %lld (or the documented "
-                                  "%lld = length * numTopk), got %lld",
-                                  (long long)len, (long long)(len * numTopk), (long long)rows);
-    } else if (rows > n) {
-        return op_fail_tiling(api, "permutedTokensOutputGrad has %lld rows, more than T*K = %lld", (long long)rows,
-                              (long long)n);
+            return op_fail_shape(&op,
+                                 "permutedTokensOutputGrad dim 0 must be the range length %lld (or the documented "
+                                 "%lld = length * numTopk), got %lld",
+                                 (long long)len, (long long)(len * numTopk), (long long)rows);
+    } else {
+        probs = NULL; /* the fallback (MoeTokenPermuteGrad) ignores the probs gradient */
+        if (rows > n)
+            return op_fail_shape(&op, "permutedTokensOutputGrad has %lld rows, more than T*K = %lld", (long long)rows,
+                                 (long long)n);
     }
     const int64_t out_dims[2] = {t, h};
-    OP_TRY(op_check_shape(api, "tokenGradOut", tokenGradOut, 2, out_dims));
+    OP_TRY(op_check_shape_of(&op, "tokenGradOut", tokenGradOut, 2, out_dims));
     if (probs != NULL) {
         const int64_t len = end - start;
-        if (probs->ndim != 1)
-            return op_fail_tiling(api, "permutedProbsOutputGradOptional must be 1-D, got %d-D", probs->ndim);
         if (probs->dims[0] != len && probs->dims[0] != len * numTopk)
-            return op_fail_tiling(api, "permutedProbsOutputGradOptional must have %lld (or %lld) elements, got %lld",
-                                  (long long)len, (long long)(len * numTopk), (long long)probs->dims[0]);
+            return op_fail_shape(&op, "permutedProbsOutputGradOptional must have %lld (or %lld) elements, got %lld",
+                                 (long long)len, (long long)(len * numTopk), (long long)probs->dims[0]);
         const int64_t pdims[2] = {t, numTopk};
-        OP_TRY(op_check_shape(api, "probsGradOut", probsGradOut, 2, pdims));
+        OP_TRY(op_check_shape_of(&op, "probsGradOut", probsGradOut, 2, pdims));
     }
     MoeGradIndexRule rule = {"sortedIndices", 0, INT64_MAX, 0, start, end};
-    const aclTensor *ins[] = {grad, sortedIndices, permutedProbsOutputGradOptional};
-    const aclTensor *outs[] = {tokenGradOut, probsGradOut};
-    return moe_grad_gather_create(api, grad, sortedIndices, probs, t, numTopk, rule, MOE_GRAD_SUM_SEQUENTIAL,
-                                  tokenGradOut, probsGradOut, ins, 3, outs, 2, workspaceSize, executor);
+    return moe_grad_gather_create(&op, h_args, grad, sortedIndices, probs, t, numTopk, rule, MOE_GRAD_SUM_SEQUENTIAL,
+                                  workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeTokenPermuteWithEpGrad(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,

@@ -26,7 +26,6 @@
 #include "op_common.h"
 
 #define RM_SORT_LIMIT 16777215
-#define RM_MAX_TOPK 512
 #define RM_ALIGN(x) (((uint64_t)(x) + 63u) & ~(uint64_t)63u)
 
 static const aclDataType RM_MAP_TYPES[] = {ACL_INT8, ACL_BOOL, ACL_DT_UNDEFINED};
@@ -61,9 +60,7 @@ static aclnnStatus rm_permute_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSiz
     static const char *api = "aclnnMoeTokenPermuteWithRoutingMap";
     const RmPermuteParams *p = ex->params;
     if (p->t == 0 || p->e == 0) return ACLNN_SUCCESS;
-    if (ws == NULL || wsSize < rm_ws(p))
-        return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: workspace of %llu bytes is too small", api,
-                              (unsigned long long)wsSize);
+    (void)wsSize; /* phase 2 guarantees ex->workspace_size = rm_ws(p) bytes */
     const int64_t T = p->t, E = p->e;
     uint8_t *mask = ws;
     int64_t *src = (int64_t *)((char *)ws + RM_ALIGN(T * E));      /* n_out source tokens (-1: zero row) */
@@ -144,39 +141,26 @@ aclnnStatus aclnnMoeTokenPermuteWithRoutingMapGetWorkspaceSize(const aclTensor *
                                                                aclTensor *sortedIndicesOut, uint64_t *workspaceSize,
                                                                aclOpExecutor **executor)
 {
+    enum { TOKENS, MAP, PROBS, PERMUTED_OUT, PROBS_OUT, SORTED_OUT };
+    static const OpParamSpec params[] = {
+        [TOKENS] = {"tokens", OP_IN, OP_FLOAT_TYPES, OP_NO_REF, 0},
+        [MAP] = {"routingMap", OP_IN, RM_MAP_TYPES, OP_NO_REF, 0},
+        [PROBS] = {"probsOptional", OP_IN | OP_OPTIONAL, OP_FLOAT_TYPES, OP_NO_REF, 0},
+        [PERMUTED_OUT] = {"permuteTokensOut", OP_OUT, OP_FLOAT_TYPES, TOKENS, 0},
+        [PROBS_OUT] = {"permuteProbsOutOptional", OP_OUT | OP_OPTIONAL, OP_FLOAT_TYPES, PROBS, 0},
+        [SORTED_OUT] = {"sortedIndicesOut", OP_OUT, OP_INT32_TYPE, OP_NO_REF, 0},
+    };
+    /* ranks are the op_api's checks (161002), written below; the kernel's tiling rules are 561103 */
+    static const OpSpec op = OP_SPEC("aclnnMoeTokenPermuteWithRoutingMap", ACLNN_ERR_INNER_NULLPTR, params);
     static const char *api = "aclnnMoeTokenPermuteWithRoutingMap";
     const int has_probs = probsOptional != NULL;
-    /* 161001 */
-    OP_TRY(op_check_not_null(api, "tokens", tokens));
-    OP_TRY(op_check_not_null(api, "routingMap", routingMap));
-    OP_TRY(op_check_not_null(api, "permuteTokensOut", permuteTokensOut));
-    OP_TRY(op_check_not_null(api, "sortedIndicesOut", sortedIndicesOut));
-    if (has_probs) OP_TRY(op_check_not_null(api, "permuteProbsOutOptional", permuteProbsOutOptional));
-    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
-    OP_TRY(op_check_not_null(api, "executor", executor));
-
-    /* 161002: dtypes (op_api CheckDtypeValid); probs follow tokens, except fp32 probs with bf16 tokens */
-    OP_TRY(op_check_dtype(api, "tokens", tokens, OP_FLOAT_TYPES));
-    OP_TRY(op_check_dtype(api, "permuteTokensOut", permuteTokensOut, OP_FLOAT_TYPES));
-    OP_TRY(op_check_dtype(api, "routingMap", routingMap, RM_MAP_TYPES));
-    OP_TRY(op_check_same_dtype(api, "permuteTokensOut", permuteTokensOut, "tokens", tokens));
-    OP_TRY(op_check_dtype(api, "sortedIndicesOut", sortedIndicesOut, OP_INT32_TYPE));
-    if (has_probs) {
-        OP_TRY(op_check_dtype(api, "probsOptional", probsOptional, OP_FLOAT_TYPES));
-        if (!(probsOptional->dtype == ACL_FLOAT && tokens->dtype == ACL_BF16))
-            OP_TRY(op_check_same_dtype(api, "probsOptional", probsOptional, "tokens", tokens));
-        OP_TRY(op_check_dtype(api, "permuteProbsOutOptional", permuteProbsOutOptional, OP_FLOAT_TYPES));
-        OP_TRY(op_check_same_dtype(api, "permuteProbsOutOptional", permuteProbsOutOptional, "probsOptional",
-                                   probsOptional));
-    }
-    OP_TRY(op_check_format(api, "tokens", tokens));
-    OP_TRY(op_check_format(api, "routingMap", routingMap));
-    OP_TRY(op_check_format(api, "permuteTokensOut", permuteTokensOut));
-    OP_TRY(op_check_format(api, "sortedIndicesOut", sortedIndicesOut));
-    if (has_probs) {
-        OP_TRY(op_check_format(api, "probsOptional", probsOptional));
-        OP_TRY(op_check_format(api, "permuteProbsOutOptional", permuteProbsOutOptional));
-    }
+    /* without probs the probs output is ignored: neither checked nor written */
+    const void *h[] = {tokens, routingMap, probsOptional, permuteTokensOut,
+                       has_probs ? permuteProbsOutOptional : NULL, sortedIndicesOut};
+    OP_TRY(op_check_params(&op, h, has_probs ? 1u << PROBS_OUT : 0u));
+    /* fp32 probs go with bf16 tokens (the op_api's only mixed case) */
+    if (has_probs && !(probsOptional->dtype == ACL_FLOAT && tokens->dtype == ACL_BF16))
+        OP_TRY(op_check_same_dtype(api, "probsOptional", probsOptional, "tokens", tokens));
 
     /* 161002: the op_api's shape and attribute rules (CheckShapeValid, CheckTokensValid, CheckParams) */
     if (routingMap->ndim != 2) return op_fail_param(api, "routingMap must be 2-D [T, E], got %d-D", routingMap->ndim);
@@ -206,35 +190,29 @@ aclnnStatus aclnnMoeTokenPermuteWithRoutingMapGetWorkspaceSize(const aclTensor *
 
     /* 561103: the kernel's tiling (moe_token_permute_with_routing_map_tiling.cpp) and the output copies;
      * an empty routingMap returns before any of it, as the op_api does */
-    const int64_t h = tokens->dims[1];
-    RmPermuteParams p = {T, E, h, n_out, 0, 0, dropAndPad, has_probs};
+    const int64_t hid = tokens->dims[1];
+    RmPermuteParams p = {T, E, hid, n_out, 0, 0, dropAndPad, has_probs};
     if (T != 0 && E != 0) {
         if (tokens->dims[0] != T)
-            return acl_host_error(ACLNN_ERR_INNER_NULLPTR, "%s: tokens dim 0 (%lld) must equal routingMap dim 0 (%lld)",
-                                  api, (long long)tokens->dims[0], (long long)T);
+            return op_fail_shape(&op, "tokens dim 0 (%lld) must equal routingMap dim 0 (%lld)",
+                                 (long long)tokens->dims[0], (long long)T);
         p.topk = numOutTokens / T;
-        if (!dropAndPad && p.topk > RM_MAX_TOPK)
-            return acl_host_error(ACLNN_ERR_INNER_NULLPTR, "%s: numOutTokens / T (%lld) must not exceed %d", api,
-                                  (long long)p.topk, RM_MAX_TOPK);
+        if (!dropAndPad && p.topk > OP_MAX_TOPK)
+            return op_fail_shape(&op, "numOutTokens / T (%lld) must not exceed %d", (long long)p.topk, OP_MAX_TOPK);
         if ((dropAndPad ? T : T * p.topk) >= RM_SORT_LIMIT)
-            return acl_host_error(ACLNN_ERR_INNER_NULLPTR, "%s: %lld rows to sort, must be fewer than %d", api,
-                                  (long long)(dropAndPad ? T : T * p.topk), RM_SORT_LIMIT);
+            return op_fail_shape(&op, "%lld rows to sort, must be fewer than %d",
+                                 (long long)(dropAndPad ? T : T * p.topk), RM_SORT_LIMIT);
         if (dropAndPad) p.cap = n_out / E;
-        const int64_t tok_dims[2] = {n_out, h}, idx_dims[1] = {n_out};
-        if (permuteTokensOut->ndim != 2 || permuteTokensOut->dims[1] != h)
-            return acl_host_error(ACLNN_ERR_INNER_NULLPTR, "%s: permuteTokensOut must be [%lld, %lld]", api,
-                                  (long long)tok_dims[0], (long long)tok_dims[1]);
+        const int64_t tok_dims[2] = {n_out, hid}, idx_dims[1] = {n_out};
+        if (permuteTokensOut->ndim != 2 || permuteTokensOut->dims[1] != hid)
+            return op_fail_shape(&op, "permuteTokensOut must be [%lld, %lld]", (long long)tok_dims[0],
+                                 (long long)tok_dims[1]);
         if (sortedIndicesOut->ndim != 1 || sortedIndicesOut->dims[0] != n_out)
-            return acl_host_error(ACLNN_ERR_INNER_NULLPTR, "%s: sortedIndicesOut must be [%lld]", api,
-                                  (long long)idx_dims[0]);
+            return op_fail_shape(&op, "sortedIndicesOut must be [%lld]", (long long)idx_dims[0]);
         if (has_probs && permuteProbsOutOptional->ndim != 1)
-            return acl_host_error(ACLNN_ERR_INNER_NULLPTR, "%s: permuteProbsOutOptional must be 1-D [%lld]", api,
-                                  (long long)n_out);
+            return op_fail_shape(&op, "permuteProbsOutOptional must be 1-D [%lld]", (long long)n_out);
     }
-    const aclTensor *ins[] = {tokens, routingMap, probsOptional};
-    const aclTensor *outs[] = {permuteTokensOut, has_probs ? permuteProbsOutOptional : NULL, sortedIndicesOut};
-    return acl_host_executor_create(api, rm_permute_kernel, ins, 3, outs, 3, &p, sizeof p, rm_ws(&p), workspaceSize,
-                                    executor);
+    return op_create_executor(&op, h, rm_permute_kernel, &p, sizeof p, rm_ws(&p), workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeTokenPermuteWithRoutingMap(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,

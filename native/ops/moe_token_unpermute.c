@@ -19,7 +19,6 @@
 #include "aclnnop/aclnn_moe_token_unpermute.h"
 #include "moe_unpermute_rows.h"
 
-#define UNPERMUTE_MAX_TOPK 512
 #define UNPERMUTE_ALIGN(x) (((uint64_t)(x) + 63u) & ~(uint64_t)63u)
 
 /* ---------------------------------------------------------------- the shared combine */
@@ -113,10 +112,7 @@ static aclnnStatus unpermute_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize
     const UnpermuteParams *p = ex->params;
     const int64_t n = p->t * p->k;
     if (n == 0) return ACLNN_SUCCESS;
-    const uint64_t need = unpermute_ws(p);
-    if (ws == NULL || wsSize < need)
-        return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: workspace of %llu bytes is too small", api,
-                              (unsigned long long)wsSize);
+    wsSize = ex->workspace_size; /* phase 2 guarantees phase 1's block; size scratch from it, not the claim */
     int64_t *idx = ws;
     float *prob = (float *)((char *)ws + UNPERMUTE_ALIGN(n * sizeof(int64_t)));
     char *scratch = (char *)prob + UNPERMUTE_ALIGN(n * sizeof(float));
@@ -142,53 +138,38 @@ aclnnStatus aclnnMoeTokenUnpermuteGetWorkspaceSize(const aclTensor *permutedToke
                                                    const aclIntArray *restoreShapeOptional, aclTensor *out,
                                                    uint64_t *workspaceSize, aclOpExecutor **executor)
 {
-    static const char *api = "aclnnMoeTokenUnpermute";
-    (void)restoreShapeOptional; /* documented as unused when paddedMode is false */
-    /* 161001 */
-    OP_TRY(op_check_not_null(api, "permutedTokens", permutedTokens));
-    OP_TRY(op_check_not_null(api, "sortedIndices", sortedIndices));
-    OP_TRY(op_check_not_null(api, "out", out));
-    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
-    OP_TRY(op_check_not_null(api, "executor", executor));
-
-    /* 161002: the op def's combinations (probs may have any of the float dtypes), ND formats */
-    OP_TRY(op_check_dtype(api, "permutedTokens", permutedTokens, OP_FLOAT_TYPES));
-    OP_TRY(op_check_dtype(api, "sortedIndices", sortedIndices, OP_INT32_TYPE));
-    if (probsOptional != NULL) OP_TRY(op_check_dtype(api, "probsOptional", probsOptional, OP_FLOAT_TYPES));
-    OP_TRY(op_check_same_dtype(api, "out", out, "permutedTokens", permutedTokens));
-    OP_TRY(op_check_format(api, "permutedTokens", permutedTokens));
-    OP_TRY(op_check_format(api, "sortedIndices", sortedIndices));
-    if (probsOptional != NULL) OP_TRY(op_check_format(api, "probsOptional", probsOptional));
-    OP_TRY(op_check_format(api, "out", out));
+    enum { PERMUTED, SORTED, PROBS, RESTORE, OUT };
+    static const OpParamSpec params[] = {
+        [PERMUTED] = {"permutedTokens", OP_IN, OP_FLOAT_TYPES, OP_NO_REF, OP_RANK(2)},
+        [SORTED] = {"sortedIndices", OP_IN, OP_INT32_TYPE, OP_NO_REF, OP_RANK(1)},
+        [PROBS] = {"probsOptional", OP_IN | OP_OPTIONAL, OP_FLOAT_TYPES, OP_NO_REF, OP_RANK(2)},
+        [RESTORE] = {"restoreShapeOptional", OP_IN | OP_OPTIONAL | OP_INT_ARRAY, NULL, OP_NO_REF, 0},
+        [OUT] = {"out", OP_OUT, OP_FLOAT_TYPES, PERMUTED, OP_RANK(2)},
+    };
+    static const OpSpec op = OP_SPEC("aclnnMoeTokenUnpermute", ACLNN_ERR_INNER_TILING_ERROR, params);
+    /* restoreShapeOptional is checked for liveness only: documented as unused when paddedMode is false */
+    const void *h[] = {permutedTokens, sortedIndices, probsOptional, restoreShapeOptional, out};
+    OP_TRY(op_check_params(&op, h, 0));
 
     /* 561002: the tiling's rules (moe_token_unpermute_tiling.cpp InputParamCheck) and the infershape's out */
-    if (paddedMode) return op_fail_tiling(api, "paddedMode true is not supported (only false)");
-    if (permutedTokens->ndim != 2)
-        return op_fail_tiling(api, "permutedTokens must be 2-D [rows, H], got %d-D", permutedTokens->ndim);
-    if (sortedIndices->ndim != 1)
-        return op_fail_tiling(api, "sortedIndices must be 1-D [T*K], got %d-D", sortedIndices->ndim);
-    const int64_t rows = permutedTokens->dims[0], h = permutedTokens->dims[1], n = sortedIndices->dims[0];
+    if (paddedMode) return op_fail_shape(&op, "paddedMode true is not supported (only false)");
+    const int64_t rows = permutedTokens->dims[0], h_size = permutedTokens->dims[1], n = sortedIndices->dims[0];
     int64_t t = n, k = 1;
     if (probsOptional != NULL) {
-        if (probsOptional->ndim != 2)
-            return op_fail_tiling(api, "probsOptional must be 2-D [T, K], got %d-D", probsOptional->ndim);
         t = probsOptional->dims[0];
         k = probsOptional->dims[1];
-        if (n != t * k)
-            return op_fail_tiling(api, "sortedIndices length (%lld) must equal probsOptional dim 0 * dim 1 (%lld)",
-                                  (long long)n, (long long)(t * k));
-        if (k > UNPERMUTE_MAX_TOPK)
-            return op_fail_tiling(api, "probsOptional dim 1 (top-k, %lld) must not exceed %d", (long long)k,
-                                  UNPERMUTE_MAX_TOPK);
+        if (n != t * k) /* t*k: the element count of a live tensor, below 2^63 */
+            return op_fail_shape(&op, "sortedIndices length (%lld) must equal probsOptional dim 0 * dim 1 (%lld)",
+                                 (long long)n, (long long)(t * k));
+        if (k > OP_MAX_TOPK)
+            return op_fail_shape(&op, "probsOptional dim 1 (top-k, %lld) must not exceed %d", (long long)k,
+                                 OP_MAX_TOPK);
     }
-    const int64_t out_dims[2] = {t, h};
-    OP_TRY(op_check_shape(api, "out", out, 2, out_dims));
+    const int64_t out_dims[2] = {t, h_size};
+    OP_TRY(op_check_shape_of(&op, "out", out, 2, out_dims));
 
-    UnpermuteParams p = {t, k, h, rows, probsOptional != NULL};
-    const aclTensor *ins[] = {permutedTokens, sortedIndices, probsOptional};
-    const aclTensor *outs[] = {out};
-    return acl_host_executor_create(api, unpermute_kernel, ins, 3, outs, 1, &p, sizeof p, unpermute_ws(&p),
-                                    workspaceSize, executor);
+    UnpermuteParams p = {t, k, h_size, rows, probsOptional != NULL};
+    return op_create_executor(&op, h, unpermute_kernel, &p, sizeof p, unpermute_ws(&p), workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeTokenUnpermute(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,

@@ -24,113 +24,96 @@
 
 #define UNPERMUTE_GRAD_MAX_TOPK 512
 
+enum { GRAD, SORTED, PERMUTED, PROBS, RESTORE, RANGE, OUT, PROBS_OUT };
+
 aclnnStatus aclnnMoeTokenUnpermuteWithEpGradGetWorkspaceSize(
     const aclTensor *unpermutedTokensGrad, const aclTensor *sortedIndices, const aclTensor *permutedTokensOptional,
     const aclTensor *probsOptional, bool paddedMode, const aclIntArray *restoreShapeOptional,
     const aclIntArray *rangeOptional, int64_t topkNum, const aclTensor *permutedTokensGradOut,
     const aclTensor *probsGradOut, uint64_t *workspaceSize, aclOpExecutor **executor)
 {
-    static const char *api = "aclnnMoeTokenUnpermuteWithEpGrad";
+    static const OpParamSpec params[] = {
+        [GRAD] = {"unpermutedTokensGrad", OP_IN, OP_FLOAT_TYPES, OP_NO_REF, OP_RANK(2)},
+        [SORTED] = {"sortedIndices", OP_IN, OP_INT32_TYPE, OP_NO_REF, OP_RANK(1)},
+        [PERMUTED] = {"permutedTokensOptional", OP_IN | OP_OPTIONAL, OP_FLOAT_TYPES, GRAD, OP_RANK(2)},
+        /* may have another float dtype than the tokens */
+        [PROBS] = {"probsOptional", OP_IN | OP_OPTIONAL, OP_FLOAT_TYPES, OP_NO_REF, OP_RANK(2)},
+        [RESTORE] = {"restoreShapeOptional", OP_INT_ARRAY | OP_OPTIONAL, NULL, OP_NO_REF, 0},
+        [RANGE] = {"rangeOptional", OP_INT_ARRAY | OP_OPTIONAL, NULL, OP_NO_REF, 0},
+        [OUT] = {"permutedTokensGradOut", OP_OUT, NULL, GRAD, OP_RANK(2)},
+        /* a required output, written only with probs */
+        [PROBS_OUT] = {"probsGradOut", OP_OUT, OP_FLOAT_TYPES, PROBS, 0},
+    };
+    static const OpSpec op = OP_SPEC("aclnnMoeTokenUnpermuteWithEpGrad", ACLNN_ERR_INNER_TILING_ERROR, params);
+    const void *h_args[] = {unpermutedTokensGrad, sortedIndices, permutedTokensOptional, probsOptional,
+                            restoreShapeOptional, rangeOptional, permutedTokensGradOut, probsGradOut};
+    /* the probs gradient reads the forward's permutedTokens: required with probs */
+    OP_TRY(op_check_params(&op, h_args, probsOptional != NULL ? 1u << PERMUTED : 0u));
     const aclTensor *grad = unpermutedTokensGrad, *permuted = permutedTokensOptional, *probs = probsOptional;
-    OP_TRY(op_check_not_null(api, "unpermutedTokensGrad", grad));
-    OP_TRY(op_check_not_null(api, "sortedIndices", sortedIndices));
-    OP_TRY(op_check_not_null(api, "permutedTokensGradOut", permutedTokensGradOut));
-    OP_TRY(op_check_not_null(api, "probsGradOut", probsGradOut));
-    if (probs != NULL && permuted == NULL)
-        return acl_host_error(ACLNN_ERR_PARAM_NULLPTR,
-                              "%s: permutedTokensOptional must be given when probsOptional is given", api);
-    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
-    OP_TRY(op_check_not_null(api, "executor", executor));
 
-    OP_TRY(op_check_dtype(api, "unpermutedTokensGrad", grad, OP_FLOAT_TYPES));
-    OP_TRY(op_check_dtype(api, "sortedIndices", sortedIndices, OP_INT32_TYPE));
-    OP_TRY(op_check_same_dtype(api, "permutedTokensGradOut", permutedTokensGradOut, "unpermutedTokensGrad", grad));
-    OP_TRY(op_check_format(api, "unpermutedTokensGrad", grad));
-    OP_TRY(op_check_format(api, "sortedIndices", sortedIndices));
-    OP_TRY(op_check_format(api, "permutedTokensGradOut", permutedTokensGradOut));
-    if (permuted != NULL) {
-        OP_TRY(op_check_same_dtype(api, "permutedTokensOptional", permuted, "unpermutedTokensGrad", grad));
-        OP_TRY(op_check_format(api, "permutedTokensOptional", permuted));
-    }
-    if (probs != NULL) {
-        OP_TRY(op_check_dtype(api, "probsOptional", probs, OP_FLOAT_TYPES));
-        OP_TRY(op_check_same_dtype(api, "probsGradOut", probsGradOut, "probsOptional", probs));
-        OP_TRY(op_check_format(api, "probsOptional", probs));
-        OP_TRY(op_check_format(api, "probsGradOut", probsGradOut));
-    }
-
-    if (paddedMode) return op_fail_tiling(api, "paddedMode true is not supported (only false)");
-    if (grad->ndim != 2)
-        return op_fail_tiling(api, "unpermutedTokensGrad must be 2-D [T, H], got %d-D", grad->ndim);
-    if (sortedIndices->ndim != 1)
-        return op_fail_tiling(api, "sortedIndices must be 1-D [T*K], got %d-D", sortedIndices->ndim);
-    if (permuted != NULL && permuted->ndim != 2)
-        return op_fail_tiling(api, "permutedTokensOptional must be 2-D [rows, H], got %d-D", permuted->ndim);
+    if (paddedMode) return op_fail_shape(&op, "paddedMode true is not supported (only false)");
     const int64_t n = sortedIndices->dims[0], t = grad->dims[0], h = grad->dims[1];
     int64_t k = topkNum;
     if (probs != NULL) {
-        if (probs->ndim != 2) return op_fail_tiling(api, "probsOptional must be 2-D [T, K], got %d-D", probs->ndim);
         k = probs->dims[1];
         if (probs->dims[0] != t)
-            return op_fail_tiling(api, "probsOptional dim 0 (%lld) must equal unpermutedTokensGrad dim 0 (%lld)",
-                                  (long long)probs->dims[0], (long long)t);
+            return op_fail_shape(&op, "probsOptional dim 0 (%lld) must equal unpermutedTokensGrad dim 0 (%lld)",
+                                 (long long)probs->dims[0], (long long)t);
     }
-    if (k < 1 || k > UNPERMUTE_GRAD_MAX_TOPK)
-        return op_fail_tiling(api, "top-k (%s) must be in [1, %d], got %lld",
-                              probs != NULL ? "probsOptional dim 1" : "topkNum", UNPERMUTE_GRAD_MAX_TOPK,
-                              (long long)k);
-    if (n != t * k)
-        return op_fail_tiling(api, "sortedIndices length (%lld) must be T*K = %lld * %lld", (long long)n,
-                              (long long)t, (long long)k);
+    if (k < 1 || k > OP_MAX_TOPK)
+        return op_fail_shape(&op, "top-k (%s) must be in [1, %d], got %lld",
+                             probs != NULL ? "probsOptional dim 1" : "topkNum", OP_MAX_TOPK, (long long)k);
+    int64_t tk;
+    if (!op_mul_ok(t, k, &tk) || n != tk)
+        return op_fail_shape(&op, "sortedIndices length (%lld) must be T*K = %lld * %lld", (long long)n, (long long)t,
+                             (long long)k);
     if (permuted != NULL && permuted->dims[1] != h)
-        return op_fail_tiling(api, "permutedTokensOptional hidden size (%lld) must equal unpermutedTokensGrad's (%lld)",
-                              (long long)permuted->dims[1], (long long)h);
+        return op_fail_shape(&op, "permutedTokensOptional hidden size (%lld) must equal unpermutedTokensGrad's (%lld)",
+                             (long long)permuted->dims[1], (long long)h);
     if (restoreShapeOptional != NULL && restoreShapeOptional->size != 0 &&
         (restoreShapeOptional->size != 2 || restoreShapeOptional->values[0] != t ||
          restoreShapeOptional->values[1] != h))
-        return op_fail_tiling(api, "restoreShapeOptional must be NULL or [T, H] = [%lld, %lld]", (long long)t,
-                              (long long)h);
+        return op_fail_shape(&op, "restoreShapeOptional must be NULL or [T, H] = [%lld, %lld]", (long long)t,
+                             (long long)h);
+    /* the range as the tiling resolves it: a negative bound counts from T*K, both are clamped to [0, T*K]
+     * (op_read_range rejects negative values, so it is not used here) */
     int64_t start = 0, end = n;
     if (rangeOptional != NULL && rangeOptional->size != 0) {
         if (rangeOptional->size != 2)
-            return op_fail_tiling(api, "rangeOptional must have 2 elements [start, end], got %llu",
-                                  (unsigned long long)rangeOptional->size);
+            return op_fail_shape(&op, "rangeOptional must have 2 elements [start, end], got %llu",
+                                 (unsigned long long)rangeOptional->size);
         start = rangeOptional->values[0];
         end = rangeOptional->values[1];
-        if (end < 0) end += n;
-        if (start < 0) start += n;
-        end = end < 0 ? 0 : (end > n ? n : end);
-        start = start < 0 ? 0 : (start > n ? n : start);
+        if (end < 0) end = end < -n ? 0 : end + n;
+        if (start < 0) start = start < -n ? 0 : start + n;
+        end = end > n ? n : end;
+        start = start > n ? n : start;
         if (end < start)
-            return op_fail_tiling(api, "rangeOptional[1] (%lld) must not be less than rangeOptional[0] (%lld)",
-                                  (long long)rangeOptional->values[1], (long long)rangeOptional->values[0]);
+            return op_fail_shape(&op, "rangeOptional[1] (%lld) must not be less than rangeOptional[0] (%lld)",
+                                 (long long)rangeOptional->values[1], (long long)rangeOptional->values[0]);
     }
     /* the tiling's numOutTokens: rows of permutedTokens (T*K without it), or end when the window starts later */
     int64_t wend = end;
     if (start == 0 && permuted != NULL && permuted->dims[0] < wend) wend = permuted->dims[0];
     const int64_t len = wend - start;
     if (probs != NULL && permuted->dims[0] < len)
-        return op_fail_tiling(api, "permutedTokensOptional must have at least %lld rows (range [%lld, %lld)), got %lld",
-                              (long long)len, (long long)start, (long long)wend, (long long)permuted->dims[0]);
-    if (permutedTokensGradOut->ndim != 2 || permutedTokensGradOut->dims[1] != h ||
-        (permutedTokensGradOut->dims[0] != n && permutedTokensGradOut->dims[0] != len &&
-         (permuted == NULL || permutedTokensGradOut->dims[0] != permuted->dims[0])))
-        return op_fail_tiling(api,
-                              "permutedTokensGradOut must be [T*K = %lld, %lld] or [range length = %lld, %lld]%s",
-                              (long long)n, (long long)h, (long long)len, (long long)h,
-                              permuted != NULL ? " or the shape of permutedTokensOptional" : "");
-    if (permutedTokensGradOut->dims[0] < len)
-        return op_fail_tiling(api, "permutedTokensGradOut must have at least %lld rows", (long long)len);
+        return op_fail_shape(&op, "permutedTokensOptional must have at least %lld rows (range [%lld, %lld)), got %lld",
+                             (long long)len, (long long)start, (long long)wend, (long long)permuted->dims[0]);
+    const int64_t out_rows = permutedTokensGradOut->dims[0];
+    if (permutedTokensGradOut->dims[1] != h ||
+        (out_rows != n && out_rows != len && (permuted == NULL || out_rows != permuted->dims[0])))
+        return op_fail_shape(&op, "permutedTokensGradOut must be [T*K = %lld, %lld] or [range length = %lld, %lld]%s",
+                             (long long)n, (long long)h, (long long)len, (long long)h,
+                             permuted != NULL ? " or the shape of permutedTokensOptional" : "");
+    if (out_rows < len)
+        return op_fail_shape(&op, "permutedTokensGradOut must have at least %lld rows", (long long)len);
     if (probs != NULL) {
         const int64_t pdims[2] = {t, k};
-        OP_TRY(op_check_shape(api, "probsGradOut", probsGradOut, 2, pdims));
+        OP_TRY(op_check_shape_of(&op, "probsGradOut", probsGradOut, 2, pdims));
     }
     MoeGradIndexRule rule = {"sortedIndices", 0, INT64_MAX, 0, start, wend};
-    const aclTensor *ins[] = {unpermutedTokensGrad, sortedIndices, permutedTokensOptional, probsOptional};
-    const aclTensor *outs[] = {permutedTokensGradOut, probsGradOut};
-    return moe_grad_scatter_create(api, grad, sortedIndices, probs, probs != NULL ? permuted : NULL, NULL, NULL, t, k,
-                                   rule, permutedTokensGradOut, probs != NULL ? probsGradOut : NULL, ins, 4, outs, 2,
-                                   workspaceSize, executor);
+    return moe_grad_scatter_create(&op, h_args, grad, sortedIndices, probs, probs != NULL ? permuted : NULL, NULL,
+                                   NULL, t, k, rule, probs != NULL, workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeTokenUnpermuteWithEpGrad(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,

@@ -25,7 +25,6 @@
 #include "aclnnop/aclnn_moe_token_unpermute_with_routing_map.h"
 #include "moe_unpermute_rows.h"
 
-#define URM_MAX_TOPK 512
 #define URM_ALIGN(x) (((uint64_t)(x) + 63u) & ~(uint64_t)63u)
 
 static const aclDataType URM_MAP_TYPES[] = {ACL_INT8, ACL_UINT8, ACL_BOOL, ACL_DT_UNDEFINED};
@@ -74,11 +73,9 @@ static void urm_pad_range(void *vctx, int64_t begin, int64_t end)
                     const float w = c->prob[i];
                     for (int64_t j = 0; j < h; j++) {
                         float prod = row[j] * w;
-                        if (round16) {
-                            uint16_t b;
-                            op_store_f(dt, &b, prod);
-                            prod = op_load_f(dt, &b);
-                        }
+                        if (round16) /* the product rounded to the 16-bit tokens dtype */
+                            prod = dt == ACL_FLOAT16 ? host_f16_to_f32(host_f32_to_f16(prod))
+                                                     : host_bf16_to_f32(host_f32_to_bf16(prod));
                         acc[j] += prod;
                     }
                 } else {
@@ -107,9 +104,7 @@ static aclnnStatus urm_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
         }
         return ACLNN_SUCCESS;
     }
-    if (ws == NULL || wsSize < urm_ws(p))
-        return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: workspace of %llu bytes is too small", api,
-                              (unsigned long long)wsSize);
+    wsSize = ex->workspace_size; /* phase 2 guarantees phase 1's block; size scratch from it, not the claim */
     int64_t *idx = ws;
     int64_t *order = (int64_t *)((char *)idx + URM_ALIGN(L * sizeof(int64_t)));
     int64_t *tmp = (int64_t *)((char *)order + URM_ALIGN(L * sizeof(int64_t))); /* with order: 2L of scratch */
@@ -177,10 +172,10 @@ static aclnnStatus urm_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
     return ACLNN_SUCCESS;
 }
 
-static aclnnStatus urm_fail_copy(const char *api, const char *name, const aclTensor *t, int64_t len)
+static aclnnStatus urm_fail_copy(const OpSpec *op, const char *name, const aclTensor *t, int64_t len)
 {
-    return acl_host_error(ACLNN_ERR_INNER_NULLPTR, "%s: %s must be 1-D [%lld] (the length of sortedIndices), got %d-D",
-                          api, name, (long long)len, t->ndim);
+    return op_fail_shape(op, "%s must be 1-D [%lld] (the length of sortedIndices), got %d-D", name, (long long)len,
+                         t->ndim);
 }
 
 aclnnStatus aclnnMoeTokenUnpermuteWithRoutingMapGetWorkspaceSize(
@@ -189,42 +184,34 @@ aclnnStatus aclnnMoeTokenUnpermuteWithRoutingMapGetWorkspaceSize(
     aclTensor *unpermutedTokens, aclTensor *outIndex, aclTensor *permuteTokenId, aclTensor *permuteProbs,
     uint64_t *workspaceSize, aclOpExecutor **executor)
 {
+    enum { PERMUTED, SORTED, MAP, PROBS, RESTORE, OUT, OUT_INDEX, TOKEN_ID, PROBS_OUT };
+    static const OpParamSpec params[] = {
+        [PERMUTED] = {"permutedTokens", OP_IN, OP_FLOAT_TYPES, OP_NO_REF, 0},
+        [SORTED] = {"sortedIndices", OP_IN, OP_INT32_TYPE, OP_NO_REF, 0},
+        [MAP] = {"routingMapOptional", OP_IN | OP_OPTIONAL, URM_MAP_TYPES, OP_NO_REF, 0},
+        [PROBS] = {"probsOptional", OP_IN | OP_OPTIONAL, OP_FLOAT_TYPES, OP_NO_REF, 0},
+        [RESTORE] = {"restoreShapeOptional", OP_IN | OP_OPTIONAL | OP_INT_ARRAY, NULL, OP_NO_REF, 0},
+        [OUT] = {"unpermutedTokens", OP_OUT, OP_FLOAT_TYPES, PERMUTED, 0},
+        [OUT_INDEX] = {"outIndex", OP_OUT, OP_INT32_TYPE, SORTED, 0},
+        [TOKEN_ID] = {"permuteTokenId", OP_OUT, OP_INT32_TYPE, SORTED, 0},
+        [PROBS_OUT] = {"permuteProbs", OP_OUT | OP_OPTIONAL, OP_FLOAT_TYPES, PROBS, 0},
+    };
+    /* ranks are the op_api's checks (161002), written below; the l0 op's and tiling's rules are 561103 */
+    static const OpSpec op = OP_SPEC("aclnnMoeTokenUnpermuteWithRoutingMap", ACLNN_ERR_INNER_NULLPTR, params);
     static const char *api = "aclnnMoeTokenUnpermuteWithRoutingMap";
     const int has_probs = probsOptional != NULL;
-    /* 161001 */
-    OP_TRY(op_check_not_null(api, "permutedTokens", permutedTokens));
-    OP_TRY(op_check_not_null(api, "sortedIndices", sortedIndices));
+    const void *h[] = {permutedTokens, sortedIndices, routingMapOptional, probsOptional, restoreShapeOptional,
+                       unpermutedTokens, outIndex, permuteTokenId, has_probs ? permuteProbs : NULL};
+    uint32_t required = has_probs ? 1u << PROBS_OUT : 0u;
+    if (has_probs && !paddedMode) required |= 1u << MAP; /* it selects the probs of each slot */
+    OP_TRY(op_check_params(&op, h, required));
     if (!has_probs && restoreShapeOptional == NULL)
         return acl_host_error(ACLNN_ERR_PARAM_NULLPTR, "%s: probsOptional and restoreShapeOptional must not both be "
                               "NULL (one of them gives the token count)", api);
-    if (has_probs && !paddedMode && routingMapOptional == NULL)
-        return acl_host_error(ACLNN_ERR_PARAM_NULLPTR, "%s: routingMapOptional must be given with probsOptional when "
-                              "paddedMode is false (it selects the probs of each slot)", api);
-    OP_TRY(op_check_not_null(api, "unpermutedTokens", unpermutedTokens));
-    OP_TRY(op_check_not_null(api, "outIndex", outIndex));
-    OP_TRY(op_check_not_null(api, "permuteTokenId", permuteTokenId));
-    if (has_probs) OP_TRY(op_check_not_null(api, "permuteProbs", permuteProbs));
-    OP_TRY(op_check_not_null(api, "workspaceSize", workspaceSize));
-    OP_TRY(op_check_not_null(api, "executor", executor));
-
-    /* 161002: dtypes (op_api CheckDtypeValid) */
-    OP_TRY(op_check_dtype(api, "permutedTokens", permutedTokens, OP_FLOAT_TYPES));
-    OP_TRY(op_check_dtype(api, "sortedIndices", sortedIndices, OP_INT32_TYPE));
-    if (routingMapOptional != NULL) OP_TRY(op_check_dtype(api, "routingMapOptional", routingMapOptional, URM_MAP_TYPES));
-    int mixed = 0;
-    if (has_probs) {
-        OP_TRY(op_check_dtype(api, "probsOptional", probsOptional, OP_FLOAT_TYPES));
-        mixed = probsOptional->dtype == ACL_FLOAT && permutedTokens->dtype == ACL_BF16;
-        if (!mixed) OP_TRY(op_check_same_dtype(api, "probsOptional", probsOptional, "permutedTokens", permutedTokens));
-        OP_TRY(op_check_same_dtype(api, "permuteProbs", permuteProbs, "probsOptional", probsOptional));
-    }
-    OP_TRY(op_check_same_dtype(api, "unpermutedTokens", unpermutedTokens, "permutedTokens", permutedTokens));
-    OP_TRY(op_check_same_dtype(api, "outIndex", outIndex, "sortedIndices", sortedIndices));
-    OP_TRY(op_check_same_dtype(api, "permuteTokenId", permuteTokenId, "sortedIndices", sortedIndices));
-    OP_TRY(op_check_format(api, "permutedTokens", permutedTokens));
-    OP_TRY(op_check_format(api, "sortedIndices", sortedIndices));
-    if (routingMapOptional != NULL) OP_TRY(op_check_format(api, "routingMapOptional", routingMapOptional));
-    if (has_probs) OP_TRY(op_check_format(api, "probsOptional", probsOptional));
+    /* fp32 probs go with bf16 tokens (the op_api's only mixed case) */
+    const int mixed = has_probs && probsOptional->dtype == ACL_FLOAT && permutedTokens->dtype == ACL_BF16;
+    if (has_probs && !mixed)
+        OP_TRY(op_check_same_dtype(api, "probsOptional", probsOptional, "permutedTokens", permutedTokens));
 
     /* 161002: ranks (op_api CheckShapeValid); the routingMap / probs agreement is only a warning on the NPU */
     if (permutedTokens->ndim != 2)
@@ -239,63 +226,59 @@ aclnnStatus aclnnMoeTokenUnpermuteWithRoutingMapGetWorkspaceSize(
         return op_fail_param(api, "routingMapOptional must have the shape of probsOptional (2-D [T, E])");
 
     /* 561103: the l0 op's token count, the tiling's rules and the output copies */
-    const int64_t rows = permutedTokens->dims[0], h = permutedTokens->dims[1], L = sortedIndices->dims[0];
-    UrmParams p = {0, h, rows, L, 1, 0, 0, paddedMode, has_probs, routingMapOptional != NULL, mixed};
+    const int64_t rows = permutedTokens->dims[0], hid = permutedTokens->dims[1], L = sortedIndices->dims[0];
+    UrmParams p = {0, hid, rows, L, 1, 0, 0, paddedMode, has_probs, routingMapOptional != NULL, mixed};
     if (has_probs) {
         if (probsOptional->ndim != 2)
-            return acl_host_error(ACLNN_ERR_INNER_NULLPTR, "%s: probsOptional must be 2-D [T, E], got %d-D", api,
+            return op_fail_shape(&op, "probsOptional must be 2-D [T, E], got %d-D",
                                   probsOptional->ndim);
         p.t = probsOptional->dims[0];
         p.e = probsOptional->dims[1];
     } else {
         if (restoreShapeOptional->size != 2)
-            return acl_host_error(ACLNN_ERR_INNER_NULLPTR, "%s: restoreShapeOptional must be [T, H] (2 values), got "
-                                  "%llu values", api, (unsigned long long)restoreShapeOptional->size);
+            return op_fail_shape(&op, "restoreShapeOptional must be [T, H] (2 values), got "
+                                  "%llu values", (unsigned long long)restoreShapeOptional->size);
         p.t = restoreShapeOptional->values[0];
         if (p.t < 0)
-            return acl_host_error(ACLNN_ERR_INNER_NULLPTR, "%s: restoreShapeOptional[0] (T) must be >= 0, got %lld",
-                                  api, (long long)p.t);
+            return op_fail_shape(&op, "restoreShapeOptional[0] (T) must be >= 0, got %lld", (long long)p.t);
     }
-    const int64_t out_dims[2] = {p.t, h};
-    if (unpermutedTokens->dims[0] != p.t || unpermutedTokens->dims[1] != h)
-        return acl_host_error(ACLNN_ERR_INNER_NULLPTR, "%s: unpermutedTokens must be [T, H] = [%lld, %lld], got "
-                              "[%lld, %lld]", api, (long long)out_dims[0], (long long)out_dims[1],
+    const int64_t out_dims[2] = {p.t, hid};
+    if (unpermutedTokens->dims[0] != p.t || unpermutedTokens->dims[1] != hid)
+        return op_fail_shape(&op, "unpermutedTokens must be [T, H] = [%lld, %lld], got "
+                              "[%lld, %lld]", (long long)out_dims[0], (long long)out_dims[1],
                               (long long)unpermutedTokens->dims[0], (long long)unpermutedTokens->dims[1]);
-    if (outIndex->ndim != 1 || outIndex->dims[0] != L) return urm_fail_copy(api, "outIndex", outIndex, L);
+    if (outIndex->ndim != 1 || outIndex->dims[0] != L) return urm_fail_copy(&op, "outIndex", outIndex, L);
     if (permuteTokenId->ndim != 1 || permuteTokenId->dims[0] != L)
-        return urm_fail_copy(api, "permuteTokenId", permuteTokenId, L);
+        return urm_fail_copy(&op, "permuteTokenId", permuteTokenId, L);
     if (has_probs && (permuteProbs->ndim != 1 || permuteProbs->dims[0] != L))
-        return urm_fail_copy(api, "permuteProbs", permuteProbs, L);
+        return urm_fail_copy(&op, "permuteProbs", permuteProbs, L);
     const int empty = L == 0 || (!paddedMode && rows == 0);
     if (!empty) {
         if (p.t == 0)
-            return acl_host_error(ACLNN_ERR_INNER_NULLPTR, "%s: the token count T is 0 but sortedIndices has %lld "
-                                  "entries", api, (long long)L);
-        if (rows / p.t > URM_MAX_TOPK)
-            return acl_host_error(ACLNN_ERR_INNER_NULLPTR, "%s: top-k (rows of permutedTokens / T = %lld) must not "
-                                  "exceed %d", api, (long long)(rows / p.t), URM_MAX_TOPK);
+            return op_fail_shape(&op, "the token count T is 0 but sortedIndices has %lld "
+                                  "entries", (long long)L);
+        if (rows / p.t > OP_MAX_TOPK)
+            return op_fail_shape(&op, "top-k (rows of permutedTokens / T = %lld) must not "
+                                  "exceed %d", (long long)(rows / p.t), OP_MAX_TOPK);
         if (!paddedMode) {
             if (L % p.t != 0)
-                return acl_host_error(ACLNN_ERR_INNER_NULLPTR, "%s: len(sortedIndices) (%lld) must be a multiple of "
-                                      "T (%lld): T*K slots", api, (long long)L, (long long)p.t);
+                return op_fail_shape(&op, "len(sortedIndices) (%lld) must be a multiple of "
+                                      "T (%lld): T*K slots", (long long)L, (long long)p.t);
             p.k = L / p.t;
         } else if (has_probs) {
             if (p.e == 0 || L % p.e != 0)
-                return acl_host_error(ACLNN_ERR_INNER_NULLPTR, "%s: len(sortedIndices) (%lld) must be E*C, a multiple "
-                                      "of probsOptional dim 1 (E = %lld)", api, (long long)L, (long long)p.e);
+                return op_fail_shape(&op, "len(sortedIndices) (%lld) must be E*C, a multiple "
+                                      "of probsOptional dim 1 (E = %lld)", (long long)L, (long long)p.e);
             p.cap = L / p.e;
             if (rows != L)
-                return acl_host_error(ACLNN_ERR_INNER_NULLPTR, "%s: permutedTokens must have E*C = %lld rows in "
-                                      "paddedMode, got %lld", api, (long long)L, (long long)rows);
+                return op_fail_shape(&op, "permutedTokens must have E*C = %lld rows in "
+                                      "paddedMode, got %lld", (long long)L, (long long)rows);
         } else if (rows != L) {
-            return acl_host_error(ACLNN_ERR_INNER_NULLPTR, "%s: permutedTokens must have len(sortedIndices) = %lld "
-                                  "rows in paddedMode, got %lld", api, (long long)L, (long long)rows);
+            return op_fail_shape(&op, "permutedTokens must have len(sortedIndices) = %lld "
+                                  "rows in paddedMode, got %lld", (long long)L, (long long)rows);
         }
     }
-    const aclTensor *ins[] = {permutedTokens, sortedIndices, routingMapOptional, probsOptional};
-    const aclTensor *outs[] = {unpermutedTokens, outIndex, permuteTokenId, has_probs ? permuteProbs : NULL};
-    return acl_host_executor_create(api, urm_kernel, ins, 4, outs, 4, &p, sizeof p, empty ? 0 : urm_ws(&p),
-                                    workspaceSize, executor);
+    return op_create_executor(&op, h, urm_kernel, &p, sizeof p, empty ? 0 : urm_ws(&p), workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeTokenUnpermuteWithRoutingMap(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,
