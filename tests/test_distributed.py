@@ -21,7 +21,6 @@ if not dist.is_available() or not dist.is_gloo_available():  # pragma: no cover
 
 from aclnn_moe.distributed import RankError, spawn  # noqa: E402
 from aclnn_moe.distributed import _checks  # noqa: E402
-from aclnn_moe.distributed._dispatch import ops_have_autograd  # noqa: E402
 
 TIMEOUT = 60  # the group timeout (every collective) and, doubled, the bound of each spawn
 SAMPLE = Path(__file__).resolve().parent.parent / "samples" / "ep_torchrun.py"
@@ -83,15 +82,7 @@ def test_forward_matches_dense(world, index):
 
 
 def _backward_params():
-    out = []
-    for w, i, n in _ids():
-        case = CASES[w][i]
-        if case.get("backward", True):
-            missing = ops_have_autograd(case["kind"])
-            marks = [pytest.mark.xfail(bool(missing), strict=True,
-                                       reason=f"operator autograd not on main yet: {', '.join(missing)}")]
-            out.append(pytest.param(w, i, id=n, marks=marks))
-    return out
+    return [pytest.param(w, i, id=n) for w, i, n in _ids() if CASES[w][i].get("backward", True)]
 
 
 @pytest.mark.parametrize("world,index", _backward_params())
