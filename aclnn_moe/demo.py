@@ -367,3 +367,98 @@ def main(tokens: int = 512, repeat: int = 5, hidden: int = 256, ffn_hidden: int 
         print(f"  {name:<36} {us:>10.1f} us")
     print("demo " + ("passed" if ok else "FAILED"))
     return 0 if ok else 1
+
+
+# ------------------------------------------------------------------------------- --ep N: real processes (torch)
+def _ep_problem(tokens, hidden, ffn_hidden, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((tokens, hidden), dtype=np.float32)
+    w_gate = (rng.standard_normal((hidden, E)) / np.sqrt(hidden)).astype(np.float32)
+    bias = (rng.standard_normal(E) * 0.1).astype(np.float32)
+    w1 = (rng.standard_normal((E, hidden, ffn_hidden)) / np.sqrt(hidden)).astype(np.float32)
+    w2 = (rng.standard_normal((E, ffn_hidden, hidden)) / np.sqrt(ffn_hidden)).astype(np.float32)
+    return x, x @ w_gate, bias, w1, w2
+
+
+def _gate(am, logits, bias):
+    return am.moe_gating_top_k(logits, K, bias=bias, k_group=TOPK_GROUPS, group_count=GROUPS, group_select_mode=1,
+                               norm_type=1, routed_scaling_factor=SCALING)
+
+
+def _ep_rank(rank, world, tokens, hidden, ffn_hidden, seed, repeat):
+    """One rank of ``demo --ep``: DeepSeek-V3 gating on its tokens, then the layer through both dispatchers."""
+    import torch
+
+    import aclnn_moe as am
+    from .distributed import AllGatherDispatcher, AllToAllDispatcher
+    from .distributed._checks import make_experts
+
+    x, logits, bias, w1, w2 = _ep_problem(tokens, hidden, ffn_hidden, seed)
+    rows = np.array_split(np.arange(tokens), world)[rank]
+    L = E // world
+    experts = make_experts(torch.from_numpy(w1[rank * L:(rank + 1) * L]), torch.from_numpy(w2[rank * L:(rank + 1) * L]))
+    xt = torch.from_numpy(x[rows])
+    out, timings = {}, {}
+    for name, cls in (("all-to-all", AllToAllDispatcher), ("all-gather", AllGatherDispatcher)):
+        t = timings[name] = {}
+        layer = cls(E, timings=t)
+        for _ in range(max(repeat, 1)):
+            t0 = time.perf_counter()
+            weights, ids, _ = _gate(am, logits[rows], bias)
+            t["routing"] = t.get("routing", 0.0) + time.perf_counter() - t0
+            y = layer(xt, torch.from_numpy(ids), torch.from_numpy(weights), experts)
+        for k in t:
+            t[k] /= max(repeat, 1)
+        out[name] = y.numpy()
+    return {"rows": rows, "out": out, "timings": timings}
+
+
+def main_ep(ep: int, tokens: int = 512, repeat: int = 3, hidden: int = 256, ffn_hidden: int = 128, seed: int = 0,
+            timeout: float = 120.0) -> int:
+    """``aclnn-moe demo --ep N``: N local ranks (gloo on 127.0.0.1), each checked against the dense layer."""
+    import sys
+
+    try:
+        import torch
+
+        from .distributed import RankError, spawn, threads_per_rank
+        from .distributed._checks import dense
+    except ImportError as e:
+        print(f"demo --ep needs torch: {e}", file=sys.stderr)
+        return 2
+    if ep < 1 or E % ep:
+        print(f"demo --ep: N must divide the {E} experts (1, 2, 4, 8, ...), got {ep}", file=sys.stderr)
+        return 2
+    if tokens < ep:
+        print(f"demo --ep: --tokens must be at least N = {ep}, got {tokens}", file=sys.stderr)
+        return 2
+    import aclnn_moe as am
+
+    print(f"aclnn-moe demo --ep {ep}: {ep} ranks (gloo, 127.0.0.1), {threads_per_rank(ep)} kernel thread(s) each; "
+          f"{tokens} tokens, hidden {hidden}, {E} experts ({E // ep} per rank), DeepSeek-V3 routing, top-{K}")
+    t0 = time.perf_counter()
+    try:
+        per_rank = spawn(_ep_rank, ep, (tokens, hidden, ffn_hidden, seed, repeat), timeout=timeout)
+    except RankError as e:
+        print(f"demo --ep FAILED: {e}", file=sys.stderr)
+        return 1
+    wall = time.perf_counter() - t0
+    x, logits, bias, w1, w2 = _ep_problem(tokens, hidden, ffn_hidden, seed)
+    weights, ids, _ = _gate(am, logits, bias)  # the single-process layer
+    want = dense(torch.from_numpy(x), torch.from_numpy(ids), torch.from_numpy(weights), torch.from_numpy(w1),
+                 torch.from_numpy(w2)).numpy()
+    scale = float(np.abs(want).max()) + 1e-30
+    ok = True
+    for name in ("all-to-all", "all-gather"):
+        errs = [float(np.abs(r["out"][name] - want[r["rows"]]).max()) / scale for r in per_rank]
+        good = max(errs) < 1e-4
+        ok &= good
+        print(f"check        EP x{ep} {name:<10} every rank vs the dense layer: max rel err {max(errs):.2e} "
+              f"(per rank {', '.join(f'{e:.1e}' for e in errs)})  {'ok' if good else 'MISMATCH'}")
+    print(f"timings      per layer call, slowest rank, ms (spawn + start-up {wall:.1f} s)")
+    for name in ("all-to-all", "all-gather"):
+        phases = ("routing", "exchange", "experts", "combine")
+        worst = {p: max(r["timings"][name].get(p, 0.0) for r in per_rank) * 1e3 for p in phases}
+        print(f"  {name:<10} " + "  ".join(f"{p} {worst[p]:8.2f}" for p in phases))
+    print("demo --ep " + ("passed" if ok else "FAILED"))
+    return 0 if ok else 1
