@@ -26,7 +26,11 @@ static inline size_t host_ptrset_hash(uintptr_t p, size_t cap)
 
 static int host_ptrset_grow_locked(host_ptrset *s)
 {
-    size_t ncap = s->cap ? s->cap * 2 : 64;
+    /* sized from the live handles, not the old capacity: a rehash that only drops deleted slots keeps the
+     * capacity, so create/destroy churn does not double the table forever (an unbounded growth of a
+     * long-running process; issue 12's leak loop) */
+    size_t ncap = 64;
+    while (ncap < 4 * (s->live + 1)) ncap *= 2;
     uintptr_t *ns = (uintptr_t *)calloc(ncap, sizeof(uintptr_t));
     if (!ns) return -1;
     for (size_t i = 0; i < s->cap; i++) {

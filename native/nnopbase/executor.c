@@ -238,7 +238,13 @@ aclnnStatus acl_host_executor_run(aclOpExecutor *ex, void *workspace, uint64_t w
         w->index = -1;
         w->pinned = NULL;
         w->begin = w->end = (uintptr_t)workspace;
-        if (!acl_host_device_pin(workspace, ex->workspace_size)) {
+        /* kernels keep int64 / fp32 scratch in the workspace: an address off an 8-byte boundary (aclrtMalloc
+         * gives 64) would make them load and store misaligned (issue 12 class 5, found by native/fuzz) */
+        if ((uintptr_t)workspace % 8 != 0) {
+            st = acl_host_error(ACLNN_ERR_PARAM_INVALID,
+                                "%s: workspace %p is not 8-byte aligned (device memory from aclrtMalloc is)", api,
+                                workspace);
+        } else if (!acl_host_device_pin(workspace, ex->workspace_size)) {
             st = acl_host_error(ACLNN_ERR_PARAM_INVALID,
                                 "%s: workspace [%p, +%llu) is not inside one block of device memory from aclrtMalloc",
                                 api, workspace, (unsigned long long)ex->workspace_size);

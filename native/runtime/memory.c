@@ -458,9 +458,12 @@ static aclError check_copy(const char *api, void *dst, size_t destMax, const voi
     case ACL_MEMCPY_HOST_TO_DEVICE: case ACL_MEMCPY_HOST_TO_BUF_TO_DEVICE: dst_dev = 1; src_dev = 0; break;
     case ACL_MEMCPY_DEVICE_TO_HOST: dst_dev = 0; src_dev = 1; break;
     case ACL_MEMCPY_DEVICE_TO_DEVICE: dst_dev = 1; src_dev = 1; break;
-    case ACL_MEMCPY_DEFAULT: /* the runtime infers the direction from the addresses */
-        dst_dev = acl_host_is_device_range(dst, count);
-        src_dev = acl_host_is_device_range(src, count);
+    case ACL_MEMCPY_DEFAULT:
+        /* the runtime infers the direction from where each address starts: an address inside a device block is
+         * device memory, so a count that runs past that block's end is refused below instead of being copied
+         * as host memory (a heap overflow; issue 12 fuzzing, native/fuzz/repro/memcpy_default.c) */
+        dst_dev = acl_host_is_device_range(dst, 1);
+        src_dev = acl_host_is_device_range(src, 1);
         break;
     default: return acl_host_error(ACL_ERROR_INVALID_PARAM, "%s: unknown memcpy kind %d", api, (int)kind);
     }
