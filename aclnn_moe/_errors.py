@@ -57,7 +57,14 @@ def recent_message() -> str:
     return ffi.string(p).decode("utf-8", "replace").split("\n", 1)[0] if p != ffi.NULL else ""
 
 
+_recover = None  # set by _runtime: re-initialises after someone's aclFinalize (see recover_if_finalized)
+
+
 def check(status: int, api: str) -> None:
-    """Raise AclnnError for a non-zero status of the C function `api`."""
+    """Raise AclnnError for a non-zero status of the C function `api`. A status saying that the runtime was
+    finalized first initialises it again, so that the next call works (this one still raises)."""
     if status != 0:
-        raise AclnnError(status, api, recent_message())
+        message = recent_message()
+        if _recover is not None:
+            _recover(status)
+        raise AclnnError(status, api, message)

@@ -292,11 +292,21 @@ class Operation:
             (ws, ex), self._oneshot = self._oneshot, None
         else:
             ws, ex = self._phase1()
-        if _log.isEnabledFor(logging.DEBUG):  # guarded: formatting costs more than the call on small inputs
-            _log.debug("%s stream=%s workspace=%d planned=%s %s", self.api, stream_h, ws, self._executor is not None,
-                       ", ".join(f"{o.name}{list(o.shape)}:{o.dtype}:{o.kind}" for o in self._inputs if o is not None))
+        # (facade-safety) a one-shot executor is consumed by phase 2 only: an exception before it (a failed
+        # workspace allocation, a KeyboardInterrupt) must destroy it, or it leaks
         try:
-            check(getattr(lib, self.api)(self._workspace(ws, stream_h), ws, ex, stream_h), self.api)
+            if _log.isEnabledFor(logging.DEBUG):  # guarded: formatting costs more than the call on small inputs
+                _log.debug("%s stream=%s workspace=%d planned=%s %s", self.api, stream_h, ws,
+                           self._executor is not None,
+                           ", ".join(f"{o.name}{list(o.shape)}:{o.dtype}:{o.kind}"
+                                     for o in self._inputs if o is not None))
+            workspace = self._workspace(ws, stream_h)
+        except BaseException:
+            if ex is not self._executor:
+                lib.aclDestroyAclOpExecutor(ex)
+            raise
+        try:
+            check(getattr(lib, self.api)(workspace, ws, ex, stream_h), self.api)
         except AclnnError as e:
             raise self._translate(e) from None
         if self._arena is not None:

@@ -6,6 +6,7 @@ that may already be torn down.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import os
@@ -15,7 +16,7 @@ import weakref
 
 import numpy as np
 
-from . import _npu
+from . import _errors, _npu
 from ._dtypes import name_of, numpy_dtype
 from ._errors import ArgumentError, check
 from .capi import ffi, lib
@@ -37,6 +38,31 @@ def _ensure_init() -> None:
                     if status not in (0, lib.ACL_ERROR_REPEAT_INITIALIZE):
                         check(status, "aclInit")
                 _initialized = True
+
+
+def recover_if_finalized(status: int) -> bool:
+    """After someone's aclFinalize, the runtime answers 107002 / 100000 / 361001 until aclInit: initialise again
+    (aclInit returns 0 only when the runtime was not initialised) so that the facade recovers on its next use
+    instead of failing forever. True when it did. Not on CANN with torch_npu, which owns initialisation."""
+    if status not in _FINALIZED_STATUSES or not _initialized or _npu.module() is not None:
+        return False
+    with _init_lock:
+        return lib.aclInit(ffi.NULL) == 0
+
+
+_FINALIZED_STATUSES = (lib.ACL_ERROR_RT_CONTEXT_NULL, lib.ACL_ERROR_UNINITIALIZE, lib.ACLNN_ERR_RUNTIME_ERROR)
+
+
+def _after_fork_in_child() -> None:
+    """A fork() copies the facade's locks in whatever state other threads held them: new locks, and drop the
+    workspaces of threads that do not exist in the child (the C runtime waited for their running tasks, so no
+    kernel uses them)."""
+    global _init_lock
+    _init_lock = threading.Lock()
+    workspace_pool._lock = threading.Lock()
+    staging_pool._lock = threading.Lock()
+    with contextlib.suppress(Exception):
+        workspace_pool.prune()
 
 
 def default_device_id() -> int:
@@ -185,6 +211,8 @@ class _Owned:
     def _own(self, handle):
         self._handle = handle
         self._finalizer = weakref.finalize(self, _release_handle, self._release, handle)
+        # not from atexit: daemon threads may still run kernels on this memory / stream (leak at exit instead)
+        self._finalizer.atexit = False
 
     def close(self) -> None:
         if getattr(self, "_finalizer", None) is not None and self._finalizer.alive:
@@ -202,8 +230,17 @@ class _Owned:
 
 
 def _release_handle(func_name, handle):
-    if not _finalizing():
+    if not _finalizing() and not _exiting:
         check(getattr(lib, func_name)(handle), func_name)
+
+
+_exiting = False
+
+
+def _at_exit() -> None:
+    """From interpreter exit on, nothing is freed: threads still inside operator calls keep their memory."""
+    global _exiting
+    _exiting = True
 
 
 class Stream(_Owned):
@@ -234,6 +271,11 @@ class Stream(_Owned):
 
     def synchronize(self) -> None:
         check(lib.aclrtSynchronizeStream(self._handle), "aclrtSynchronizeStream")
+
+    def close(self) -> None:
+        if not self.closed:  # the pool's workspaces of this stream go with it (destroy waits for its work)
+            workspace_pool.drop_stream(self._handle)
+        super().close()
 
     def __int__(self):
         return int(ffi.cast("uintptr_t", self._handle))
@@ -291,7 +333,10 @@ class DeviceBuffer(_Owned):
         out = ffi.new("void **")
         with device_scope(device):
             self.device = current_device_id()
-            check(lib.aclrtMalloc(out, max(self.nbytes, 1), lib.ACL_MEM_MALLOC_HUGE_FIRST), "aclrtMalloc")
+            status = lib.aclrtMalloc(out, max(self.nbytes, 1), lib.ACL_MEM_MALLOC_HUGE_FIRST)
+            if status and recover_if_finalized(status):  # aclFinalize by someone: initialised again, retry
+                status = lib.aclrtMalloc(out, max(self.nbytes, 1), lib.ACL_MEM_MALLOC_HUGE_FIRST)
+            check(status, "aclrtMalloc")
         self._own(out[0])
         self.cptr = out[0]
         self.ptr = int(ffi.cast("uintptr_t", out[0]))
@@ -344,7 +389,34 @@ class WorkspacePool:
         fresh = self._allocator(size)
         with self._lock:
             self._buffers[key] = fresh
+            new_key = buf is None
+        if new_key:  # a new (stream, thread): the time to release those of finished threads
+            self.prune()
         return fresh.cptr
+
+    def prune(self) -> None:
+        """Release the buffers of threads that have finished (after their stream drained: on a stream that was
+        destroyed meanwhile, the destroy already waited)."""
+        alive = {t.ident for t in threading.enumerate()}
+        with self._lock:
+            dead = [k for k in self._buffers if k[1] not in alive]
+            bufs = [(k[0], self._buffers.pop(k)) for k in dead]
+        self._close_after_drain(bufs)
+
+    def drop_stream(self, stream_handle) -> None:
+        """Release the buffers of one stream (called before it is destroyed)."""
+        h = int(ffi.cast("uintptr_t", stream_handle))
+        with self._lock:
+            bufs = [(h, self._buffers.pop(k)) for k in [k for k in self._buffers if k[0] == h]]
+        self._close_after_drain(bufs)
+
+    @staticmethod
+    def _close_after_drain(bufs) -> None:
+        for h, buf in bufs:
+            lib.aclrtSynchronizeStream(ffi.cast("aclrtStream", h))  # an error: the stream is gone, and idle
+            if hasattr(buf, "close"):
+                with contextlib.suppress(Exception):
+                    buf.close()
 
     def set_allocator(self, allocator) -> None:
         """Use `allocator(nbytes) -> object with .cptr (void*) and .nbytes` for new buffers from now on (the
@@ -362,7 +434,11 @@ class WorkspacePool:
 
     @property
     def nbytes(self) -> int:
-        return sum(b.nbytes for b in self._buffers.values())
+        with self._lock:
+            return sum(b.nbytes for b in self._buffers.values())
+
+    def __len__(self) -> int:
+        return len(self._buffers)
 
 
 workspace_pool = WorkspacePool()
@@ -404,6 +480,10 @@ class StagingPool:
 
 
 staging_pool = StagingPool()
+
+_errors._recover = recover_if_finalized
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_at_exit)
 
 
 class DeviceArray:
