@@ -36,7 +36,7 @@ _ND = 2
 def module():
     """torch_npu if it is imported and the active backend is CANN, else None."""
     m = sys.modules.get("torch_npu")
-    if m is None:
+    if m is None or getattr(m, "__aclnn_moe_shim__", False):  # torch_npu_compat.install()'s stand-in: no NPU
         return None
     from .capi import backend
 
@@ -51,6 +51,8 @@ def initialize() -> bool:
     if backend().name != "cann":
         return False
     m = sys.modules.get("torch_npu")
+    if m is not None and getattr(m, "__aclnn_moe_shim__", False):  # torch_npu_compat.install()'s stand-in
+        return False
     if m is None:
         if importlib.util.find_spec("torch_npu") is None:
             return False

@@ -227,6 +227,10 @@ def _selftest(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.ep is not None:  # --ep N: N real processes (aclnn_moe.distributed, needs torch)
+        from .demo import main_ep
+
+        return main_ep(args.ep, tokens=args.tokens, repeat=min(args.repeat, 3))
     from .demo import main as demo_main
 
     return demo_main(tokens=args.tokens, repeat=args.repeat)
@@ -297,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tokens in the batch, >= 1 (default: 512)")
     d.add_argument("--repeat", type=_int_at_least(1), default=5, metavar="N",
                    help="timed runs of each step, >= 1; the median is shown (default: 5)")
+    d.add_argument("--ep", type=_int_at_least(1), default=None, metavar="N",  # expert parallelism (ep-dist)
+                   help="run the layer on N local ranks instead (torch.distributed, gloo on 127.0.0.1; needs torch)")
     d.set_defaults(fn=_demo)
 
     b = sub.add_parser("bench", help="speed and memory of the backend, as ratios measured side by side",

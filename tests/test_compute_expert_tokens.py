@@ -10,12 +10,10 @@ from hypothesis import strategies as st
 from aclnn_moe import AclnnError, ArgumentError
 from aclnn_moe._errors import recent_message
 from aclnn_moe.capi import ffi, lib
-from aclnn_moe.ops.compute_expert_tokens import MoeComputeExpertTokens, moe_compute_expert_tokens
-from aclnn_moe.reference import moe_compute_expert_tokens as ref_compute
+from aclnn_moe.ops.compute_expert_tokens import moe_compute_expert_tokens
 from aclnn_moe.reference import moe_compute_expert_tokens as ref
 
 API = "aclnnMoeComputeExpertTokens"
-NULLPTR, INVALID, TILING = 161001, 161002, 561002
 
 
 def check(src, num_expert):
@@ -75,12 +73,6 @@ def test_non_contiguous_input(rng):
     check(two_d[:, 2], 16)  # a column: stride 4
 
 
-
-
-
-
-
-
 def test_strided_output(rng, device_view, two_phase):
     src = np.sort(rng.integers(0, 10, 100)).astype(np.int32)
     st_, _ = device_view(src, (100,), (1,), 0)
@@ -92,16 +84,6 @@ def test_strided_output(rng, device_view, two_phase):
     mask = np.ones(25, bool)
     mask[3:23:2] = False
     assert (got[mask] == -5).all()  # nothing written outside the view
-
-
-def test_plan_once_execute_many(rng):
-    a = np.sort(rng.integers(0, 32, 5000)).astype(np.int32)
-    b = np.sort(rng.integers(0, 32, 5000)).astype(np.int32)
-    with MoeComputeExpertTokens(a, 32) as op:
-        op.plan()
-        np.testing.assert_array_equal(op.execute(), ref(a, 32))
-        op.reset_operands(sorted_expert_for_source_row=b)
-        np.testing.assert_array_equal(op.execute(), ref(b, 32))
 
 
 @settings(max_examples=200, deadline=None)
@@ -118,31 +100,28 @@ def test_property_matches_reference(num_expert, m, seed, with_sentinel):
 
 
 # ---------------------------------------------------------------------------------------------------- errors
-def test_null_arguments(ws_status, device_view):
+def test_null_workspace_size_and_executor(device_view):
     src, out = np.zeros(6, np.int32), np.zeros(3, np.int32)
-    assert ws_status(API, None, 3, out)[0] == NULLPTR
-    assert ws_status(API, src, 3, None)[0] == NULLPTR
     st_, _ = device_view(src, (6,), (1,), 0)
     ot, _ = device_view(out, (3,), (1,), 0)
     assert lib.aclnnMoeComputeExpertTokensGetWorkspaceSize(st_, 3, ot, ffi.NULL,
-                                                           ffi.new("aclOpExecutor **")) == NULLPTR
+                                                           ffi.new("aclOpExecutor **")) == lib.ACLNN_ERR_PARAM_NULLPTR
     assert lib.aclnnMoeComputeExpertTokensGetWorkspaceSize(st_, 3, ot, ffi.new("uint64_t *"),
-                                                           ffi.NULL) == NULLPTR
+                                                           ffi.NULL) == lib.ACLNN_ERR_PARAM_NULLPTR
 
 
-@pytest.mark.parametrize("src_dtype,out_dtype", [
-    (np.int64, np.int64), (np.float32, np.float32), (np.int16, np.int32), (np.int32, np.int64),
-    (np.int32, np.float32)])
+# int64 / float sortedExperts: test_contract.py; int16 (not among its candidates) and the output's dtype here
+@pytest.mark.parametrize("src_dtype,out_dtype", [(np.int16, np.int32), (np.int32, np.int64), (np.int32, np.float32)])
 def test_dtype_rules(ws_status, src_dtype, out_dtype):
     status, msg = ws_status(API, np.zeros(6, src_dtype), 3, np.zeros(3, out_dtype))
-    assert status == INVALID, msg
+    assert status == lib.ACLNN_ERR_PARAM_INVALID, msg
     assert msg.startswith(API)
 
 
 def test_format_rule(device_view, two_phase):
     st_, _ = device_view(np.zeros(6, np.int32), (6,), (1,), 0, fmt=lib.ACL_FORMAT_FRACTAL_NZ)
     ot, _ = device_view(np.zeros(3, np.int32), (3,), (1,), 0)
-    assert two_phase("aclnnMoeComputeExpertTokens", st_, 3, ot) == INVALID
+    assert two_phase("aclnnMoeComputeExpertTokens", st_, 3, ot) == lib.ACLNN_ERR_PARAM_INVALID
 
 
 @pytest.mark.parametrize("name,src_shape,num_expert,out_shape", [
@@ -156,13 +135,13 @@ def test_format_rule(device_view, two_phase):
 ])
 def test_shape_rules(ws_status, name, src_shape, num_expert, out_shape):
     status, msg = ws_status(API, np.zeros(src_shape, np.int32), num_expert, np.zeros(out_shape, np.int32))
-    assert status == TILING, f"{name}: {status} {msg}"
+    assert status == lib.ACLNN_ERR_INNER_TILING_ERROR, f"{name}: {status} {msg}"
     assert msg.startswith(API)
 
 
 def test_more_than_2_pow_24_rows(ws_status):
     status, msg = ws_status(API, np.zeros((1 << 24) + 1, np.int32), 8, np.zeros(8, np.int32))
-    assert status == TILING and "2^24" in msg
+    assert status == lib.ACLNN_ERR_INNER_TILING_ERROR and "2^24" in msg
 
 
 def test_num_expert_2048_passes(ws_status):
@@ -184,13 +163,13 @@ def test_negative_values_are_rejected(m, bad, device_view, two_phase):
     st_, _ = device_view(src, (m,), (1,), 0)
     out = np.full(3, -9, np.int32)
     ot, obuf = device_view(out, (3,), (1,), 0)
-    assert two_phase("aclnnMoeComputeExpertTokens", st_, 3, ot) == INVALID
+    assert two_phase("aclnnMoeComputeExpertTokens", st_, 3, ot) == lib.ACLNN_ERR_PARAM_INVALID
     msg = recent_message()
     assert f"sortedExperts[{pos}] = {bad}" in msg, msg
     assert (obuf.download(out.copy()) == -9).all()
     with pytest.raises(AclnnError) as e:
         moe_compute_expert_tokens(src, 3)
-    assert e.value.status == INVALID
+    assert e.value.status == lib.ACLNN_ERR_PARAM_INVALID
 
 
 @pytest.mark.parametrize("m", [10, 300_000])
@@ -201,7 +180,7 @@ def test_ids_beyond_the_last_expert_belong_to_no_expert(m, big):
     src = np.sort(np.random.default_rng(m).integers(0, 3, m)).astype(np.int32)
     src[-(m // 3):] = big
     got = moe_compute_expert_tokens(src, 3)
-    np.testing.assert_array_equal(got, ref_compute(src, 3))
+    np.testing.assert_array_equal(got, ref(src, 3))
     np.testing.assert_array_equal(moe_compute_expert_tokens(np.array([3, 3, 4, 5, 6, 7], np.int32), 5),
                                   [0, 0, 0, 2, 3])
 

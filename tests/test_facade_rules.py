@@ -102,3 +102,14 @@ def test_status_names_come_from_the_headers():
         assert status_name(code).startswith("ACLNN_ERR_INNER_"), code
     assert status_name(int(lib.ACL_ERROR_RT_MEMORY_ALLOCATION)) == "ACL_ERROR_RT_MEMORY_ALLOCATION"
     assert status_name(0) == "ACL_SUCCESS"
+
+
+def test_a_negative_expert_id_names_the_real_rule():
+    x = np.zeros((3, 4), np.float32)
+    ids = np.array([[0, -1], [1, 2], [0, 1]], np.int32)
+    with pytest.raises(am.AclnnError) as e:
+        am.moe_init_routing_v2(x, ids)
+    assert "expert_idx[0, 1] = -1 is negative" in e.value.message and "2147483647" not in e.value.message
+    with pytest.raises(am.AclnnError) as e:
+        am.moe_init_routing_v2(x, ids, expert_num=4, expert_tokens_count_or_cumsum_flag=1)
+    assert "outside [0, 4)" in e.value.message

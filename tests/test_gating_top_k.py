@@ -10,11 +10,10 @@ from aclnn_moe import AclnnError, ArgumentError
 from aclnn_moe._dtypes import bfloat16
 from aclnn_moe._errors import recent_message
 from aclnn_moe.capi import ffi, lib
-from aclnn_moe.ops.gating_top_k import MoeGatingTopK, moe_gating_top_k
+from aclnn_moe.ops.gating_top_k import moe_gating_top_k
 from aclnn_moe.reference import moe_gating_top_k as ref
 
 API = "aclnnMoeGatingTopK"
-NULLPTR, INVALID, TILING = 161001, 161002, 561002
 DTYPES = [np.dtype(np.float32), np.dtype(np.float16), bfloat16]
 
 
@@ -235,12 +234,6 @@ def test_non_contiguous_inputs(rng, dtype):
         run_both(x, 16, norm_type=0)
 
 
-
-
-
-
-
-
 @pytest.mark.parametrize("out_flag", [False, True])
 def test_strided_outputs_and_untouched_norm_out(rng, out_flag, device_view, two_phase):
     rows, experts, k = 6, 64, 4
@@ -273,19 +266,6 @@ def test_strided_outputs_and_untouched_norm_out(rng, out_flag, device_view, two_
 def test_zero_rows():
     y, idx, norm = moe_gating_top_k(np.zeros((0, 16), np.float32), 4, out_flag=True)
     assert y.shape == (0, 4) and idx.shape == (0, 4) and norm.shape == (0, 16)
-
-
-def test_plan_once_execute_many(rng):
-    x1 = rng.standard_normal((32, 256)).astype(np.float16)
-    x2 = rng.standard_normal((32, 256)).astype(np.float16)
-    bias = small_bias(rng, 256, np.float16)
-    attrs = dict(k_group=4, group_count=8, group_select_mode=1, norm_type=1, routed_scaling_factor=2.5)
-    with MoeGatingTopK(x1, 8, bias=bias, **attrs) as op:
-        op.plan()
-        assert_matches(op.execute(), ref(x1, 8, bias=bias, **attrs), x1.dtype)
-        op.reset_operands(x=x2)
-        assert_matches(op.execute(), ref(x2, 8, bias=bias, **attrs), x2.dtype)
-        assert_matches(op.execute(), ref(x2, 8, bias=bias, **attrs), x2.dtype)
 
 
 def test_multithreaded_large_batch(rng):
@@ -344,16 +324,6 @@ def test_property_quantised_logits_ties(experts, levels, seed):
 
 
 # ---------------------------------------------------------------------------------------------------- errors
-def test_null_arguments(ws_status):
-    x = np.zeros((4, 8), np.float32)
-    y, idx, out = np.zeros((4, 2), np.float32), np.zeros((4, 2), np.int32), np.zeros((4, 8), np.float32)
-    assert ws_status(API, None, None, 2, 1, 1, 0, 0, 0, False, 1.0, 1e-20, y, idx, out)[0] == NULLPTR
-    assert ws_status(API, x, None, 2, 1, 1, 0, 0, 0, False, 1.0, 1e-20, None, idx, out)[0] == NULLPTR
-    assert ws_status(API, x, None, 2, 1, 1, 0, 0, 0, False, 1.0, 1e-20, y, None, out)[0] == NULLPTR
-    status, msg = ws_status(API, x, None, 2, 1, 1, 0, 0, 0, False, 1.0, 1e-20, y, idx, None)
-    assert status == NULLPTR and "outOut" in msg  # required even when outFlag is false, as on the NPU
-
-
 def test_null_workspace_size_and_executor(device_view):
     x = np.zeros((4, 8), np.float32)
     xt, _ = device_view(x.reshape(-1), (4, 8), (8, 1), 0)
@@ -361,20 +331,19 @@ def test_null_workspace_size_and_executor(device_view):
     it, _ = device_view(np.zeros(8, np.int32), (4, 2), (2, 1), 0)
     ot, _ = device_view(np.zeros(32, np.float32), (4, 8), (8, 1), 0)
     args = (xt, ffi.NULL, 2, 1, 1, 0, 0, 0, False, 1.0, 1e-20, yt, it, ot)
-    assert lib.aclnnMoeGatingTopKGetWorkspaceSize(*args, ffi.NULL, ffi.new("aclOpExecutor **")) == NULLPTR
-    assert lib.aclnnMoeGatingTopKGetWorkspaceSize(*args, ffi.new("uint64_t *"), ffi.NULL) == NULLPTR
+    null = lib.ACLNN_ERR_PARAM_NULLPTR
+    assert lib.aclnnMoeGatingTopKGetWorkspaceSize(*args, ffi.NULL, ffi.new("aclOpExecutor **")) == null
+    assert lib.aclnnMoeGatingTopKGetWorkspaceSize(*args, ffi.new("uint64_t *"), ffi.NULL) == null
 
 
-@pytest.mark.parametrize("what", ["x_int32", "x_float64", "bias_dtype", "y_dtype", "idx_dtype", "out_dtype"])
+# an input dtype outside the listed ones is tested for every operator by test_contract.py; these are the
+# same-dtype and output rules
+@pytest.mark.parametrize("what", ["bias_dtype", "y_dtype", "idx_dtype", "out_dtype"])
 def test_dtype_rules(ws_status, what):
     x = np.zeros((4, 8), np.float32)
     bias = None
     y, idx, out = np.zeros((4, 2), np.float32), np.zeros((4, 2), np.int32), np.zeros((4, 8), np.float32)
-    if what == "x_int32":
-        x = x.astype(np.int32)
-    elif what == "x_float64":
-        x = x.astype(np.float64)
-    elif what == "bias_dtype":
+    if what == "bias_dtype":
         bias = np.zeros(8, np.float16)
     elif what == "y_dtype":
         y = y.astype(np.float16)
@@ -383,7 +352,7 @@ def test_dtype_rules(ws_status, what):
     else:
         out = out.astype(np.float16)
     status, msg = ws_status(API, x, bias, 2, 1, 1, 0, 0, 0, False, 1.0, 1e-20, y, idx, out)
-    assert status == INVALID, msg
+    assert status == lib.ACLNN_ERR_PARAM_INVALID, msg
     assert API in msg
 
 
@@ -392,7 +361,8 @@ def test_format_rule(device_view, two_phase):
     yt, _ = device_view(np.zeros(8, np.float32), (4, 2), (2, 1), 0)
     it, _ = device_view(np.zeros(8, np.int32), (4, 2), (2, 1), 0)
     ot, _ = device_view(np.zeros(32, np.float32), (4, 8), (8, 1), 0)
-    assert two_phase("aclnnMoeGatingTopK", xt, ffi.NULL, 2, 1, 1, 0, 0, 0, False, 1.0, 1e-20, yt, it, ot) == INVALID
+    assert two_phase("aclnnMoeGatingTopK", xt, ffi.NULL, 2, 1, 1, 0, 0, 0, False, 1.0, 1e-20, yt, it, ot) \
+        == lib.ACLNN_ERR_PARAM_INVALID
 
 
 # (name, x shape, bias shape or None, k, k_group, group_count, mode, renorm, norm_type, out_flag, y/idx/out shapes)
@@ -442,7 +412,7 @@ def test_shape_and_attribute_rules(ws_status, rule):
         outs = ((rows, kk), (rows, kk), (rows, e))
     y, idx, out = np.zeros(outs[0], _F), np.zeros(outs[1], np.int32), np.zeros(outs[2], _F)
     status, msg = ws_status(API, x, bias, k, kg, gc, mode, renorm, nt, flag, 1.0, 1e-20, y, idx, out)
-    assert status == TILING, f"{name}: {status} {msg}"
+    assert status == lib.ACLNN_ERR_INNER_TILING_ERROR, f"{name}: {status} {msg}"
     assert msg.startswith(API)
 
 
@@ -473,7 +443,7 @@ def test_facade_argument_errors():
         moe_gating_top_k(np.zeros(8, np.float32), 2)
     with pytest.raises(AclnnError) as e:
         moe_gating_top_k(x, 2, renorm=1)
-    assert e.value.status == TILING
+    assert e.value.status == lib.ACLNN_ERR_INNER_TILING_ERROR
     with pytest.raises(AclnnError) as e:
         moe_gating_top_k(x, 2, k_group=3, group_count=2)
-    assert e.value.status == TILING
+    assert e.value.status == lib.ACLNN_ERR_INNER_TILING_ERROR

@@ -18,7 +18,8 @@ from aclnn_moe.capi import backend
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 C_SAMPLES = sorted(p.stem for p in SAMPLES.glob("*.c"))
 # samples/_aclnn_sample.py is the shared scaffolding of the ports (the C samples' aclnn_sample.h), not a sample
-PY_SAMPLES = sorted(p.stem for p in SAMPLES.glob("*.py") if not p.name.startswith("_"))
+# samples/ep_torchrun.py is launched by torchrun (tests/test_distributed.py), not a port of a C sample
+PY_SAMPLES = sorted(p.stem for p in SAMPLES.glob("*.py") if not p.name.startswith("_") and p.stem != "ep_torchrun")
 OFFICIAL = [
     "test_aclnn_moe_gating_top_k.cpp",
     "test_aclnn_moe_compute_expert_tokens.cpp",
@@ -41,6 +42,7 @@ OFFICIAL = [
     "test_aclnn_moe_token_unpermute_grad.cpp",
     "test_aclnn_moe_init_routing_v2_grad.cpp",
     "test_aclnn_moe_finalize_routing_v2_grad.cpp",
+    "test_aclnn_moe_token_permute_with_routing_map_grad.cpp",
     "test_aclnn_moe_gating_top_k_softmax.cpp",
     "test_aclnn_moe_gating_top_k_softmax_v2.cpp",
 ]

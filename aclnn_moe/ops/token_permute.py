@@ -10,7 +10,7 @@ from .._spec import INDICES, Attr, OpSpec, Output, Tensor
 
 def permute_rows(total: int, num_out_tokens) -> int:
     """Rows of permuted_tokens (the tiling's resolution): 0/None keeps all, n > 0 the first min(n, total), n < 0
-    all but the last |n|."""
+    all but the last abs(n)."""
     n = int(num_out_tokens or 0)
     return max(min(n if n > 0 else n + total, total), 0)
 
@@ -54,6 +54,6 @@ SPEC = OpSpec(
 
     tokens [T, H] (or more dims) fp16/bf16/fp32/int8; indices [T, K] or [T] int32/int64 expert ids in
     [0, 16777215), K <= 512, T*K < 16777215. num_out_tokens: None/0 keeps every row, n > 0 the first
-    min(n, T*K), n < 0 all but the last |n|. padded_mode must be False.
+    min(n, T*K), n < 0 all but the last abs(n). padded_mode must be False.
     permuted_tokens[j] = tokens[first[j] // K] where first is the stable argsort of indices.reshape(-1);
     sorted_indices (int32 [T*K]) = argsort(first): the row where pair p = t*K + k landed.""")

@@ -115,6 +115,7 @@ void fz_intarray(fz_case *c, const char *name, int n, const int64_t *v);
 fz_pspec *fz_find(fz_case *c, const char *name);
 /* fills c with a valid call of c->def (random small sizes from s); 0 when no template knows the operator */
 int fz_template(fz_case *c, fz_src *s);
+int fz_has_template(const char *api);
 
 /* ---- the engine (fuzz_core.c) ---------------------------------------------------------------------------- */
 const fz_op *fz_op_table(int *n);
@@ -130,6 +131,8 @@ typedef struct {
     int mutate;               /* 0: valid cases only (threads, leak loop) */
     int verbose;
     int op;                   /* -1: any */
+    int templated_only;       /* only operators with a template in fuzz_templates.c */
+    int last_op;              /* operator of the last case (-1: an API sequence) */
     char label[64];           /* printed first in the description of a case, e.g. "seed 1 case 42" */
     fz_stats stats;
 } fz_ctx;

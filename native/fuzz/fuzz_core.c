@@ -1078,11 +1078,15 @@ int fz_one(fz_ctx *ctx, fz_src *s)
     ctx->stats.cases++;
     if (ctx->mutate && fz_chance(s, 12)) { /* the tensor / executor / runtime API on its own */
         ctx->stats.api_cases++;
+        ctx->last_op = -1;
         return api_case(ctx, s, &ctx->stats.calls);
     }
     static __thread fz_run r; /* large: keep it off the stack */
     int op = ctx->op >= 0 ? ctx->op : (int)fz_below(s, (uint64_t)nops);
+    if (ctx->templated_only) /* the next operator that has a template (there is at least one) */
+        for (int k = 0; k < nops && !fz_has_template(fz_ops[op].api); k++) op = (op + 1) % nops;
     int mutations = ctx->mutate && fz_chance(s, 80); /* some cases stay valid, to reach the kernels */
+    ctx->last_op = op;
     note("%s:", fz_ops[op].api);
     build_case(&r.c, op, s, mutations);
     r.calls = 0;
@@ -1092,13 +1096,13 @@ int fz_one(fz_ctx *ctx, fz_src *s)
     r.calls++;
     int null_ws = ctx->mutate && fz_chance(s, 3), null_ex = ctx->mutate && fz_chance(s, 3);
     int rc = r.c.def->phase1(r.args, null_ws ? NULL : &wss, null_ex ? NULL : &ex);
-    ctx->stats.per_op_cases[op]++;
+    if (op < 64) ctx->stats.per_op_cases[op]++;
     if (rc == 0 && ex) {
         ctx->stats.phase1_ok++;
-        ctx->stats.per_op_phase1_ok[op]++;
+        if (op < 64) ctx->stats.per_op_phase1_ok[op]++;
         int scenario = ctx->mutate && fz_chance(s, 40) ? (int)fz_range(s, 1, EX_COUNT - 1) : EX_NORMAL;
         rc = run_scenario(ctx, &r, s, ex, wss, scenario);
-        if (rc == 0) { ctx->stats.phase2_ok++; ctx->stats.per_op_phase2_ok[op]++; }
+        if (rc == 0) { ctx->stats.phase2_ok++; if (op < 64) ctx->stats.per_op_phase2_ok[op]++; }
     } else if (rc) {
         touch_message();
     }

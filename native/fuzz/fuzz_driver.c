@@ -20,7 +20,8 @@ static void usage(void)
             "  -f FIRST    index of the first case (replay one case: -f i -n 1 -v)\n"
             "  -o OP       only this operator (e.g. aclnnMoeGatingTopK)\n"
             "  -t SECONDS  per-case time limit before it counts as a hang (default 60)\n"
-            "  --valid     no mutations (every case must succeed)\n"
+            "  --valid     no mutations (every case of an operator with a template must succeed)\n"
+            "  --templated only operators with a template in fuzz_templates.c\n"
             "  FILE...     replay libFuzzer inputs instead of generated cases\n");
 }
 
@@ -86,7 +87,8 @@ static int leak_loop(fz_ctx *ctx, long cycles, uint64_t seed)
     long warm = 4L * nops < cycles / 2 ? 4L * nops : cycles / 2;
     for (long i = 0; i < cycles; i++) {
         if (i == warm) heap0 = heap_bytes();
-        int rc = fz_run_valid((int)(i % nops), case_seed(seed, (uint64_t)i), ctx->stream, (int)(i / nops % 2), NULL,
+        /* valid cycles need a template; the mutated case below covers every operator */
+        int rc = !fz_has_template(ops[i % nops].api) ? 0 : fz_run_valid((int)(i % nops), case_seed(seed, (uint64_t)i), ctx->stream, (int)(i / nops % 2), NULL,
                               NULL);
         if (rc) {
             fprintf(stderr, "fuzz_driver: leak cycle %ld (%s) failed with %d: %s\n", i, ops[i % nops].api, rc,
@@ -131,6 +133,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "-v")) ctx.verbose = 1;
         else if (!strcmp(a, "--valid")) ctx.mutate = 0;
         else if (!strcmp(a, "--stats")) stats = 1;
+        else if (!strcmp(a, "--templated")) ctx.templated_only = 1;
         else if (!strcmp(a, "--require-kernels")) require = 1;
         else if (!strcmp(a, "--leak") && more) leak = strtol(argv[++i], NULL, 0);
         else if (!strcmp(a, "--write-corpus") && more) corpus_dir = argv[++i];
@@ -158,7 +161,8 @@ int main(int argc, char **argv)
             alarm(timeout);
             int st = fz_one(&ctx, &s);
             alarm(0);
-            if (!ctx.mutate && st) {
+            /* valid cases must pass, for the operators that have a template */
+            if (!ctx.mutate && st && ctx.last_op >= 0 && fz_has_template(fz_op_table(&(int){0})[ctx.last_op].api)) {
                 fprintf(stderr, "fuzz_driver: valid case %llu failed with %d: %s\n  %s\n", (unsigned long long)i, st,
                         aclGetRecentErrMsg(), fz_describe());
                 rc = 1;
@@ -171,12 +175,13 @@ int main(int argc, char **argv)
     }
     int nops;
     const fz_op *ops = fz_op_table(&nops);
-    for (int i = 0; i < nops && (stats || require) && leak < 0; i++) {
+    for (int i = 0; i < nops && i < 64 && (stats || require) && leak < 0; i++) {
+        int tpl = fz_has_template(ops[i].api);
         if (stats)
-            printf("  %-32s cases %6llu  phase 1 ok %6llu  phase 2 ok %6llu\n", ops[i].api,
+            printf("  %-40s cases %6llu  phase 1 ok %6llu  phase 2 ok %6llu%s\n", ops[i].api,
                    (unsigned long long)ctx.stats.per_op_cases[i], (unsigned long long)ctx.stats.per_op_phase1_ok[i],
-                   (unsigned long long)ctx.stats.per_op_phase2_ok[i]);
-        if (require && ctx.stats.per_op_cases[i] && !ctx.stats.per_op_phase2_ok[i]) {
+                   (unsigned long long)ctx.stats.per_op_phase2_ok[i], tpl ? "" : "  (no template: generic tensors)");
+        if (require && tpl && ctx.stats.per_op_cases[i] && !ctx.stats.per_op_phase2_ok[i]) {
             fprintf(stderr, "fuzz_driver: %s never reached its kernel (its template is not a valid call)\n",
                     ops[i].api);
             rc = 1;

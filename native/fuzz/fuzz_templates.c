@@ -266,6 +266,13 @@ static const struct {
     {"aclnnMoeTokenUnpermuteWithEp", token_unpermute_with_ep},
 };
 
+int fz_has_template(const char *api)
+{
+    for (size_t i = 0; i < sizeof TEMPLATES / sizeof TEMPLATES[0]; i++)
+        if (strcmp(TEMPLATES[i].api, api) == 0) return 1;
+    return 0;
+}
+
 int fz_template(fz_case *c, fz_src *s)
 {
     for (size_t i = 0; i < sizeof TEMPLATES / sizeof TEMPLATES[0]; i++)

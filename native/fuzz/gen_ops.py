@@ -17,6 +17,7 @@ from pathlib import Path
 # C parameter type -> (fuzz kind, fz_arg member)
 KINDS = {
     "const aclTensor *": ("FZ_TENSOR", "t"),
+    "aclTensor *": ("FZ_TENSOR", "t"),  # CANN's generated headers declare outputs non-const
     "const aclIntArray *": ("FZ_INTARRAY", "ia"),
     "int64_t": ("FZ_INT", "i"),
     "bool": ("FZ_BOOL", "b"),
@@ -55,7 +56,7 @@ def main() -> int:
             if [t for t, _ in params[-2:]] != [t for t, _ in TAIL]:
                 raise SystemExit(f"gen_ops.py: {api}GetWorkspaceSize does not end with {TAIL}: {params[-2:]}")
             if not re.search(rf"aclnnStatus\s+{api}\s*\(\s*void\s*\*\s*\w+\s*,\s*uint64_t\s+\w+\s*,\s*"
-                             rf"aclOpExecutor\s*\*\s*\w+\s*,\s*aclrtStream\s+\w+\s*\)", text):
+                             rf"aclOpExecutor\s*\*\s*\w+\s*,\s*(const\s+)?aclrtStream\s+\w+\s*\)", text):
                 raise SystemExit(f"gen_ops.py: {api} (phase 2) is not declared in {h.name}")
             plist = []
             for ctype, name in params[:-2]:
@@ -76,13 +77,14 @@ def main() -> int:
         args = []
         for i, (name, key) in enumerate(plist):
             kind, member = KINDS[key]
-            args.append(f"a[{i}].{member}")
+            args.append(f"(aclTensor *)a[{i}].t" if key == "aclTensor *" else f"a[{i}].{member}")
         w.append(f"static aclnnStatus fz_call_{short}(const fz_arg *a, uint64_t *ws, aclOpExecutor **ex)\n{{")
         w.append(f"    return {api}GetWorkspaceSize({', '.join(args + ['ws', 'ex'])});\n}}")
         w.append(f"static const fz_param fz_params_{short}[] = {{")
         for name, key in plist:
             kind, _ = KINDS[key]
-            w.append(f'    {{"{name}", {kind}, {int(is_output(name))}, {int("Optional" in name)}}},')
+            out_ = is_output(name) or key == "aclTensor *"
+            w.append(f'    {{"{name}", {kind}, {int(out_)}, {int("Optional" in name)}}},')
         w.append("};")
     w.append("static const fz_op fz_ops[] = {")
     for api, hname, plist in ops:

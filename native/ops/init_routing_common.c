@@ -97,11 +97,13 @@ aclnnStatus irc_sort(const char *api, const aclTensor *expert_idx, const IrcSort
     int64_t max_id = 0;
     for (int64_t p = 0; p < nk; p++) {
         const int64_t v = ids[p];
+        if (v < 0 && !sp->bounded) /* no expertNum bounds the ids: the only rule is that they are not negative */
+            return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: expertIdx[%lld, %lld] = %lld is negative; expert ids "
+                                  "start at 0", api, (long long)(p / k), (long long)(p % k), (long long)v);
         if (v < 0 || (sp->bounded && v >= sp->id_limit))
-            return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: expertIdx[%lld, %lld] = %lld is outside [0, %lld)%s",
-                                  api, (long long)(p / k), (long long)(p % k), (long long)v,
-                                  (long long)(sp->bounded ? sp->id_limit : INT32_MAX),
-                                  sp->bounded ? " (expertNum)" : "");
+            return acl_host_error(ACLNN_ERR_PARAM_INVALID, "%s: expertIdx[%lld, %lld] = %lld is outside [0, %lld) "
+                                  "(expertNum)", api, (long long)(p / k), (long long)(p % k), (long long)v,
+                                  (long long)sp->id_limit);
         if (v > max_id) max_id = v;
     }
     if (!sp->bounded) {
