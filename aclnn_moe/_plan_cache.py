@@ -24,10 +24,12 @@ import threading
 
 import numpy as np
 
+from ._errors import AclnnError
 from ._operands import HOST, TORCH_CPU, Operand
 from ._operation import host_in_place
 from ._spec import Tensor
 
+_REBIND_APIS = ("aclSetInputTensorAddr", "aclSetOutputTensorAddr")
 _PLACEHOLDER = np.empty(0, np.uint8)  # stands for the host data of a parked entry (no caller array kept alive)
 
 
@@ -54,6 +56,7 @@ class PlanCache:
         self._count = 0
         self._lock = threading.Lock()
         self.hits = self.misses = 0
+        self._uncacheable: set = set()
         self._generation = 0  # bumped by clear(): entries in use then are freed when their call ends
 
     # ---- settings
@@ -122,7 +125,7 @@ class PlanCache:
 
     def call(self, cls, kwargs: dict, stream):
         """Run ``cls(**kwargs)`` once, through a cached plan when one of the same key is idle."""
-        if self._max == 0:
+        if self._max == 0 or cls in self._uncacheable:
             return cls(**kwargs, stream=stream).run_once()
         spec = cls.spec
         tensors, parts = {}, [cls, host_in_place()]  # (staged and in-place plans differ)
@@ -159,8 +162,15 @@ class PlanCache:
         op._stream = stream
         try:
             result = op.execute(stream=stream)
-        except BaseException:
+        except AclnnError as e:
             op.free()  # (its state after a failed call is not trusted for the next one)
+            if e.api not in _REBIND_APIS:
+                raise
+            # an executor that refuses address rebinding: this operator runs unplanned from now on
+            self._uncacheable.add(cls)
+            return cls(**kwargs, stream=stream).run_once()
+        except BaseException:
+            op.free()
             raise
         self._release(key, op, generation)
         return result
