@@ -8,6 +8,7 @@ Three levels:
 """
 from ._errors import AclnnError, ArgumentError
 from ._operation import Operation
+from ._plan_cache import plan_cache
 from ._runtime import Device, DeviceArray, DeviceBuffer, Event, Stream, WorkspacePool, to_device, workspace_pool
 from .ops import *  # noqa: F401,F403
 from .ops import __all__ as _ops_all
@@ -15,4 +16,4 @@ from .ops import __all__ as _ops_all
 from ._version import __version__
 
 __all__ = ["AclnnError", "ArgumentError", "Operation", "Device", "DeviceArray", "DeviceBuffer", "Event", "Stream",
-           "WorkspacePool", "to_device", "workspace_pool"] + list(_ops_all)
+           "WorkspacePool", "to_device", "workspace_pool", "plan_cache"] + list(_ops_all)

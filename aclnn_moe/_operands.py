@@ -1,7 +1,8 @@
 """Operands: what an operator argument is made of, whatever array library it came from.
 
 An Operand knows its shape, dtype, element strides and offset, where its data lives, and owns its aclTensor
-descriptor. Host arrays (numpy, torch CPU, DLPack CPU producers) are staged through device memory; device
+descriptor. Host arrays (numpy, torch CPU, DLPack CPU producers) are staged through device memory on CANN, and
+described in place on the host backend (registered with aclrtHostRegister for the call, see _operation); device
 arrays (DeviceArray, torch NPU tensors) are described in place, with their strides, so non-contiguous inputs
 never need a copy.
 """
@@ -21,6 +22,7 @@ HOST, TORCH_CPU, DEVICE, TORCH_NPU = "numpy", "torch", "device", "torch_npu"
 # ctypes parsed once: ffi.new("int64_t[]") re-parses its string on every call
 _I64_ARRAY = ffi.typeof("int64_t[]")
 _VOID_P = ffi.typeof("void *")
+_UINTPTR = ffi.typeof("uintptr_t")
 _FORMAT_ND = int(lib.ACL_FORMAT_ND)  # a constant: read without opening any library (capi._constants)
 _ITEMSIZE = ITEMSIZE  # known without creating the bf16 dtype (which imports ml_dtypes)
 
@@ -57,11 +59,12 @@ class Operand:
     """One tensor argument (input or output) of an operation."""
 
     __slots__ = ("name", "kind", "shape", "dtype", "strides", "offset", "storage", "host", "ptr", "tensor",
-                 "source", "device_obj", "format")
+                 "source", "device_obj", "format", "in_place")
 
     def __init__(self, name: str, value=None, *, shape=None, dtype=None, like_kind=HOST, device_like=None):
         self.name = name
         self.format = _FORMAT_ND  # the aclFormat of the descriptor (torch NPU tensors: see _npu.describe)
+        self.in_place = False  # host data described in place (registered per call), not staged
         self.tensor = None
         self.ptr = None  # device address of the storage base
         self.source = value
@@ -158,6 +161,10 @@ class Operand:
         if a.flags.c_contiguous:
             return a.reshape(-1)
         return np.lib.stride_tricks.as_strided(a, shape=(self.storage,), strides=(a.itemsize,))
+
+    def host_address(self) -> int:
+        """The address of the host storage base (the view's first element minus its offset)."""
+        return int(ffi.cast(_UINTPTR, ffi.from_buffer(self.host_span())))
 
     def layout_key(self):
         return (self.shape, self.dtype, self.strides, self.offset, self.storage)

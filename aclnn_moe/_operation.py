@@ -37,8 +37,26 @@ from ._runtime import (as_stream_handle, common_device, launch_stream, on_operan
 from .capi import ffi, lib
 
 _ALIGN = 64
+# Host arrays described in place (aclrtHostRegister per call) instead of staged: None = when the backend is the
+# host runtime, where device memory is host memory and a staging copy is pure waste; False forces staging (the
+# CANN path, e.g. in tests); True forces in place.
+HOST_IN_PLACE = None
+_host_backend = None
+
+
+def host_in_place() -> bool:
+    global _host_backend
+    if HOST_IN_PLACE is not None:
+        return bool(HOST_IN_PLACE)
+    if _host_backend is None:
+        from .capi import backend
+
+        _host_backend = backend().name == "host"
+    return _host_backend
 _log = logging.getLogger("aclnn_moe")
 _I64_ARRAY = ffi.typeof("int64_t[]")
+_VOID_P, _UINTPTR, _VOID_PP = ffi.typeof("void *"), ffi.typeof("uintptr_t"), ffi.typeof("void **")
+_MAPPED = 0  # ACL_HOST_REGISTER_MAPPED (acl_rt.h)
 
 
 class _IntArray:
@@ -188,7 +206,11 @@ class Operation:
         """Lay staged operands out in one device arena and create every descriptor."""
         if self._described:
             return
-        staged = [o for o in self._inputs + self._outputs if o is not None and o.staged]
+        in_place = host_in_place()
+        for o in self._inputs + self._outputs:
+            if o is not None and o.staged:
+                o.in_place = in_place and o.storage > 0  # (an empty view has no range to register)
+        staged = [o for o in self._inputs + self._outputs if o is not None and o.staged and not o.in_place]
         total, offsets = 0, []
         for o in staged:
             offsets.append(total)
@@ -217,19 +239,19 @@ class Operation:
     def _upload_inputs(self) -> None:
         self._settle()
         for o in self._inputs:
-            if o is not None and o.staged and o.storage:
+            if o is not None and o.staged and o.storage and not o.in_place:
                 span = o.host_span()
-                check(lib.aclrtMemcpy(ffi.cast("void *", o.ptr), o.staging_nbytes, ffi.from_buffer(span),
+                check(lib.aclrtMemcpy(ffi.cast(_VOID_P, o.ptr), o.staging_nbytes, ffi.from_buffer(span),
                                       o.staging_nbytes, lib.ACL_MEMCPY_HOST_TO_DEVICE), "aclrtMemcpy")
 
     def _download_outputs(self, stream) -> None:
-        pending = [o for o in self._outputs if o.staged and o.storage]
+        pending = [o for o in self._outputs if o.staged and o.storage and not o.in_place]
         if not pending:
             return
         check(lib.aclrtSynchronizeStream(stream), "aclrtSynchronizeStream")
         self._unsynced = None
         for o in pending:
-            check(lib.aclrtMemcpy(ffi.from_buffer(o.host), o.staging_nbytes, ffi.cast("void *", o.ptr),
+            check(lib.aclrtMemcpy(ffi.from_buffer(o.host), o.staging_nbytes, ffi.cast(_VOID_P, o.ptr),
                                   o.staging_nbytes, lib.ACL_MEMCPY_DEVICE_TO_HOST), "aclrtMemcpy")
 
     def _c_args(self) -> list:
@@ -286,10 +308,20 @@ class Operation:
             self._fresh_outputs()
         self._executed = True
         self._upload_inputs()
+        bound = self._bind_in_place()
+        try:
+            return self._execute_bound(stream_h, bound)
+        finally:
+            if bound is not None:
+                self._unbind_in_place(bound, stream_h)
+
+    def _execute_bound(self, stream_h, bound):
         if self._executor is not None:
             ws, ex = self._workspace_size, self._executor
         elif self._oneshot is not None:
             (ws, ex), self._oneshot = self._oneshot, None
+            if bound is not None:
+                self._rebind_in_place(ex)
         else:
             ws, ex = self._phase1()
         # (facade-safety) a one-shot executor is consumed by phase 2 only: an exception before it (a failed
@@ -312,14 +344,101 @@ class Operation:
         if self._arena is not None:
             self._unsynced = stream_h
         self._download_outputs(stream_h)
+        if bound is not None:
+            self._finish_in_place(bound, stream_h)
         return self._collect()
+
+    # ------------------------------------------------------------------ host data in place (host backend)
+    def _bind_in_place(self):
+        """Register the host ranges of the in-place operands (aclrtHostRegister, one registration per run of
+        overlapping ranges, so views of one buffer share it) and point their descriptors at them. A range that
+        cannot be registered (another call holds it, or it lies in device memory) is staged for this call.
+        Returns (registered pointers, fallback leases) or None when no operand is in place."""
+        ops = [o for o in self._inputs + self._outputs if o is not None and o.in_place]
+        if not ops:
+            return None
+        spans = sorted(((o.host_address(), o.staging_nbytes, o) for o in ops), key=lambda t: t[0])
+        groups, cur = [], None
+        for addr, n, o in spans:
+            if cur is not None and addr < cur[1]:
+                cur[1] = max(cur[1], addr + n)
+                cur[2].append((addr, o))
+            else:
+                cur = [addr, addr + n, [(addr, o)]]
+                groups.append(cur)
+        registered, fallback = [], []
+        dev = ffi.new(_VOID_PP)
+        try:
+            for begin, end, members in groups:
+                if lib.aclrtHostRegister(ffi.cast(_VOID_P, begin), end - begin, _MAPPED, dev):
+                    fallback.extend(o for _, o in members)
+                    continue
+                registered.append(begin)
+                base = int(ffi.cast(_UINTPTR, dev[0]))
+                for addr, o in members:
+                    o.ptr = base + (addr - begin)
+            lease = self._stage_for_call(fallback) if fallback else None
+        except BaseException:
+            for p in registered:
+                lib.aclrtHostUnregister(ffi.cast(_VOID_P, p))
+            raise
+        bound = [registered, lease, fallback, False]  # (the last: the stream was synchronized)
+        if self._executor is not None:
+            self._rebind_in_place(self._executor)
+        else:
+            for o in ops:
+                check(lib.aclSetRawTensorAddr(o.tensor, ffi.cast(_VOID_P, o.ptr)), "aclSetRawTensorAddr")
+        return bound
+
+    def _rebind_in_place(self, ex) -> None:
+        for o in self._inputs:
+            if o is not None and o.in_place:
+                check(lib.aclSetInputTensorAddr(ex, self._input_index[o.name], o.tensor, ffi.cast(_VOID_P, o.ptr)),
+                      "aclSetInputTensorAddr")
+        for o in self._outputs:
+            if o.in_place:
+                check(lib.aclSetOutputTensorAddr(ex, self._output_index[o.name], o.tensor,
+                                                 ffi.cast(_VOID_P, o.ptr)), "aclSetOutputTensorAddr")
+
+    def _stage_for_call(self, ops):
+        """Stage operands whose host range could not be registered, through a lease held for this call."""
+        total, offsets = 0, []
+        for o in ops:
+            offsets.append(total)
+            total += (o.staging_nbytes + _ALIGN - 1) // _ALIGN * _ALIGN
+        lease = staging_pool.lease(total)
+        for o, off in zip(ops, offsets):
+            o.ptr = lease.ptr + off
+            if any(o is i for i in self._inputs):
+                check(lib.aclrtMemcpy(ffi.cast(_VOID_P, o.ptr), o.staging_nbytes, ffi.from_buffer(o.host_span()),
+                                      o.staging_nbytes, lib.ACL_MEMCPY_HOST_TO_DEVICE), "aclrtMemcpy")
+        return lease
+
+    def _finish_in_place(self, bound, stream_h) -> None:
+        """After a successful launch: wait for the kernel (the results are read by the caller next), then copy
+        back the outputs that were staged for this call."""
+        check(lib.aclrtSynchronizeStream(stream_h), "aclrtSynchronizeStream")
+        bound[3] = True
+        for o in bound[2]:
+            if any(o is x for x in self._outputs):
+                check(lib.aclrtMemcpy(ffi.from_buffer(o.host), o.staging_nbytes, ffi.cast(_VOID_P, o.ptr),
+                                      o.staging_nbytes, lib.ACL_MEMCPY_DEVICE_TO_HOST), "aclrtMemcpy")
+
+    def _unbind_in_place(self, bound, stream_h) -> None:
+        registered, lease, _, synced = bound
+        if (registered or lease is not None) and not synced:
+            lib.aclrtSynchronizeStream(stream_h)  # (nothing may still read a range about to be released)
+        for p in registered:
+            check(lib.aclrtHostUnregister(ffi.cast(_VOID_P, p)), "aclrtHostUnregister")
+        if lease is not None:
+            staging_pool.give_back(lease)
 
     def _workspace(self, nbytes, stream_h):
         """Workspace from the operands' own allocator: torch_npu's caching allocator for NPU tensors (stream-
         aware, as torch_npu's own aclnn calls do), else the pool."""
         if self._kind == TORCH_NPU and nbytes:  # allocated for the launch stream, freed at the next call / free()
             self._ws_tensor = _npu.workspace(nbytes, common_device([*self._inputs, *self._outputs]),
-                                             int(ffi.cast("uintptr_t", stream_h)))
+                                             int(ffi.cast(_UINTPTR, stream_h)))
             return self._ws_tensor.cptr
         return workspace_pool.get(nbytes, stream_h)
 
@@ -355,22 +474,43 @@ class Operation:
                 continue
             old.ptr, old.source, old.device_obj = fresh.ptr, fresh.source, fresh.device_obj
             if self._executor is not None:
-                check(lib.aclSetInputTensorAddr(self._executor, index, old.tensor, ffi.cast("void *", old.ptr)),
+                check(lib.aclSetInputTensorAddr(self._executor, index, old.tensor, ffi.cast(_VOID_P, old.ptr)),
                       "aclSetInputTensorAddr")
             elif old.tensor is not None:
-                check(lib.aclSetRawTensorAddr(old.tensor, ffi.cast("void *", old.ptr)), "aclSetRawTensorAddr")
+                check(lib.aclSetRawTensorAddr(old.tensor, ffi.cast(_VOID_P, old.ptr)), "aclSetRawTensorAddr")
+
+    def _returned_operands(self) -> tuple:
+        res = self._results if isinstance(self._results, tuple) else (self._results,)
+        return tuple(r for r in res if isinstance(r, Operand))
+
+    def _adopt_inputs(self, fresh: dict) -> None:
+        """Take the inputs of a new call whose layouts are known to equal the planned ones (the plan cache's key
+        says so): the same rebinding as reset_operands without its per-name checks."""
+        for name, f in fresh.items():
+            old = self._named[name]
+            if old.staged:
+                old.host, old.source = f.host, f.source
+                continue
+            old.ptr, old.source, old.device_obj = f.ptr, f.source, f.device_obj
+            check(lib.aclSetInputTensorAddr(self._executor, self._input_index[name], old.tensor,
+                                            ffi.cast(_VOID_P, old.ptr)), "aclSetInputTensorAddr")
 
     def _fresh_outputs(self) -> None:
-        """New output arrays for this call, so that the arrays an earlier call returned stay the caller's."""
+        """New output arrays for this call, so that the arrays an earlier call returned stay the caller's.
+        Outputs the operator does not return (intermediates) are reused: nobody else sees them, and a reused
+        buffer is not faulted in again."""
+        returned = self._returned_operands()
         for i, o in enumerate(self._outputs):
+            if not any(o is r for r in returned):
+                continue
             o.reallocate()
             if o.staged:
                 continue
             if self._executor is not None:
                 check(lib.aclSetOutputTensorAddr(self._executor, self._output_index[o.name], o.tensor,
-                                                 ffi.cast("void *", o.ptr)), "aclSetOutputTensorAddr")
+                                                 ffi.cast(_VOID_P, o.ptr)), "aclSetOutputTensorAddr")
             else:
-                check(lib.aclSetRawTensorAddr(o.tensor, ffi.cast("void *", o.ptr)), "aclSetRawTensorAddr")
+                check(lib.aclSetRawTensorAddr(o.tensor, ffi.cast(_VOID_P, o.ptr)), "aclSetRawTensorAddr")
 
     # ------------------------------------------------------------------ lifetime
     def _check_alive(self):

@@ -329,8 +329,10 @@ def build_function(spec: OpSpec, cls: type) -> Callable:
     defaults = {p.name: p.default for p in spec.python_params() if p.has_default}
     call = ", ".join(f"{p.name}={p.name}" for p in spec.python_params())
     src = (f"def {spec.function}({params}):\n"
-           f"    return _cls({call}{', ' if call else ''}stream=stream).run_once()\n")
-    ns = {"_d": defaults, "_cls": cls}
+           f"    return _call(_cls, dict({call}), stream)\n")
+    from ._plan_cache import function_call  # (the plan cache: repeated layouts reuse a planned executor)
+
+    ns = {"_d": defaults, "_cls": cls, "_call": function_call}
     exec(src, ns)  # noqa: S102
     fn = ns[spec.function]
     fn.__doc__ = spec.doc

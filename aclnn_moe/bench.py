@@ -35,6 +35,8 @@ __all__ = ["main", "case_names", "draw_plot", "format_time", "interleaved", "LEG
 LEGEND = """\
 columns:
   backend    median time of one planned execute() on DeviceArrays (kernel + per-call cost), this backend
+  function   median time of the function form on the numpy inputs (what most callers write; plan cache on)
+  fn/plan    function / backend: the cost of the function form over a plan
   numpy ref  median time of the numpy reference implementation on the same inputs
   speedup    numpy ref / backend
   GB/s       bytes the operator must move (written + distinct bytes read) / backend time
@@ -267,9 +269,12 @@ def _to_device(args, kwargs):
 
 
 def _run_case(case: _Case, repeat: int) -> dict[str, Any]:
+    import aclnn_moe as am
+
     cls, args, kwargs, ref_fn, nbytes = case.build()
     dargs, dkw = _to_device(args, kwargs)
     op = cls(*dargs, **dkw).plan()
+    fn = getattr(am, cls.spec.function)
     try:
         io = sum(o.staging_nbytes for o in op._inputs + op._outputs if o is not None)
         workspace = int(op._workspace_size)
@@ -277,15 +282,16 @@ def _run_case(case: _Case, repeat: int) -> dict[str, Any]:
         src = np.ones(copy_bytes // 8, np.float64)
         dst = np.empty_like(src)
         ref_every = 3 if repeat >= 9 else 1  # the reference is slow: one sample every third round
-        s = interleaved({"backend": op.execute, "reference": ref_fn, "memcpy": lambda: np.copyto(dst, src)},
-                        repeat, every={"reference": ref_every})
+        s = interleaved({"backend": op.execute, "function": lambda: fn(*args, **kwargs), "reference": ref_fn,
+                         "memcpy": lambda: np.copyto(dst, src)}, repeat, every={"reference": ref_every})
     finally:
         op.free()
     us, ref_us, mem_us = _median(s["backend"]), _median(s["reference"]), _median(s["memcpy"])
+    fn_us = _median(s["function"])
     gbps = nbytes / (us * 1e3)
     mem_gbps = 2 * src.nbytes / (mem_us * 1e3)
     return {"name": case.name, "family": case.family, "tokens": case.tokens, "bytes": int(nbytes),
-            "backend_us": us, "reference_us": ref_us, "speedup": ref_us / us, "gbps": gbps,
+            "backend_us": us, "function_us": fn_us, "function_x_plan": fn_us / us, "reference_us": ref_us, "speedup": ref_us / us, "gbps": gbps,
             "memcpy_gbps": mem_gbps, "memcpy_ratio": gbps / mem_gbps, "workspace_bytes": workspace,
             "io_bytes": int(io), "ws_io": workspace / max(io, 1),
             "samples": {k: len(v) for k, v in s.items()}}
@@ -380,13 +386,16 @@ def _print_report(result: dict[str, Any]) -> None:
     for row in result["overhead"]:
         print(f"  {row['path']:<42} {format_time(row['us']):>10}   x{row['x_raw']:>6.1f} of raw capi")
     if result["cases"]:
-        print(f"\n{'case':<44} {'backend':>10} {'numpy ref':>10} {'speedup':>8} {'GB/s':>7} {'memcpy':>7} "
+        print(f"\n{'case':<44} {'backend':>10} {'function':>10} {'fn/plan':>7} {'numpy ref':>10} {'speedup':>8} {'GB/s':>7} {'memcpy':>7} "
               f"{'of mcpy':>7} {'ws/io':>6}")
         for c in result["cases"]:
-            print(f"{c['name']:<44} {format_time(c['backend_us']):>10} {format_time(c['reference_us']):>10} "
+            print(f"{c['name']:<44} {format_time(c['backend_us']):>10} {format_time(c['function_us']):>10} "
+                  f"{c['function_x_plan']:>6.2f}x {format_time(c['reference_us']):>10} "
                   f"{c['speedup']:>7.1f}x {c['gbps']:>7.2f} {c['memcpy_gbps']:>7.2f} {c['memcpy_ratio']:>7.2f} "
                   f"{c['ws_io']:>6.2f}")
-        print(f"\nslowest speedup over the numpy reference: {result['slowest_speedup']:.1f}x")
+        print(f"\nslowest speedup over the numpy reference: {result['slowest_speedup']:.1f}x; worst function form "
+              f"/ plan: {result['worst_function_x_plan']:.2f}x; worst plan / memcpy time (cases of >= 16 MB): "
+              + ("-" if result["worst_plan_x_memcpy"] is None else f"{result['worst_plan_x_memcpy']:.2f}x"))
         print("\n" + LEGEND)
 
 
@@ -425,6 +434,10 @@ def main(quick: bool = False, only: Sequence[str] | str | None = None, as_json: 
         bar.close()
     speedups = [c["speedup"] for c in result["cases"]]
     result["slowest_speedup"] = min(speedups) if speedups else None
+    result["worst_function_x_plan"] = max((c["function_x_plan"] for c in result["cases"]), default=None)
+    # plan / memcpy only where memory is the limit: cases moving >= 16 MB (small ones measure per-call cost)
+    result["worst_plan_x_memcpy"] = max((1 / c["memcpy_ratio"] for c in result["cases"] if c["bytes"] >= 16 << 20),
+                                        default=None)
     if plot is not None:
         draw_plot(result["cases"], plot, f"aclnn-moe bench, {result['backend']} backend, {result['tier']} tier")
         result["plot"] = plot

@@ -271,7 +271,8 @@ def test_bench_json():
     assert data["tier"] == "quick" and data["repeat"] == 4 and data["backend"] == "host"
     [case] = data["cases"]
     assert case["name"] == "compute_expert_tokens T*K=128" and case["tokens"] == 16
-    assert case["samples"] == {"backend": 4, "reference": 4, "memcpy": 4}
+    assert case["samples"] == {"backend": 4, "function": 4, "reference": 4, "memcpy": 4}
+    assert abs(case["function_x_plan"] - case["function_us"] / case["backend_us"]) < 1e-9
     assert case["backend_us"] > 0 and abs(case["speedup"] - case["reference_us"] / case["backend_us"]) < 1e-9
     assert [row["path"] for row in data["overhead"]][-1].startswith("raw capi")
     assert data["import"]["numpy_ms"] > 0 and data["import"]["aclnn_moe_ms"] > 0

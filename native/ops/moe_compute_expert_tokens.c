@@ -8,7 +8,10 @@
  * ([unconfirmed] on the NPU, whose kernel would write past its output; we follow the golden and stay in
  * bounds). Negative values have no meaning in a sorted expert list and are rejected by the kernel with
  * ACLNN_ERR_PARAM_INVALID before anything is written.
- * Computed as a histogram (multithreaded for large inputs) followed by an inclusive prefix sum.
+ * Computed as the golden defines it, one binary search per expert (O(E log N), the golden's midpoint rule, so the
+ * result equals the reference on any input), after a scan that rejects negative ids: an OR of sign bits that
+ * runs at memory speed (in chunks on the kernel pool for large inputs), where the former histogram paid a
+ * store-to-load dependency on every element of a sorted run.
  */
 #include <stdint.h>
 #include <string.h>
@@ -19,6 +22,7 @@
 #define CET_MAX_ROWS (INT64_C(1) << 24) /* the tiling rejects M > 2^24 (the doc says < 2^24) */
 #define CET_PARALLEL_MIN_ROWS (INT64_C(1) << 16)
 #define CET_ROWS_PER_CHUNK (INT64_C(1) << 15)
+#define CET_SCAN_BLOCK 1024 /* rows OR-ed before one test: vectorised, and the first bad row is found after */
 
 typedef struct {
     int64_t rows;
@@ -28,10 +32,8 @@ typedef struct {
 typedef struct {
     const aclTensor *in;
     int64_t rows;
-    int64_t num_experts;
     int64_t nchunks;
-    int32_t *hist;      /* nchunks x (num_experts + 1) counters; slot num_experts counts ignored values */
-    int64_t *bad_pos;   /* per chunk: first position of an out-of-range value, or -1 */
+    int64_t *bad_pos;   /* per chunk: first position of a negative value, or -1 */
     int64_t *bad_value; /* per chunk: that value */
 } CetCtx;
 
@@ -39,24 +41,45 @@ static void cet_chunk(void *vctx, int64_t begin, int64_t end)
 {
     const CetCtx *c = (const CetCtx *)vctx;
     const aclTensor *t = c->in;
-    const int64_t ne = c->num_experts;
     for (int64_t ch = begin; ch < end; ch++) {
-        int32_t *h = c->hist + ch * (ne + 1);
-        memset(h, 0, (size_t)(ne + 1) * sizeof(int32_t));
         int64_t i0 = c->rows * ch / c->nchunks, i1 = c->rows * (ch + 1) / c->nchunks;
         c->bad_pos[ch] = -1;
         const int64_t st = i1 - i0 <= 1 ? 1 : t->strides[0];
         const int32_t *v = (const int32_t *)t->data + t->offset + i0 * t->strides[0];
-        for (int64_t i = i0; i < i1; i++, v += st) {
-            const int32_t e = *v;
-            if (e < 0) {
-                c->bad_pos[ch] = i;
-                c->bad_value[ch] = e;
-                break;
-            }
-            h[e < ne ? e : ne]++; /* slot ne collects the ignored ids >= numExperts */
+        for (int64_t b = i0; b < i1; b += CET_SCAN_BLOCK) {
+            const int64_t n = i1 - b < CET_SCAN_BLOCK ? i1 - b : CET_SCAN_BLOCK;
+            const int32_t *w = v + (b - i0) * st;
+            int32_t any = 0;
+            if (st == 1)
+                for (int64_t j = 0; j < n; j++) any |= w[j];
+            else
+                for (int64_t j = 0; j < n; j++) any |= w[j * st];
+            if (any >= 0) continue;
+            for (int64_t j = 0; j < n; j++)
+                if (w[j * st] < 0) {
+                    c->bad_pos[ch] = b + j;
+                    c->bad_value[ch] = w[j * st];
+                    break;
+                }
+            break;
         }
     }
+}
+
+/* The golden's search: the last position whose value is <= target, plus one (0 when there is none). */
+static int32_t cet_upper(const int32_t *v, int64_t st, int64_t n, int64_t target)
+{
+    int64_t low = 0, high = n - 1, loc = -1;
+    while (low <= high) {
+        const int64_t mid = (low + high) / 2; /* both >= 0: truncation is the golden's floor */
+        if (v[mid * st] > target) {
+            high = mid - 1;
+        } else {
+            loc = mid;
+            low = mid + 1;
+        }
+    }
+    return (int32_t)(loc + 1);
 }
 
 static aclnnStatus cet_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
@@ -64,14 +87,11 @@ static aclnnStatus cet_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
     (void)wsSize; /* scratch is sized by ex->workspace_size (see op_common.h), never by the caller's claim */
     const ComputeExpertTokensParams *p = (const ComputeExpertTokensParams *)ex->params;
     const int64_t ne = p->num_experts;
-    /* per chunk: (ne + 1) int32 counters + 2 int64; chunk 0 may live on the stack when there is no workspace */
-    const uint64_t per_chunk = (uint64_t)(ne + 1) * sizeof(int32_t) + 2 * sizeof(int64_t);
-    int32_t stack_hist[OP_MAX_EXPERTS + 1];
+    const uint64_t per_chunk = 2 * sizeof(int64_t);
     int64_t stack_bad[2];
     CetCtx c;
     c.in = ex->inputs[0];
     c.rows = p->rows;
-    c.num_experts = ne;
     int64_t nchunks = 1;
     if (ws && ((uintptr_t)ws & 7u) == 0 && p->rows >= CET_PARALLEL_MIN_ROWS) {
         int64_t avail = (int64_t)(ex->workspace_size / per_chunk);
@@ -80,16 +100,13 @@ static aclnnStatus cet_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
         if (nchunks < 1) nchunks = 1;
     }
     if (nchunks > 1) {
-        /* layout: [bad_pos int64 x n][bad_value int64 x n][hist int32 x n x (ne+1)] (8-byte aligned base) */
-        c.bad_pos = (int64_t *)ws;
+        c.bad_pos = (int64_t *)ws; /* layout: [bad_pos int64 x n][bad_value int64 x n] (8-byte aligned base) */
         c.bad_value = c.bad_pos + nchunks;
-        c.hist = (int32_t *)(c.bad_value + nchunks);
         c.nchunks = nchunks;
         acl_host_parallel_for(nchunks, 1, cet_chunk, &c);
     } else {
         c.bad_pos = &stack_bad[0];
         c.bad_value = &stack_bad[1];
-        c.hist = stack_hist;
         c.nchunks = 1;
         cet_chunk(&c, 0, 1);
     }
@@ -99,12 +116,10 @@ static aclnnStatus cet_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
                                   "aclnnMoeComputeExpertTokens: sortedExperts[%lld] = %lld is negative; expert ids "
                                   "start at 0 (numExperts %lld)",
                                   (long long)c.bad_pos[ch], (long long)c.bad_value[ch], (long long)ne);
-    const aclTensor *out = ex->outputs[0];
-    int64_t acc = 0;
-    for (int64_t i = 0; i < ne; i++) {
-        for (int64_t ch = 0; ch < c.nchunks; ch++) acc += c.hist[ch * (ne + 1) + i];
-        *(int32_t *)op_ptr2(out, i, 0) = (int32_t)acc;
-    }
+    const aclTensor *in = ex->inputs[0], *out = ex->outputs[0];
+    const int64_t st = p->rows <= 1 ? 1 : in->strides[0];
+    const int32_t *v = (const int32_t *)in->data + in->offset;
+    for (int64_t i = 0; i < ne; i++) *(int32_t *)op_ptr2(out, i, 0) = cet_upper(v, st, p->rows, i);
     return ACLNN_SUCCESS;
 }
 
@@ -136,7 +151,7 @@ aclnnStatus aclnnMoeComputeExpertTokensGetWorkspaceSize(const aclTensor *sortedE
         int64_t n = acl_host_num_threads();
         int64_t by_rows = rows / CET_ROWS_PER_CHUNK;
         if (n > by_rows) n = by_rows;
-        if (n > 1) ws = (uint64_t)n * ((uint64_t)(numExperts + 1) * sizeof(int32_t) + 2 * sizeof(int64_t));
+        if (n > 1) ws = (uint64_t)n * 2 * sizeof(int64_t);
     }
     return op_create_executor(&op, h, cet_kernel, &p, sizeof p, ws, workspaceSize, executor);
 }

@@ -1,0 +1,37 @@
+"""Issue 13 item 5: MoeComputeExpertTokens as the golden's binary search per expert: equal to the reference on
+large inputs (the parallel scan path), sorted or not, strided, with the negative-id error naming the first one."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import aclnn_moe as am
+from aclnn_moe.reference.compute_expert_tokens import moe_compute_expert_tokens as ref
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 1023, 1025, (1 << 16) + 7, 1 << 17])
+@pytest.mark.parametrize("e", [1, 7, 256])
+def test_large_and_unsorted_match_reference(n, e):
+    rng = np.random.default_rng(n + e)
+    ids = np.sort(rng.integers(0, e + 1, n)).astype(np.int32)  # e itself: ignored, as in the golden
+    np.testing.assert_array_equal(am.moe_compute_expert_tokens(ids, e), ref(ids, e))
+    shuffled = rng.permutation(ids)
+    np.testing.assert_array_equal(am.moe_compute_expert_tokens(shuffled, e), ref(shuffled, e))
+    if n > 1:
+        wide = np.repeat(ids, 3)[::3]  # a strided view
+        np.testing.assert_array_equal(am.moe_compute_expert_tokens(wide, e), ref(ids, e))
+
+
+@pytest.mark.parametrize("pos", [0, 5, 1024, 40000, (1 << 17) - 1])
+def test_first_negative_is_named(pos):
+    ids = np.zeros(1 << 17, np.int32)
+    ids[pos] = -3
+    ids[-1 if pos != (1 << 17) - 1 else 0] = 0
+    if pos + 7 < ids.size:
+        ids[pos + 7] = -9  # a later negative: not the one reported
+    with pytest.raises(am.AclnnError) as e:
+        am.moe_compute_expert_tokens(ids, 4)
+    assert e.value.status == 161002
+    assert re.search(rf"\[{pos}\] = -3\b", str(e.value)), str(e.value)
