@@ -18,6 +18,7 @@ them, not one.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import subprocess
@@ -447,4 +448,8 @@ def main(quick: bool = False, only: Sequence[str] | str | None = None, as_json: 
         _print_report(result)
         if plot is not None:
             print(f"\nplot written to {plot}")
+        if not only and importlib.util.find_spec("torch") is not None:  # EP 2 and 4 on loopback (gloo)
+            from .distributed.bench import main as ep_bench
+
+            ep_bench(quick=quick)
     return 0

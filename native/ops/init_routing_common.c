@@ -210,15 +210,19 @@ static void irc_load_row(const aclTensor *x, int64_t row, int64_t h, float *dst)
 typedef struct {
     const IrcRows *w;
     float s16, o16; /* static fp16: the attributes rounded to fp16, as the kernel's static_cast<half> */
+    int failed;     /* a worker could not get its row buffer: the call fails instead of leaving rows unwritten */
 } IrcRowsCtx;
 
 static void irc_rows_range(void *vctx, int64_t begin, int64_t end)
 {
-    const IrcRowsCtx *c = vctx;
+    IrcRowsCtx *c = vctx;
     const IrcRows *w = c->w;
     const int64_t h = w->h;
     float *buf = malloc((size_t)(h > 0 ? h : 1) * (sizeof(float) + 1));
-    if (!buf) return; /* cannot happen for the sizes phase 1 admits; the rows stay as they were */
+    if (!buf) {
+        __atomic_store_n(&c->failed, 1, __ATOMIC_RELAXED);
+        return;
+    }
     int8_t *q = (int8_t *)(buf + h);
     for (int64_t r = begin; r < end; r++) {
         int64_t pos;
@@ -290,9 +294,9 @@ static void irc_rows_range(void *vctx, int64_t begin, int64_t end)
     free(buf);
 }
 
-void irc_write_rows(const IrcRows *w)
+aclnnStatus irc_write_rows(const IrcRows *w, const char *api)
 {
-    if (w->rows_total <= 0) return;
+    if (w->rows_total <= 0) return ACLNN_SUCCESS;
     if (w->mode == IRC_ROWS_COPY) {
         op_gather_rows(w->out, w->x, w->rows_total, w->h, irc_copy_src, w);
         if (w->scale_out)
@@ -304,8 +308,12 @@ void irc_write_rows(const IrcRows *w)
                                     : op_load_f(w->row_scale->dtype, op_ptr2(w->row_scale, tok, 0));
                 op_store_f(ACL_FLOAT, op_ptr2(w->scale_out, r, 0), v);
             }
-        return;
+        return ACLNN_SUCCESS;
     }
-    IrcRowsCtx c = {w, host_f16_to_f32(host_f32_to_f16(w->scale)), host_f16_to_f32(host_f32_to_f16(w->offset))};
+    IrcRowsCtx c = {w, host_f16_to_f32(host_f32_to_f16(w->scale)), host_f16_to_f32(host_f32_to_f16(w->offset)), 0};
     acl_host_parallel_for(w->rows_total, 1 + OP_PARALLEL_MIN_WORK / (w->h > 0 ? w->h : 1), irc_rows_range, &c);
+    if (c.failed)
+        return acl_host_error(ACLNN_ERR_INNER, "%s: out of host memory for a row buffer of %lld elements", api,
+                              (long long)w->h);
+    return ACLNN_SUCCESS;
 }

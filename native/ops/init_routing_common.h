@@ -98,7 +98,7 @@ typedef struct {
 } IrcRows;
 
 /* writes every one of the rows_total rows (parallel over rows) and, when scale_out is set, its scale */
-void irc_write_rows(const IrcRows *r);
+aclnnStatus irc_write_rows(const IrcRows *r, const char *api); /* ACLNN_ERR_INNER when out of memory */
 
 /* int8 saturation of a rounded value (NaN -> 0), as the NPU's int8 casts */
 static inline int8_t irc_sat_i8(float v)

@@ -44,8 +44,7 @@ static aclnnStatus init_routing_kernel(aclOpExecutor *ex, void *ws, uint64_t wsS
     w.v1_rows = rows;
     w.v1_order = order;
     w.v1_nk = NK;
-    irc_write_rows(&w);
-    return ACLNN_SUCCESS;
+    return irc_write_rows(&w, ex->api);
 }
 
 aclnnStatus aclnnMoeInitRoutingGetWorkspaceSize(const aclTensor *x, const aclTensor *rowIdx,

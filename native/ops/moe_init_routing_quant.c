@@ -41,8 +41,7 @@ static aclnnStatus quant_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
     w.v1_nk = p->n * p->k;
     w.scale = p->scale;
     w.offset = p->offset;
-    irc_write_rows(&w);
-    return ACLNN_SUCCESS;
+    return irc_write_rows(&w, ex->api);
 }
 
 aclnnStatus aclnnMoeInitRoutingQuantGetWorkspaceSize(const aclTensor *x, const aclTensor *rowIdx,

@@ -75,8 +75,7 @@ static aclnnStatus quant_v2_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
         w.smooth = scale;
         w.scale_out = ex->outputs[4];
     }
-    irc_write_rows(&w);
-    return ACLNN_SUCCESS;
+    return irc_write_rows(&w, ex->api);
 }
 
 aclnnStatus aclnnMoeInitRoutingQuantV2GetWorkspaceSize(

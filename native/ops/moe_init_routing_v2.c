@@ -71,8 +71,7 @@ static aclnnStatus init_routing_v2_kernel(aclOpExecutor *ex, void *ws, uint64_t 
     w.sorted = &s;
     w.capacity = capacity;
     w.rows_valid = w.rows_total;
-    irc_write_rows(&w);
-    return ACLNN_SUCCESS;
+    return irc_write_rows(&w, ex->api);
 }
 
 

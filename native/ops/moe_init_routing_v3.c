@@ -124,8 +124,7 @@ static aclnnStatus v3_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
         w.smooth_base = p->start;
         w.scale_out = scale_out;
     }
-    irc_write_rows(&w);
-    return ACLNN_SUCCESS;
+    return irc_write_rows(&w, ex->api);
 }
 
 aclnnStatus aclnnMoeInitRoutingV3GetWorkspaceSize(const aclTensor *x, const aclTensor *expertIdx,
