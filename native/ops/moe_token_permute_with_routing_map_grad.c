@@ -219,11 +219,9 @@ aclnnStatus aclnnMoeTokenPermuteWithRoutingMapGradGetWorkspaceSize(
         OP_TRY(op_check_shape_of(&op, "probsGradOutOptional", probsGradOutOptional, 2, map_dims));
         OP_TRY(op_check_shape_of(&op, "permutedProbsOutputGradOptional", permutedProbsOutputGradOptional, 1, pd));
     }
-    const void *b_args[] = {permutedTokensOutputGrad, has_probs ? permutedProbsOutputGradOptional : NULL,
-                            sortedIndices, has_probs ? routingMapOptional : NULL, tokenGradOut,
-                            has_probs ? probsGradOutOptional : NULL};
-    return op_create_executor(&op, b_args, rmg_kernel, &p, sizeof p, rmg_ws(&p), workspaceSize,
-                              executor);
+    /* every given input is bound, used or not: aclSetInputTensorAddr reaches an input by its prototype index, so a
+     * given routingMapOptional (index 3) must have its slot without probs too (the kernel reads it only with them) */
+    return op_create_executor(&op, h_args, rmg_kernel, &p, sizeof p, rmg_ws(&p), workspaceSize, executor);
 }
 
 aclnnStatus aclnnMoeTokenPermuteWithRoutingMapGrad(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,
