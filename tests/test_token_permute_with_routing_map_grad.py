@@ -104,6 +104,32 @@ def test_no_probs_output_given(ws_status, rng):
     np.testing.assert_array_equal(out, ref(**kw)[0])
 
 
+@pytest.mark.parametrize("drop", (False, True))
+@pytest.mark.parametrize("with_probs", (False, True))
+def test_plan_and_rebind_to_new_host_arrays(rng, drop, with_probs):
+    """an explicit plan executed twice with different host arrays: aclSetInputTensorAddr reaches every given input
+    by its prototype index (routing_map, index 3, is given without a probs gradient too; it had no executor slot)"""
+    import aclnn_moe as am
+
+    kw1 = case(rng, 12, 4, 2, 8, np.float32, drop, with_probs)
+    kw2 = case(rng, 12, 4, 2, 8, np.float32, drop, with_probs)
+    names = ["permuted_tokens_output_grad", "sorted_indices", "routing_map"] + (
+        ["permuted_probs_output_grad"] if with_probs else [])
+    op = am.MoeTokenPermuteWithRoutingMapGrad(**kw1).plan()
+    try:
+        for kw in (kw1, kw2):
+            if kw is kw2:
+                op.reset_operands(**{n: kw[n] for n in names})
+            for a, b in zip(op.execute(), ref(**kw)):
+                assert (a is None) == (b is None)
+                if b is not None:
+                    np.testing.assert_array_equal(a, b)
+        for kw in (kw1, kw2, kw1):  # the function form: plan-cache hits rebind every input
+            check(kw)
+    finally:
+        op.free()
+
+
 _THREADS_SCRIPT = """
 import hashlib, numpy as np, aclnn_moe as am
 from aclnn_moe.ops.token_permute_with_routing_map import routing_map_of
