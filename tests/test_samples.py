@@ -43,6 +43,7 @@ OFFICIAL = [
     "test_aclnn_moe_init_routing_v2_grad.cpp",
     "test_aclnn_moe_finalize_routing_v2_grad.cpp",
     "test_aclnn_moe_token_permute_with_routing_map_grad.cpp",
+    "test_aclnn_moe_token_unpermute_with_routing_map_grad.cpp",
     "test_aclnn_moe_gating_top_k_softmax.cpp",
     "test_aclnn_moe_gating_top_k_softmax_v2.cpp",
 ]
