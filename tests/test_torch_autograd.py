@@ -382,6 +382,121 @@ def test_unpermute_with_routing_map(drop, with_probs):
     _check(gots, refs, [pt] + ([p] if p is not None else []), g)
 
 
+def _ref_unpermute_map(pt, si, p, m, t, drop):
+    """plain torch: MoeTokenUnpermuteWithRoutingMap's forward (unpermuted, permute_probs)"""
+    n, h = pt.shape
+    s = si.long()
+    if drop:
+        e = p.shape[1] if p is not None else 1
+        col = torch.arange(n) // max(n // e, 1)
+        w = p[s, col] if p is not None else torch.ones(n)
+        return torch.zeros(t, h).index_add(0, s, pt * w.unsqueeze(1)), (w if p is not None else None)
+    kk = n // t
+    w = torch.cat([p[m], torch.zeros(n - int(m.sum()))]) if p is not None else torch.ones(n)
+    d = s.view(t, kk)
+    use = (d >= 0).to(pt.dtype)
+    out = (pt[d.clamp(min=0)] * (w.view(t, kk) * use).unsqueeze(-1)).sum(1)
+    return out, (w if p is not None else None)
+
+
+class _Counting:
+    """torch.ops.aclnn_moe seen through a counter of the ops the backward calls"""
+
+    def __init__(self, ops):
+        self.ops, self.calls = ops, []
+
+    def __getattr__(self, name):
+        self.calls.append(name)
+        return getattr(self.ops, name)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("drop", [False, True])
+@pytest.mark.parametrize("with_probs", [True, False])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_routing_map_pair_through_the_grad_operators(monkeypatch, seed, drop, with_probs, sparse):
+    """permute -> expert weights -> unpermute on random routing (empty experts; with `sparse`, tokens with fewer
+    than K experts: the -1 slots), padded and not: gradients of tokens, probs and the weights equal plain torch
+    autograd's, and the backward runs the two grad operators."""
+    from aclnn_moe.torch import _autograd
+
+    g = _gen(100 + seed)
+    t, e, k, h = 5 + 3 * seed, 6, 2 + seed % 2, 3 + seed
+    m = _routing_map(g, t, e, k, empty=(seed % e,))
+    if sparse:
+        m &= torch.rand(t, e, generator=g) < 0.7
+    x = _leaf(t, h, g=g)
+    p = _leaf(t, e, g=g) if with_probs else None
+    n_out = t * k
+    pm, pp, si = OPS.moe_token_permute_with_routing_map(x, m, probs=p, num_out_tokens=n_out, drop_and_pad=drop)
+    wexp = _leaf(pm.shape[0], 1, g=g)
+    y = OPS.moe_token_unpermute_with_routing_map(pm * wexp, si, [t, h], probs=p,
+                                                 routing_map=m if with_probs and not drop else None,
+                                                 drop_and_pad=drop)
+    out = y[0]
+    # plain torch, through the same sorted_indices (data, not differentiated)
+    if drop:
+        c = n_out // e
+        src = si.long()
+        ref_pm = x[src]
+        ref_pp = p[src, torch.arange(c * e) // c] if p is not None else None
+    else:
+        gather = torch.nonzero(m.t())[:, 1]
+        nnz = gather.numel()
+        ref_pm = torch.cat([x[gather], torch.zeros(pm.shape[0] - nnz, h)])
+        ref_pp = torch.cat([p.t()[m.t()], torch.zeros(pm.shape[0] - nnz)]) if p is not None else None
+    ref_out, ref_upp = _ref_unpermute_map(ref_pm * wexp, si, p, m, t, drop)
+    inputs = [x, wexp] + ([p] if p is not None else [])
+    got = (out, pm) + ((pp, y[3]) if p is not None else ())
+    ref = (ref_out, ref_pm) + ((ref_pp, ref_upp) if p is not None else ())
+    counting = _Counting(_autograd._OPS)
+    monkeypatch.setattr(_autograd, "_OPS", counting)
+    _check(got, ref, inputs, g)
+    assert "moe_token_permute_with_routing_map_grad" in counting.calls
+    assert "moe_token_unpermute_with_routing_map_grad" in counting.calls
+
+
+def test_routing_map_pair_is_backed_by_grad_operators():
+    assert REGISTERED["moe_token_permute_with_routing_map"] == "grad-op"
+    assert REGISTERED["moe_token_unpermute_with_routing_map"] == "grad-op"
+
+
+def test_unpermute_with_routing_map_composite_cases():
+    """calls the grad operator does not express (K > E with probs, fewer permuted rows than slots) fall back to
+    the documented composite and still match plain torch"""
+    g = _gen(21)
+    t, e, h = 4, 2, 3
+    m = torch.tensor([[1, 1], [1, 0], [0, 1], [1, 1]], dtype=torch.bool)
+    si = torch.tensor([0, 4, -1, 1, -1, 5, 2, 6, -1, -1, 3, 7], dtype=torch.int32)  # K = 3 > E = 2
+    pt = _leaf(8, h, g=g)
+    p = _leaf(t, e, g=g)
+    got = OPS.moe_token_unpermute_with_routing_map(pt, si, [t, h], probs=p, routing_map=m)
+    ref = _ref_unpermute_map(torch.cat([pt, torch.zeros(4, h)]), si, p, m, t, False)
+    _check((got[0], got[3]), ref, [pt, p], g)
+
+
+@pytest.mark.parametrize("drop", [False, True])
+def test_routing_map_pair_bf16_tokens_fp32_probs(drop):
+    """the mixed-precision forward (bf16 tokens, fp32 probs): gradients close to the float32 run's, in the
+    inputs' dtypes (the permute's probs gradient takes the composite: the grad op wants one dtype)"""
+    g = _gen(31)
+    t, e, k, h = 9, 5, 2, 8
+    m = _routing_map(g, t, e, k, empty=(2,))
+    x32, p32 = torch.randn(t, h, generator=g), torch.rand(t, e, generator=g)
+    grads = []
+    for dt in (torch.float32, torch.bfloat16):
+        x = x32.to(dt).detach().clone().requires_grad_(True)
+        p = p32.detach().clone().requires_grad_(True)
+        pm, pp, si = OPS.moe_token_permute_with_routing_map(x, m, probs=p, num_out_tokens=t * k, drop_and_pad=drop)
+        y = OPS.moe_token_unpermute_with_routing_map(pm, si, [t, h], probs=p, routing_map=None if drop else m,
+                                                     drop_and_pad=drop)
+        (y[0].float().square().sum() + pp.sum() + y[3].sum()).backward()
+        assert x.grad.dtype == dt and p.grad.dtype == torch.float32
+        grads.append((x.grad.float(), p.grad))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=3e-2, atol=3e-2)
+
+
 # ------------------------------------------------------------------------------- compile and opcheck
 def _layer(x, w_router, w_exp, probs_scale):
     """gating -> init_routing_v3 -> per-expert scale -> finalize, and permute/unpermute with ep."""

@@ -26,9 +26,17 @@ moe_gating_top_k                composite (no grad operator in scope): softmax /
                                 weights (and of norm_out when out_flag), w.r.t. x; bias only ranks, no gradient
 moe_gating_top_k_softmax(_v2)    composite: softmax backward of the top-k (renorm 0, plus softmax_result's
                                 gradient) or of the softmax over the top-k logits (V2 renorm 1), w.r.t. x
-moe_token_permute_with_routing_map, moe_token_unpermute_with_routing_map
-                                composite (their grad operators are not in this library yet), w.r.t. tokens /
-                                permuted_tokens and probs
+moe_token_permute_with_routing_map
+                                grad-op moe_token_permute_with_routing_map_grad (tokens, probs); composite for an
+                                empty routing map (T or E 0) and for the probs gradient when probs have another
+                                dtype than the tokens (fp32 with bf16: the grad op takes both in one dtype)
+moe_token_unpermute_with_routing_map
+                                grad-op moe_token_unpermute_with_routing_map_grad (permuted_tokens, probs), drop/pad
+                                with the forward's out_index / permute_token_id, else its sorted_indices as both
+                                (MindSpeed's call); plus, composite, the probs term of the permute_probs output's
+                                gradient. Composite where the grad op's contract does not cover the call (shapes):
+                                rows of permuted_tokens other than len(sorted_indices), K > E with probs,
+                                capacity > T, and the forward's empty case
 ============================== ==================================================================================
 
 Gradients are computed in the dtype of the forward's tensors (the grad operators accumulate in fp32).
@@ -386,18 +394,18 @@ def _pmap_setup(ctx, v, out):
           ("drop_and_pad",))
 
 
-def _pmap_backward(ctx, g_tok, g_probs, g_si):
-    s = _saved(ctx)
-    tokens, m, probs, si = s["tokens"], s["routing_map"].bool(), s["probs"], s["sorted_indices"]
+def _pmap_composite(tokens, m, probs, si, drop_and_pad, g_tok, g_probs, want_probs):
+    """The backward as torch ops: empty routing maps (the grad operator wants T, E > 0) and the probs gradient of a
+    probs dtype other than the tokens' (the grad operator takes both gradients in one dtype)."""
     t, e = m.shape
     rows = si.shape[0]
     res = {}
-    if ctx.drop_and_pad:  # row i = tokens[si[i]], probs[si[i], i // C]
+    if drop_and_pad:  # row i = tokens[si[i]], probs[si[i], i // C]
         c = rows // max(e, 1)
         src = si.long()
         if g_tok is not None:
             res["tokens"] = torch.zeros_like(tokens).index_add(0, src, g_tok)
-        if probs is not None and g_probs is not None:
+        if want_probs:
             col = torch.arange(rows) // max(c, 1)
             res["probs"] = torch.zeros_like(probs).index_put((src, col), g_probs.to(probs.dtype), accumulate=True)
         return res
@@ -406,24 +414,67 @@ def _pmap_backward(ctx, g_tok, g_probs, g_si):
     ok = (row >= 0) & (row < rows)
     if g_tok is not None:
         res["tokens"] = _take(g_tok, row, ok).sum(1).to(tokens.dtype)
-    if probs is not None and g_probs is not None:
+    if want_probs:
         res["probs"] = _take(g_probs, row, ok).to(probs.dtype)
     return res
 
 
+def _pmap_backward(ctx, g_tok, g_probs, g_si):
+    s = _saved(ctx)
+    tokens, m, probs, si = s["tokens"], s["routing_map"], s["probs"], s["sorted_indices"]
+    t, e = m.shape
+    rows = si.shape[0]
+    want_probs = probs is not None and g_probs is not None
+    if g_tok is None and not want_probs:
+        return {}
+    if t == 0 or e == 0:
+        return _pmap_composite(tokens, m.bool(), probs, si, ctx.drop_and_pad, g_tok, g_probs, want_probs)
+    g = g_tok if g_tok is not None else torch.zeros((rows,) + tuple(tokens.shape[1:]), dtype=tokens.dtype)
+    op_probs = want_probs and g_probs.dtype == g.dtype  # the operator's probs gradient has the tokens dtype
+    tg, pg = _OPS.moe_token_permute_with_routing_map_grad(g, g_probs if op_probs else None, si, m, e, t,
+                                                          ctx.drop_and_pad)
+    res = {"tokens": tg.to(tokens.dtype) if g_tok is not None else None}
+    if op_probs:
+        res["probs"] = pg.to(probs.dtype)
+    elif want_probs:
+        res["probs"] = _pmap_composite(tokens, m.bool(), probs, si, ctx.drop_and_pad, None, g_probs, True)["probs"]
+    return res
+
+
 def _umap_setup(ctx, v, out):
-    _save(ctx, v, {}, ("permuted_tokens", "sorted_indices", "probs", "routing_map"),
+    _save(ctx, v, {"out_index": out[1], "permute_token_id": out[2]},
+          ("permuted_tokens", "sorted_indices", "probs", "routing_map", "out_index", "permute_token_id"),
           ("drop_and_pad", "restore_shape"))
 
 
-def _umap_backward(ctx, g, g_oi, g_pid, g_pp):
-    s = _saved(ctx)
-    pt, si, probs, m = s["permuted_tokens"], s["sorted_indices"].long(), s["probs"], s["routing_map"]
+def _umap_grad_op_fits(pt, si, probs, t, drop_and_pad):
+    """Whether the grad operator's contract covers this call, decided on shapes only (a backward must trace under
+    torch.compile): the forward's own layouts. Index data are the permute's (each row once, -1 = unused slot); a
+    sorted_indices repeating a row or naming one past the rows is an error of the grad operator (161002)."""
+    rows, n = pt.shape[0], si.shape[0]
+    if n == 0 or t == 0:
+        return False  # the forward's empty case: the gradient is zeros
+    if drop_and_pad:
+        return probs is None or (n % probs.shape[1] == 0 and n // probs.shape[1] <= t)  # C <= T
+    return rows == n and (probs is None or n // t <= probs.shape[1])  # [L, H] rows; K <= E with probs
+
+
+def _umap_pp_term(probs, m, si, drop_and_pad, g_pp):
+    """The probs gradient of the forward's permute_probs output (which the grad operator does not take): fp32."""
+    n = si.shape[0]
+    if drop_and_pad:
+        col = torch.arange(n) // max(n // max(probs.shape[1], 1), 1)
+        return torch.zeros(probs.shape).index_put((si.long(), col), g_pp.float(), accumulate=True)
+    pos = _rank_in(m.bool())  # the j-th routing-map entry (row-major) is permute_probs[j]
+    return _take(g_pp.float(), pos, (pos >= 0) & (pos < n))
+
+
+def _umap_composite(ctx, pt, si, probs, m, g, g_pp):
+    """The backward as torch ops, for the calls the grad operator does not express (see _umap_grad_op_fits)."""
     rows, h = pt.shape
     n = si.shape[0]
+    si = si.long()
     res = {}
-    if g is None:
-        g = torch.zeros(tuple(ctx.restore_shape), dtype=pt.dtype)
     if ctx.drop_and_pad:  # out[si[i]] += pt[i] * w[i], w[i] = probs[si[i], i // C]
         gt = g.float()[si] if g is not None else torch.zeros((n, h))
         if probs is None:
@@ -466,6 +517,32 @@ def _umap_backward(ctx, g, g_oi, g_pid, g_pp):
     return res
 
 
+def _umap_backward(ctx, g, g_oi, g_pid, g_pp):
+    s = _saved(ctx)
+    pt, si, probs, m = s["permuted_tokens"], s["sorted_indices"], s["probs"], s["routing_map"]
+    if g is None:
+        g = torch.zeros(tuple(ctx.restore_shape), dtype=pt.dtype)
+    t = probs.shape[0] if probs is not None else int(ctx.restore_shape[0])
+    if not _umap_grad_op_fits(pt, si, probs, t, ctx.drop_and_pad):
+        return _umap_composite(ctx, pt, si, probs, m, g, g_pp)
+    if ctx.drop_and_pad:  # the forward's (out_index, permute_token_id); the routing map is not read in this mode
+        oi, pid = s["out_index"], s["permute_token_id"]
+        if probs is not None and m is None:
+            m = torch.zeros(probs.shape, dtype=torch.bool)
+    else:  # MindSpeed's call: the forward's sorted_indices as both
+        oi = pid = si
+    pg, prg = _OPS.moe_token_unpermute_with_routing_map_grad(
+        g.to(pt.dtype), oi, pid, routing_map=m if probs is not None else None,
+        permuted_tokens=pt if probs is not None else None, probs=probs, drop_and_pad=ctx.drop_and_pad,
+        restore_shape=list(ctx.restore_shape))
+    res = {"permuted_tokens": pg}
+    if probs is not None:
+        if g_pp is not None:
+            prg = (prg.float() + _umap_pp_term(probs, m, si, ctx.drop_and_pad, g_pp)).to(probs.dtype)
+        res["probs"] = prg
+    return res
+
+
 _register("moe_token_permute_with_ep", _permute_ep_setup, _permute_ep_backward, "grad-op")
 _register("moe_token_unpermute_with_ep", _unpermute_ep_setup, _unpermute_ep_backward, "grad-op")
 _register("moe_token_permute", _permute_setup, _permute_backward, "grad-op")
@@ -476,7 +553,7 @@ _register("moe_finalize_routing", _finalize_setup, _finalize_backward, "grad-op"
 _register("moe_gating_top_k", _gating_setup, _gating_backward, "composite")
 _register("moe_gating_top_k_softmax", _softmax_setup, _softmax_backward, "composite")
 _register("moe_gating_top_k_softmax_v2", _softmax_setup, _softmax_backward, "composite")
-_register("moe_token_permute_with_routing_map", _pmap_setup, _pmap_backward, "composite")
-_register("moe_token_unpermute_with_routing_map", _umap_setup, _umap_backward, "composite")
+_register("moe_token_permute_with_routing_map", _pmap_setup, _pmap_backward, "grad-op")
+_register("moe_token_unpermute_with_routing_map", _umap_setup, _umap_backward, "grad-op")
 
 __all__ = ["NAMESPACE", "REGISTERED"]
