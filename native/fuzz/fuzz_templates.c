@@ -251,6 +251,74 @@ static void token_unpermute_with_ep(fz_case *c, fz_src *s)
     fz_tensor(c, "out", dt, 2, D(t, h), FILL_ZERO, 0, 0);
 }
 
+/* the routing map of a valid call: random 0/1 where its entries may exceed nothing (padded mode reads none; without
+ * it the map may hold at most T*K entries, so random only when K = E), else none */
+static void routing_map(fz_case *c, fz_src *s, const char *name, int64_t t, int64_t e, int any)
+{
+    fz_tensor(c, name, ACL_INT8, 2, D(t, e), any || fz_chance(s, 30) ? FILL_INDEX : FILL_ZERO, 0, any ? 2 : 1);
+}
+
+static void token_permute_with_routing_map_grad(fz_case *c, fz_src *s)
+{
+    int64_t t = fz_range(s, 1, 8), e = fz_range(s, 1, 8), h = fz_range(s, 0, 40);
+    const int drop = fz_chance(s, 40);
+    int64_t k = fz_range(s, 1, e), rows, len;
+    aclDataType dt = float_dtype(s);
+    if (drop) {
+        rows = len = e * fz_range(s, 0, 4);
+        fz_tensor(c, "sortedIndices", ACL_INT32, 1, D(len), FILL_INDEX, 0, t);
+    } else {
+        if (fz_chance(s, 40)) k = e;
+        len = t * k;
+        rows = fz_range(s, 0, len);
+        fz_tensor(c, "sortedIndices", ACL_INT32, 1, D(len), FILL_PERM, 0, len);
+    }
+    fz_tensor(c, "permutedTokensOutputGrad", dt, 2, D(rows, h), FILL_FLOAT, 0, 0);
+    fz_tensor(c, "permutedProbsOutputGradOptional", dt, 1, D(drop ? rows : len), FILL_FLOAT, 0, 0);
+    routing_map(c, s, "routingMapOptional", t, e, drop || k == e);
+    fz_int(c, "experts_num", e);
+    fz_int(c, "tokens_num", t);
+    fz_bool(c, "dropAndPad", drop);
+    fz_tensor(c, "tokenGradOut", dt, 2, D(t, h), FILL_ZERO, 0, 0);
+    fz_tensor(c, "probsGradOutOptional", dt, 2, D(t, e), FILL_ZERO, 0, 0);
+    if (fz_chance(s, 30)) {
+        fz_absent(c, "permutedProbsOutputGradOptional");
+        fz_absent(c, "probsGradOutOptional");
+        if (fz_chance(s, 50)) fz_absent(c, "routingMapOptional");
+    }
+}
+
+static void token_unpermute_with_routing_map_grad(fz_case *c, fz_src *s)
+{
+    int64_t t = fz_range(s, 1, 8), e = fz_range(s, 1, 8), h = fz_range(s, 0, 40), len;
+    const int drop = fz_chance(s, 40);
+    int64_t k = fz_chance(s, 40) ? e : fz_range(s, 1, e);
+    aclDataType dt = float_dtype(s);
+    if (drop) {
+        len = e * fz_range(s, 1, t); /* capacity <= T */
+        fz_tensor(c, "outIndex", ACL_INT32, 1, D(len), FILL_PERM, 0, len);
+        fz_tensor(c, "permuteTokenId", ACL_INT32, 1, D(len), FILL_INDEX, 0, t);
+    } else {
+        len = t * k;
+        fz_tensor(c, "outIndex", ACL_INT32, 1, D(len), FILL_PERM, 0, len);
+        fz_tensor(c, "permuteTokenId", ACL_INT32, 1, D(len), FILL_PERM, 0, len);
+    }
+    fz_tensor(c, "unpermutedTokensGrad", dt, 2, D(t, h), FILL_FLOAT, 0, 0);
+    routing_map(c, s, "routingMapOptional", t, e, drop || k == e);
+    fz_tensor(c, "permutedTokensOptional", dt, 2, D(len, h), FILL_FLOAT, 0, 0);
+    fz_tensor(c, "probsOptional", dt, 2, D(t, e), FILL_FLOAT, 0, 0);
+    fz_bool(c, "dropAndPad", drop);
+    if (fz_chance(s, 30)) fz_intarray(c, "restoreShapeOptional", 2, D(t, h));
+    else fz_absent(c, "restoreShapeOptional");
+    fz_tensor(c, "permutedTokensGradOut", dt, 2, D(len, h), FILL_ZERO, 0, 0);
+    fz_tensor(c, "probsGradOutOptional", dt, 2, D(t, e), FILL_ZERO, 0, 0);
+    if (fz_chance(s, 30)) {
+        fz_absent(c, "probsOptional");
+        fz_absent(c, "probsGradOutOptional");
+        if (fz_chance(s, 50)) fz_absent(c, "permutedTokensOptional");
+    }
+}
+
 static const struct {
     const char *api;
     void (*fn)(fz_case *, fz_src *);
@@ -264,6 +332,8 @@ static const struct {
     {"aclnnMoeReRouting", re_routing},
     {"aclnnMoeTokenPermuteWithEp", token_permute_with_ep},
     {"aclnnMoeTokenUnpermuteWithEp", token_unpermute_with_ep},
+    {"aclnnMoeTokenPermuteWithRoutingMapGrad", token_permute_with_routing_map_grad},
+    {"aclnnMoeTokenUnpermuteWithRoutingMapGrad", token_unpermute_with_routing_map_grad},
 };
 
 int fz_has_template(const char *api)
