@@ -142,7 +142,9 @@ class OpSpec:
     compare: Callable | None = None  # (got, expected, kwargs, what) -> None: raise AssertionError; default exact
     class_name: str | None = None  # default: the operator name
     public: bool = True  # False: a variant bound only through another spec's class (e.g. FinalizeRouting V1)
-    torch_npu: str | None = None  # the torch_npu function with the same signature, if any
+    # op-plugin's schemas (op_plugin_functions.yaml, verbatim) of the torch_npu functions this operator backs;
+    # aclnn_moe.torch_npu_compat builds its surface and install() from them
+    torch_npu: tuple = ()
     variants: tuple = ()  # other specs the class may use (e.g. V1 of FinalizeRouting)
     _binding: tuple | None = field(default=None, repr=False)
 
@@ -150,6 +152,10 @@ class OpSpec:
     @property
     def phase1(self) -> str:
         return self.api + "GetWorkspaceSize"
+
+    @property
+    def torch_npu_names(self) -> list[str]:
+        return [s.split("(", 1)[0] for s in self.torch_npu]
 
     @property
     def cls(self) -> str:

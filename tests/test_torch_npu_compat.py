@@ -48,9 +48,11 @@ def test_function_signature_is_op_plugins(name):
 def test_specs_naming_a_torch_npu_function_are_covered():
     from aclnn_moe import ops
 
-    names = {s.torch_npu.lstrip("_") for s in ops.specs() if s.torch_npu}
-    assert names <= set(compat.SCHEMAS)
-    assert names <= set(compat.available())
+    names = {n for s in ops.specs() for n in s.torch_npu_names}
+    assert names == set(compat.SCHEMAS) == set(compat.available())
+    for spec in ops.specs():  # each schema parses and names its function
+        for schema, name in zip(spec.torch_npu, spec.torch_npu_names):
+            assert str(torch._C.parse_schema("npu::" + schema).name) == "npu::" + name
 
 
 def test_nothing_is_installed_on_import():

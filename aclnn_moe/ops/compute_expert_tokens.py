@@ -15,7 +15,7 @@ def _examples(rng):
 
 SPEC = OpSpec(
     operator="MoeComputeExpertTokens", api="aclnnMoeComputeExpertTokens", function="moe_compute_expert_tokens",
-    torch_npu="npu_moe_compute_expert_tokens",
+    torch_npu=('npu_moe_compute_expert_tokens(Tensor sorted_expert_for_source_row, int num_expert) -> Tensor',),
     params=(Tensor("sorted_expert_for_source_row", "sortedExperts", dtypes=INT32, ndim=1),
             Attr("num_expert", "numExperts", lo=1, hi=MAX_EXPERTS),
             KW),

@@ -62,7 +62,9 @@ def _examples(rng):
 _TENSOR = dict(dtypes=FLOATS, optional=True)  # positional, None allowed (torch_npu's signature)
 SPEC = OpSpec(
     operator="MoeFinalizeRouting", api="aclnnMoeFinalizeRoutingV2", function="moe_finalize_routing",
-    torch_npu="npu_moe_finalize_routing",
+    torch_npu=('npu_moe_finalize_routing(Tensor expanded_permuted_rows, Tensor? skip1, Tensor? skip2, '
+               'Tensor? bias, Tensor? scales, Tensor expanded_src_to_dst_row, '
+               'Tensor? export_for_source_row, int? drop_pad_mode=0, int? k=1) -> Tensor',),
     params=(Tensor("expanded_permuted_rows", "expandedX", dtypes=FLOATS, ndim=(2, 3)),
             Tensor("skip1", "x1Optional", **_TENSOR),
             Tensor("skip2", "x2Optional", **_TENSOR),

@@ -44,7 +44,10 @@ def _compare(got, exp, kwargs, what):
 
 SPEC = OpSpec(
     operator="MoeGatingTopK", api="aclnnMoeGatingTopK", function="moe_gating_top_k",
-    torch_npu="npu_moe_gating_top_k",
+    torch_npu=('npu_moe_gating_top_k(Tensor x, int k, *, Tensor? bias=None, Tensor? input_ids=None, '
+               'Tensor? tid2eid=None, int k_group=1, int group_count=1, int group_select_mode=0, '
+               'int renorm=0, int norm_type=0, bool out_flag=False, float routed_scaling_factor=1.0, '
+               'float eps=1e-20) -> (Tensor, Tensor, Tensor)',),
     params=(Tensor("x", "x", ndim=2),
             Attr("k", "k", lo=1, hi_from=lambda a: a.x.shape[1], why="the expert count of x"),
             KW,

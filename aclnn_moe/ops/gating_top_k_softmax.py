@@ -31,7 +31,8 @@ def _examples(rng):
 
 SPEC = OpSpec(
     operator="MoeGatingTopKSoftmax", api="aclnnMoeGatingTopKSoftmax", function="moe_gating_top_k_softmax",
-    torch_npu="npu_moe_gating_top_k_softmax",
+    torch_npu=('npu_moe_gating_top_k_softmax(Tensor x, Tensor? finished=None, int k=1) -> (Tensor, Tensor, '
+               'Tensor)',),
     params=(Tensor("x", "x", dtypes=FLOATS, ndim=(2, 3)),
             Tensor("finished", "finishedOptional", dtypes=("bool",), ndim=(1, 2), optional=True, default=None),
             Attr("k", "k", default=1, lo=1, hi_from=lambda a: min(a.x.shape[-1], MAX_K),

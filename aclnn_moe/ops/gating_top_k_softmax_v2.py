@@ -30,7 +30,8 @@ def _examples(rng):
 
 SPEC = OpSpec(
     operator="MoeGatingTopKSoftmaxV2", api="aclnnMoeGatingTopKSoftmaxV2", function="moe_gating_top_k_softmax_v2",
-    torch_npu="npu_moe_gating_top_k_softmax_v2",
+    torch_npu=('npu_moe_gating_top_k_softmax_v2(Tensor x, *, int k=1, Tensor? finished=None, int? renorm=0, '
+               'bool? output_softmax=False) -> (Tensor, Tensor, Tensor)',),
     params=(Tensor("x", "x", dtypes=FLOATS, ndim=(2, 3)),
             KW,
             Attr("k", "k", default=1, lo=1, hi_from=lambda a: min(a.x.shape[-1], MAX_K),

@@ -30,7 +30,8 @@ def _nk(a):
 
 SPEC = OpSpec(
     operator="MoeInitRouting", api="aclnnMoeInitRouting", function="moe_init_routing",
-    torch_npu="npu_moe_init_routing",
+    torch_npu=('npu_moe_init_routing(Tensor x, Tensor row_idx, Tensor expert_idx, '
+               'int active_num) -> (Tensor, Tensor, Tensor)',),
     params=(Tensor("x", "x", dtypes=FLOATS, ndim=2),
             Tensor("row_idx", "rowIdx", dtypes=INT32, ndim=2),
             Tensor("expert_idx", "expertIdx", dtypes=INT32, ndim=2),

@@ -45,7 +45,11 @@ def _examples(rng):
 
 SPEC = OpSpec(
     operator="MoeInitRoutingQuantV2", api="aclnnMoeInitRoutingQuantV2", function="moe_init_routing_quant_v2",
-    torch_npu="npu_moe_init_routing_quant",
+    torch_npu=('npu_moe_init_routing_quant(Tensor x, Tensor expert_idx, *, Tensor? scale=None, '
+               'Tensor? offset=None, int active_num=1024, int expert_capacity=0, int expert_num=256, '
+               'int drop_pad_mode=0, int expert_tokens_num_mode=0, '
+               'bool expert_tokens_before_capacity_flag=False, int quant_mode=1) -> (Tensor, Tensor, '
+               'Tensor, Tensor, Tensor)',),
     params=(Tensor("x", "x", dtypes=FLOATS, ndim=2),
             Tensor("expert_idx", "expertIdx", dtypes=INT32, ndim=2),
             KW,

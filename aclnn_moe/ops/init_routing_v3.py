@@ -78,7 +78,11 @@ def _examples(rng):
 
 SPEC = OpSpec(
     operator="MoeInitRoutingV3", api="aclnnMoeInitRoutingV3", function="moe_init_routing_v3",
-    torch_npu="npu_moe_init_routing_v2",
+    torch_npu=('npu_moe_init_routing_v2(Tensor x, Tensor expert_idx, *, Tensor? scale=None, '
+               'Tensor? offset=None, int active_num=-1, int expert_capacity=-1, int expert_num=-1, '
+               'int drop_pad_mode=0, int expert_tokens_num_type=0, bool expert_tokens_num_flag=False, '
+               'int quant_mode=-1, int[2] active_expert_range=[], int row_idx_type=0, '
+               'int? x_dtype=None) -> (Tensor, Tensor, Tensor, Tensor)',),
     params=(Tensor("x", "x", dtypes=FLOATS + ("int8",), ndim=2),
             Tensor("expert_idx", "expertIdx", dtypes=INT32, ndim=2),
             KW,

@@ -46,7 +46,9 @@ def _compare(got, exp, kwargs, what):
 
 
 SPEC = OpSpec(
-    operator="MoeReRouting", api="aclnnMoeReRouting", function="moe_re_routing", torch_npu="npu_moe_re_routing",
+    operator="MoeReRouting", api="aclnnMoeReRouting", function="moe_re_routing", torch_npu=('npu_moe_re_routing(Tensor tokens, Tensor expert_token_num_per_rank, *, '
+               'Tensor? per_token_scales=None, int expert_token_num_type=1, int idx_type=0, '
+               'int? tokens_dtype=None) -> (Tensor, Tensor, Tensor, Tensor)',),
     params=(Tensor("tokens", "tokens", dtypes=("float16", "bfloat16", "int8"), ndim=2),
             Tensor("expert_token_num_per_rank", "expertTokenNumPerRank", dtypes=INDICES, ndim=2),
             KW,

@@ -41,7 +41,8 @@ def _examples(rng):
 
 SPEC = OpSpec(
     operator="MoeTokenPermute", api="aclnnMoeTokenPermute", function="moe_token_permute",
-    torch_npu="npu_moe_token_permute",
+    torch_npu=('npu_moe_token_permute(Tensor tokens, Tensor indices, int? num_out_tokens=None, '
+               'bool padded_mode=False) -> (Tensor, Tensor)',),
     params=(Tensor("tokens", "tokens", dtypes=("float32", "float16", "bfloat16", "int8")),
             Tensor("indices", "indices", dtypes=INDICES, ndim=(1, 2)),
             Attr("num_out_tokens", "numOutTokens", default=None),

@@ -39,7 +39,9 @@ def _examples(rng):
 
 SPEC = OpSpec(
     operator="MoeTokenPermuteWithRoutingMap", api="aclnnMoeTokenPermuteWithRoutingMap",
-    function="moe_token_permute_with_routing_map", torch_npu="npu_moe_token_permute_with_routing_map",
+    function="moe_token_permute_with_routing_map", torch_npu=('npu_moe_token_permute_with_routing_map(Tensor tokens, Tensor routing_map, *, '
+               'Tensor? probs=None, int? num_out_tokens=None, bool drop_and_pad=False) -> (Tensor, Tensor, '
+               'Tensor)',),
     params=(Tensor("tokens", "tokens", dtypes=FLOATS, ndim=2),
             Tensor("routing_map", "routingMap", dtypes=("bool", "int8"), ndim=2),
             KW,

@@ -31,6 +31,9 @@ def _examples(rng):
 SPEC = OpSpec(
     operator="MoeTokenPermuteWithRoutingMapGrad", api="aclnnMoeTokenPermuteWithRoutingMapGrad",
     function="moe_token_permute_with_routing_map_grad",
+    torch_npu=('npu_moe_token_permute_with_routing_map_grad(Tensor permuted_token_out_grad, '
+               'Tensor? probs_grad, Tensor sorted_indices, Tensor routing_map, SymInt experts_num, '
+               'SymInt tokens_num, bool drop_and_pad) -> (Tensor, Tensor)',),
     params=(Tensor("permuted_tokens_output_grad", "permutedTokensOutputGrad", dtypes=FLOATS, ndim=2),
             Tensor("permuted_probs_output_grad", "permutedProbsOutputGradOptional", dtypes=FLOATS, ndim=1,
                    optional=True, same_dtype="permuted_tokens_output_grad"),

@@ -29,7 +29,8 @@ def _examples(rng):
 
 SPEC = OpSpec(
     operator="MoeTokenUnpermute", api="aclnnMoeTokenUnpermute", function="moe_token_unpermute",
-    torch_npu="npu_moe_token_unpermute",
+    torch_npu=('npu_moe_token_unpermute(Tensor permuted_tokens, Tensor sorted_indices, Tensor? probs=None, '
+               'bool padded_mode=False, int[]? restore_shape=None) -> Tensor',),
     params=(Tensor("permuted_tokens", "permutedTokens", dtypes=FLOATS, ndim=2),
             Tensor("sorted_indices", "sortedIndices", dtypes=INT32, ndim=1),
             Tensor("probs", "probsOptional", dtypes=FLOATS, ndim=2, optional=True, default=None),

@@ -36,7 +36,13 @@ def _examples(rng):
 
 SPEC = OpSpec(
     operator="MoeTokenUnpermuteWithRoutingMap", api="aclnnMoeTokenUnpermuteWithRoutingMap",
-    function="moe_token_unpermute_with_routing_map", torch_npu="_npu_moe_token_unpermute_with_routing_map",
+    function="moe_token_unpermute_with_routing_map",
+    torch_npu=('npu_moe_token_unpermute_with_routing_map(Tensor permuted_tokens, Tensor sorted_indices, '
+               'int[] restore_shape, *, Tensor? probs=None, Tensor? routing_map=None, '
+               'bool drop_and_pad=False) -> Tensor',
+               '_npu_moe_token_unpermute_with_routing_map(Tensor permuted_tokens, Tensor sorted_indices, '
+               'int[] restore_shape, *, Tensor? probs=None, Tensor? routing_map=None, '
+               'bool drop_and_pad=False) -> (Tensor, Tensor, Tensor, Tensor)'),
     params=(Tensor("permuted_tokens", "permutedTokens", dtypes=FLOATS, ndim=2),
             Tensor("sorted_indices", "sortedIndices", dtypes=INT32, ndim=1),
             IntList("restore_shape", "restoreShapeOptional", length=2),

@@ -38,6 +38,9 @@ def _examples(rng):
 SPEC = OpSpec(
     operator="MoeTokenUnpermuteWithRoutingMapGrad", api="aclnnMoeTokenUnpermuteWithRoutingMapGrad",
     function="moe_token_unpermute_with_routing_map_grad",
+    torch_npu=('npu_moe_token_unpermute_with_routing_map_grad(Tensor unpermuted_tokens_grad, '
+               'Tensor out_index, Tensor permuted_token_id, Tensor? routing_map, Tensor? permuted_tokens, '
+               'Tensor? probs, bool drop_and_pad, int[] restore_shape) -> (Tensor, Tensor)',),
     params=(Tensor("unpermuted_tokens_grad", "unpermutedTokensGrad", dtypes=FLOATS, ndim=2),
             Tensor("out_index", "outIndex", dtypes=INT32, ndim=1),
             Tensor("permuted_token_id", "permuteTokenId", dtypes=INT32, ndim=1),

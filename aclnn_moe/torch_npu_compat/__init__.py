@@ -1,12 +1,15 @@
 """torch_npu's MoE functions, with its exact names, argument order, keyword names and defaults (op-plugin's
 ``op_plugin_functions.yaml``), running on ``torch.ops.aclnn_moe`` (CPU tensors through the host runtime, or CANN).
 
-Functions (each returns what torch_npu returns; outputs torch_npu leaves empty are empty tensors):
-``npu_moe_gating_top_k``, ``npu_moe_gating_top_k_softmax``, ``npu_moe_gating_top_k_softmax_v2`` (when the library
-has those operators), ``npu_moe_compute_expert_tokens``, ``npu_moe_finalize_routing``, ``npu_moe_re_routing``,
-``npu_moe_init_routing``, ``npu_moe_init_routing_v2`` (aclnnMoeInitRoutingV3 semantics, as torch_npu runs it),
-``npu_moe_init_routing_quant``, ``npu_moe_token_permute``, ``npu_moe_token_unpermute``,
-``npu_moe_token_permute_with_routing_map``, ``npu_moe_token_unpermute_with_routing_map``.
+Functions (each returns what torch_npu returns; outputs torch_npu leaves empty are empty tensors): those the
+operator specs declare (``OpSpec.torch_npu``: op-plugin's schema of each torch_npu function an operator backs;
+``available()`` lists them): ``npu_moe_gating_top_k``, ``npu_moe_gating_top_k_softmax``,
+``npu_moe_gating_top_k_softmax_v2``, ``npu_moe_compute_expert_tokens``, ``npu_moe_finalize_routing``,
+``npu_moe_re_routing``, ``npu_moe_init_routing``, ``npu_moe_init_routing_v2`` (aclnnMoeInitRoutingV3 semantics,
+as torch_npu runs it), ``npu_moe_init_routing_quant``, ``npu_moe_token_permute``, ``npu_moe_token_unpermute``,
+``npu_moe_token_permute_with_routing_map`` (+ ``_grad``), ``npu_moe_token_unpermute_with_routing_map`` (+ ``_grad``,
+and ``_npu_moe_token_unpermute_with_routing_map``, the form MindSpeed's autograd function calls). A function whose
+arguments are its operator's own is generated from the schema; the others adapt torch_npu's conventions here.
 Autograd and ``torch.compile`` come from the aclnn_moe operators underneath. ``npu_moe_gating_top_k``'s third
 output is always the [rows, E] float32 scores (torch_npu allocates it whatever ``out_flag`` says).
 
@@ -44,64 +47,44 @@ from .._errors import ArgumentError
 
 _OPS = torch.ops.aclnn_moe
 
-# op-plugin's schemas, verbatim (op_plugin/config/op_plugin_functions.yaml), with the return names left as there.
-SCHEMAS = {
-    "npu_moe_compute_expert_tokens": "npu_moe_compute_expert_tokens(Tensor sorted_expert_for_source_row, "
-                                     "int num_expert) -> Tensor",
-    "npu_moe_finalize_routing": "npu_moe_finalize_routing(Tensor expanded_permuted_rows, Tensor? skip1, Tensor? skip2, "
-                                "Tensor? bias, Tensor? scales, Tensor expanded_src_to_dst_row, "
-                                "Tensor? export_for_source_row, int? drop_pad_mode=0, int? k=1) -> Tensor",
-    "npu_moe_gating_top_k_softmax": "npu_moe_gating_top_k_softmax(Tensor x, Tensor? finished=None, int k=1) "
-                                    "-> (Tensor, Tensor, Tensor)",
-    "npu_moe_gating_top_k_softmax_v2": "npu_moe_gating_top_k_softmax_v2(Tensor x, *, int k=1, Tensor? finished=None, "
-                                       "int? renorm=0, bool? output_softmax=False) -> (Tensor, Tensor, Tensor)",
-    "npu_moe_gating_top_k": "npu_moe_gating_top_k(Tensor x, int k, *, Tensor? bias=None, Tensor? input_ids=None, "
-                            "Tensor? tid2eid=None, int k_group=1, int group_count=1, int group_select_mode=0, "
-                            "int renorm=0, int norm_type=0, bool out_flag=False, float routed_scaling_factor=1.0, "
-                            "float eps=1e-20) -> (Tensor, Tensor, Tensor)",
-    "npu_moe_init_routing": "npu_moe_init_routing(Tensor x, Tensor row_idx, Tensor expert_idx, int active_num) "
-                            "-> (Tensor, Tensor, Tensor)",
-    "npu_moe_init_routing_v2": "npu_moe_init_routing_v2(Tensor x, Tensor expert_idx, *, Tensor? scale=None, "
-                               "Tensor? offset=None, int active_num=-1, int expert_capacity=-1, int expert_num=-1, "
-                               "int drop_pad_mode=0, int expert_tokens_num_type=0, bool expert_tokens_num_flag=False, "
-                               "int quant_mode=-1, int[2] active_expert_range=[], int row_idx_type=0, "
-                               "int? x_dtype=None) -> (Tensor, Tensor, Tensor, Tensor)",
-    "npu_moe_init_routing_quant": "npu_moe_init_routing_quant(Tensor x, Tensor expert_idx, *, Tensor? scale=None, "
-                                  "Tensor? offset=None, int active_num=1024, int expert_capacity=0, "
-                                  "int expert_num=256, int drop_pad_mode=0, int expert_tokens_num_mode=0, "
-                                  "bool expert_tokens_before_capacity_flag=False, int quant_mode=1) "
-                                  "-> (Tensor, Tensor, Tensor, Tensor, Tensor)",
-    "npu_moe_re_routing": "npu_moe_re_routing(Tensor tokens, Tensor expert_token_num_per_rank, *, "
-                          "Tensor? per_token_scales=None, int expert_token_num_type=1, int idx_type=0, "
-                          "int? tokens_dtype=None) -> (Tensor, Tensor, Tensor, Tensor)",
-    "npu_moe_token_permute": "npu_moe_token_permute(Tensor tokens, Tensor indices, int? num_out_tokens=None, "
-                             "bool padded_mode=False) -> (Tensor, Tensor)",
-    "npu_moe_token_unpermute": "npu_moe_token_unpermute(Tensor permuted_tokens, Tensor sorted_indices, "
-                               "Tensor? probs=None, bool padded_mode=False, int[]? restore_shape=None) -> Tensor",
-    "npu_moe_token_permute_with_routing_map": "npu_moe_token_permute_with_routing_map(Tensor tokens, "
-                                              "Tensor routing_map, *, Tensor? probs=None, int? num_out_tokens=None, "
-                                              "bool drop_and_pad=False) -> (Tensor, Tensor, Tensor)",
-    "npu_moe_token_unpermute_with_routing_map": "npu_moe_token_unpermute_with_routing_map(Tensor permuted_tokens, "
-                                                "Tensor sorted_indices, int[] restore_shape, *, Tensor? probs=None, "
-                                                "Tensor? routing_map=None, bool drop_and_pad=False) -> Tensor",
-}
 
-# which aclnn_moe operator backs each function (the ones whose operator is not in this build are left out)
-BACKING = {
-    "npu_moe_compute_expert_tokens": "moe_compute_expert_tokens",
-    "npu_moe_finalize_routing": "moe_finalize_routing",
-    "npu_moe_gating_top_k_softmax": "moe_gating_top_k_softmax",
-    "npu_moe_gating_top_k_softmax_v2": "moe_gating_top_k_softmax_v2",
-    "npu_moe_gating_top_k": "moe_gating_top_k",
-    "npu_moe_init_routing": "moe_init_routing",
-    "npu_moe_init_routing_v2": "moe_init_routing_v3",
-    "npu_moe_init_routing_quant": "moe_init_routing_quant_v2",
-    "npu_moe_re_routing": "moe_re_routing",
-    "npu_moe_token_permute": "moe_token_permute",
-    "npu_moe_token_unpermute": "moe_token_unpermute",
-    "npu_moe_token_permute_with_routing_map": "moe_token_permute_with_routing_map",
-    "npu_moe_token_unpermute_with_routing_map": "moe_token_unpermute_with_routing_map",
-}
+def _declared() -> tuple[dict[str, str], dict[str, str]]:
+    """op-plugin's schema of every torch_npu function an operator spec names (``OpSpec.torch_npu``), and the
+    aclnn_moe operator backing it: the surface comes from the specs, not from a list kept here."""
+    from .. import ops
+
+    schemas, backing = {}, {}
+    for spec in ops.specs():
+        for schema, name in zip(spec.torch_npu, spec.torch_npu_names):
+            schemas[name], backing[name] = schema, spec.function
+    return schemas, backing
+
+
+SCHEMAS, BACKING = _declared()
+
+
+def _passthrough(name: str):
+    """A function with the signature of `name`'s op-plugin schema calling its aclnn_moe operator with the same
+    argument names (generated source, like the function forms, so torch.compile traces it like hand-written code)."""
+    params, call, defaults = [], [], {}
+    star = False
+    for a in torch._C.parse_schema(SCHEMAS[name]).arguments:
+        if a.kwarg_only and not star:
+            params.append("*")
+            star = True
+        if a.has_default_value():
+            defaults[a.name] = a.default_value
+            params.append(f"{a.name}=_defaults[{a.name!r}]")
+        else:
+            params.append(a.name)
+        call.append(f"{a.name}={a.name}")
+    src = f"def {name}({', '.join(params)}):\n    return _op({', '.join(call)})\n"
+    scope = {"_defaults": defaults, "_op": getattr(_OPS, BACKING[name])}
+    exec(src, scope)  # noqa: S102  (source built from a schema of this package)
+    fn = scope[name]
+    fn.__doc__ = f"torch_npu's ``{SCHEMAS[name]}`` on ``torch.ops.aclnn_moe.{BACKING[name]}``."
+    fn.__module__ = __name__
+    return fn
 
 
 def _has(op: str) -> bool:
@@ -114,8 +97,6 @@ def _only_none(name, value, why):
 
 
 # ------------------------------------------------------------------------------------------------ functions
-def npu_moe_compute_expert_tokens(sorted_expert_for_source_row, num_expert):
-    return _OPS.moe_compute_expert_tokens(sorted_expert_for_source_row, num_expert)
 
 
 def npu_moe_finalize_routing(expanded_permuted_rows, skip1, skip2, bias, scales, expanded_src_to_dst_row,
@@ -148,8 +129,6 @@ def npu_moe_gating_top_k(x, k, *, bias=None, input_ids=None, tid2eid=None, k_gro
                                  out_flag=True, routed_scaling_factor=routed_scaling_factor, eps=eps)
 
 
-def npu_moe_gating_top_k_softmax(x, finished=None, k=1):
-    return _OPS.moe_gating_top_k_softmax(x, finished, k)
 
 
 def npu_moe_gating_top_k_softmax_v2(x, *, k=1, finished=None, renorm=0, output_softmax=False):
@@ -157,8 +136,6 @@ def npu_moe_gating_top_k_softmax_v2(x, *, k=1, finished=None, renorm=0, output_s
                                             output_softmax=bool(output_softmax))
 
 
-def npu_moe_init_routing(x, row_idx, expert_idx, active_num):
-    return _OPS.moe_init_routing(x, row_idx, expert_idx, active_num)
 
 
 def npu_moe_init_routing_v2(x, expert_idx, *, scale=None, offset=None, active_num=-1, expert_capacity=-1,
@@ -172,14 +149,6 @@ def npu_moe_init_routing_v2(x, expert_idx, *, scale=None, offset=None, active_nu
                                     active_expert_range=list(active_expert_range or []), row_idx_type=row_idx_type)
 
 
-def npu_moe_init_routing_quant(x, expert_idx, *, scale=None, offset=None, active_num=1024, expert_capacity=0,
-                               expert_num=256, drop_pad_mode=0, expert_tokens_num_mode=0,
-                               expert_tokens_before_capacity_flag=False, quant_mode=1):
-    return _OPS.moe_init_routing_quant_v2(x, expert_idx, scale=scale, offset=offset, active_num=active_num,
-                                          expert_capacity=expert_capacity, expert_num=expert_num,
-                                          drop_pad_mode=drop_pad_mode, expert_tokens_num_mode=expert_tokens_num_mode,
-                                          expert_tokens_before_capacity_flag=expert_tokens_before_capacity_flag,
-                                          quant_mode=quant_mode)
 
 
 def npu_moe_re_routing(tokens, expert_token_num_per_rank, *, per_token_scales=None, expert_token_num_type=1,
@@ -189,18 +158,10 @@ def npu_moe_re_routing(tokens, expert_token_num_per_rank, *, per_token_scales=No
                                expert_token_num_type=expert_token_num_type, idx_type=idx_type)
 
 
-def npu_moe_token_permute(tokens, indices, num_out_tokens=None, padded_mode=False):
-    return _OPS.moe_token_permute(tokens, indices, num_out_tokens, padded_mode)
 
 
-def npu_moe_token_unpermute(permuted_tokens, sorted_indices, probs=None, padded_mode=False, restore_shape=None):
-    return _OPS.moe_token_unpermute(permuted_tokens, sorted_indices, probs, padded_mode, restore_shape)
 
 
-def npu_moe_token_permute_with_routing_map(tokens, routing_map, *, probs=None, num_out_tokens=None,
-                                           drop_and_pad=False):
-    return _OPS.moe_token_permute_with_routing_map(tokens, routing_map, probs=probs, num_out_tokens=num_out_tokens,
-                                                   drop_and_pad=drop_and_pad)
 
 
 def npu_moe_token_unpermute_with_routing_map(permuted_tokens, sorted_indices, restore_shape, *, probs=None,
@@ -208,6 +169,22 @@ def npu_moe_token_unpermute_with_routing_map(permuted_tokens, sorted_indices, re
     return _OPS.moe_token_unpermute_with_routing_map(permuted_tokens, sorted_indices, list(restore_shape),
                                                      probs=probs, routing_map=routing_map,
                                                      drop_and_pad=drop_and_pad)[0]
+
+
+def npu_moe_token_permute_with_routing_map_grad(permuted_token_out_grad, probs_grad, sorted_indices, routing_map,
+                                                experts_num, tokens_num, drop_and_pad):
+    # torch_npu's forward leaves permuted_probs undefined without probs, so its autograd passes None here; the
+    # empty tensor our forward returns comes back as an empty gradient: the same "no probs"
+    if probs_grad is not None and probs_grad.numel() == 0:
+        probs_grad = None
+    return _OPS.moe_token_permute_with_routing_map_grad(permuted_token_out_grad, probs_grad, sorted_indices,
+                                                        routing_map, experts_num, tokens_num, drop_and_pad)
+
+
+# the functions whose arguments are the operator's own: generated from their schemas
+for _name in SCHEMAS:
+    if _name not in globals() and _has(BACKING[_name]):
+        globals()[_name] = _passthrough(_name)
 
 
 def available() -> list[str]:
