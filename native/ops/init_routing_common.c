@@ -159,6 +159,7 @@ void irc_write_row_idx(const aclTensor *out, IrcSorted *s, int scatter, int64_t 
 static int64_t irc_row_token(const IrcRows *w, int64_t r, int64_t *pos)
 {
     *pos = -1;
+    if (w->by_token) return r;
     if (w->v1_order) {
         const int64_t nk = w->v1_nk, j = w->v1_order[r]; /* bounded: see irc_row_pos */
         return (uint64_t)j < (uint64_t)nk && w->v1_rows[j] >= 0 ? w->v1_rows[j] % w->x->dims[0] : -1;
@@ -468,6 +469,56 @@ aclnnStatus irc_write_rows(const IrcRows *w, const char *api)
                 op_store_f(ACL_FLOAT, op_ptr2(w->scale_out, r, 0), v);
             }
         return ACLNN_SUCCESS;
+    }
+    /* Every output row is a function of its token row alone (the smooth scale, when there is one, is shared), and
+     * each token feeds up to K rows: convert / quantise each token row once into a scratch [N, H], then gather
+     * those rows as bytes (memory speed). The same function of the same row: the same bits. */
+    const int64_t n_tok = w->x->dims[0];
+    const int per_token = w->rows_total > n_tok && w->h > 0 &&
+                          !((w->mode == IRC_ROWS_DYNAMIC_EVEN || w->mode == IRC_ROWS_DYNAMIC_AWAY) && w->smooth &&
+                            w->smooth->dims[0] != 1);
+    if (per_token) {
+        const int64_t es = op_elem_size(w->out);
+        const size_t rows_bytes = (size_t)n_tok * (size_t)w->h * (size_t)es; /* < the output's bytes */
+        char *mem = malloc(rows_bytes + (size_t)n_tok * sizeof(float) + 64);
+        if (mem) {
+            aclTensor rows = {0}, scales = {0};
+            rows.dtype = w->out->dtype;
+            rows.format = ACL_FORMAT_ND;
+            rows.ndim = 2;
+            rows.dims[0] = n_tok;
+            rows.dims[1] = w->h;
+            rows.strides[0] = w->h;
+            rows.strides[1] = 1;
+            rows.data = mem;
+            scales.dtype = ACL_FLOAT;
+            scales.format = ACL_FORMAT_ND;
+            scales.ndim = 1;
+            scales.dims[0] = n_tok;
+            scales.strides[0] = 1;
+            scales.data = mem + (rows_bytes + 63) / 64 * 64;
+            IrcRows t = *w;
+            t.out = &rows;
+            t.rows_total = n_tok;
+            t.by_token = 1;
+            t.scale_out = w->scale_out ? &scales : NULL;
+            IrcRowsCtx c = {&t, host_f16_to_f32(host_f32_to_f16(w->scale)), host_f16_to_f32(host_f32_to_f16(w->offset)),
+                            0};
+            acl_host_parallel_for(n_tok, 1 + OP_PARALLEL_MIN_WORK / w->h, irc_rows_range, &c);
+            if (!c.failed) {
+                op_gather_rows(w->out, &rows, w->rows_total, w->h, irc_copy_src, w);
+                if (w->scale_out) {
+                    const float *ts = scales.data;
+                    for (int64_t r = 0; r < w->rows_total; r++) {
+                        int64_t pos;
+                        const int64_t tok = irc_row_token(w, r, &pos);
+                        op_store_f(ACL_FLOAT, op_ptr2(w->scale_out, r, 0), tok < 0 ? 0.0f : ts[tok]);
+                    }
+                }
+            }
+            free(mem);
+            if (!c.failed) return ACLNN_SUCCESS;
+        }
     }
     IrcRowsCtx c = {w, host_f16_to_f32(host_f32_to_f16(w->scale)), host_f16_to_f32(host_f32_to_f16(w->offset)), 0};
     acl_host_parallel_for(w->rows_total, 1 + OP_PARALLEL_MIN_WORK / (w->h > 0 ? w->h : 1), irc_rows_range, &c);
