@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "op_common.h"
 
 /* ---------------------------------------------------------------- checks */
@@ -256,6 +257,99 @@ int op_cpu_avx512(void) { return (cpu_flags() >> 1) & 1; }
 int op_cpu_avx2(void) { return 0; }
 int op_cpu_avx512(void) { return 0; }
 #endif
+
+/* ---------------------------------------------------------------- cache sizes */
+
+/* a sysfs cache size ("32768K", "1M", "512") in bytes, 0 when unreadable */
+static uint64_t read_size_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char buf[64] = {0};
+    const size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *end = NULL;
+    unsigned long long v = strtoull(buf, &end, 10);
+    if (end == buf) return 0;
+    if (*end == 'K' || *end == 'k') v <<= 10;
+    else if (*end == 'M' || *end == 'm') v <<= 20;
+    else if (*end == 'G' || *end == 'g') v <<= 30;
+    return (uint64_t)v;
+}
+
+/* the data (or unified) cache of a level, from sysfs (cpu0), else sysconf; 0 when neither tells */
+static uint64_t probe_cache_bytes(int level)
+{
+    uint64_t best = 0;
+    for (int i = 0; i < 16; i++) {
+        char path[128], type[32] = {0};
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        int lv = 0;
+        const int got = fscanf(f, "%d", &lv);
+        fclose(f);
+        if (got != 1 || lv != level) continue;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/type", i);
+        if ((f = fopen(path, "r"))) {
+            if (fscanf(f, "%31s", type) != 1) type[0] = 0;
+            fclose(f);
+        }
+        if (strcmp(type, "Instruction") == 0) continue;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        const uint64_t b = read_size_file(path);
+        if (b > best) best = b;
+    }
+#if defined(_SC_LEVEL3_CACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE)
+    if (!best) {
+        const long v = sysconf(level == 3 ? _SC_LEVEL3_CACHE_SIZE : level == 2 ? _SC_LEVEL2_CACHE_SIZE
+                                                                               : _SC_LEVEL1_DCACHE_SIZE);
+        if (v > 0) best = (uint64_t)v;
+    }
+#endif
+    return best;
+}
+
+static _Atomic uint64_t g_l2_bytes, g_l3_bytes, g_nt_min_bytes; /* 0: not probed yet (racing probes agree) */
+
+uint64_t op_cache_bytes(int level)
+{
+    _Atomic uint64_t *slot = level == 2 ? &g_l2_bytes : &g_l3_bytes;
+    uint64_t v = atomic_load_explicit(slot, memory_order_relaxed);
+    if (v) return v;
+    v = probe_cache_bytes(level);
+    if (!v) v = level == 2 ? OP_FALLBACK_L2_BYTES : OP_FALLBACK_L3_BYTES;
+    atomic_store_explicit(slot, v, memory_order_relaxed);
+    return v;
+}
+
+/* ACLNN_MOE_NT_MIN_BYTES (bytes, K/M/G suffix allowed; "0" or a huge value turn streaming stores always on /
+ * off), else OP_NT_L3_NUM / OP_NT_L3_DEN of the L3 */
+uint64_t op_nt_min_bytes(void)
+{
+    uint64_t v = atomic_load_explicit(&g_nt_min_bytes, memory_order_relaxed);
+    if (v) return v;
+    const char *env = getenv("ACLNN_MOE_NT_MIN_BYTES");
+    int have = 0;
+    if (env && *env) {
+        char *end = NULL;
+        unsigned long long e = strtoull(env, &end, 10);
+        if (end != env) {
+            if (*end == 'K' || *end == 'k') e <<= 10;
+            else if (*end == 'M' || *end == 'm') e <<= 20;
+            else if (*end == 'G' || *end == 'g') e <<= 30;
+            v = e ? (uint64_t)e : 1u;
+            have = 1;
+        }
+    }
+    if (!have) v = op_cache_bytes(3) / OP_NT_L3_DEN * OP_NT_L3_NUM;
+    if (!v) v = 1;
+    atomic_store_explicit(&g_nt_min_bytes, v, memory_order_relaxed);
+    return v;
+}
+
+void op_set_nt_min_bytes(uint64_t bytes) { atomic_store_explicit(&g_nt_min_bytes, bytes ? bytes : 1u, memory_order_relaxed); }
 
 /* ---------------------------------------------------------------- element access */
 
@@ -692,10 +786,8 @@ void op_row_weighted_sum(aclDataType dt, int fp16_native, void *out, const void 
 
 /* ---------------------------------------------------------------- row gathers */
 
-/* Outputs from this size on bypass the caches: measured on the 2-core Cascade Lake (L3 35.8 MB), streaming
- * stores make a 29 MB gather 10-15 % and a 117 MB one about 35 % faster, but make 7-15 MB ones 1.5-2x slower
- * (those stay in the L3, where the consumer reads them too). A fixed size: VMs misreport the L3 (sysconf). */
-#define GATHER_NT_MIN_BYTES (24u << 20)
+/* Outputs from op_nt_min_bytes() on bypass the caches (streaming stores: no read-for-ownership of the destination
+ * lines); smaller ones stay in the L3, where their consumer reads them next. See op_common.h for the measurements. */
 
 typedef struct {
     const aclTensor *dst, *src;
@@ -762,6 +854,6 @@ void op_gather_rows(const aclTensor *dst, const aclTensor *src, int64_t nrows, i
     const int64_t row_bytes = h * op_elem_size(dst);
     GatherCtx c = {dst, src, h, src_row, ctx, 0};
     c.nt = GATHER_HAVE_NT && op_row_stride(dst) == 1 && op_row_stride(src) == 1 &&
-           (uint64_t)nrows * (uint64_t)row_bytes >= GATHER_NT_MIN_BYTES;
+           (uint64_t)nrows * (uint64_t)row_bytes >= op_nt_min_bytes();
     acl_host_parallel_for(nrows, 1 + OP_PARALLEL_MIN_BYTES / row_bytes, gather_rows_range, &c);
 }
