@@ -847,6 +847,10 @@ void op_row_weighted_sum(aclDataType dt, int fp16_native, void *out, const void 
 /* Outputs from op_nt_min_bytes() on bypass the caches (streaming stores: no read-for-ownership of the destination
  * lines); smaller ones stay in the L3, where their consumer reads them next. See op_common.h for the measurements. */
 
+#define GATHER_PREFETCH_BYTES 4096
+static _Atomic size_t g_gather_prefetch = GATHER_PREFETCH_BYTES;
+void op_set_gather_prefetch_bytes(size_t bytes) { atomic_store_explicit(&g_gather_prefetch, bytes, memory_order_relaxed); }
+
 typedef struct {
     const aclTensor *dst, *src;
     int64_t h;
@@ -887,13 +891,23 @@ static void nt_zero(char *d, size_t n)
 static void gather_rows_range(void *vctx, int64_t begin, int64_t end)
 {
     const GatherCtx *c = vctx;
+    const size_t row_bytes = (size_t)(c->h * op_elem_size(c->dst));
+    int64_t next = begin < end ? c->src_row(c->ctx, begin) : -1;
+    size_t pf_bytes = op_row_stride(c->src) == 1 ? atomic_load_explicit(&g_gather_prefetch, memory_order_relaxed) : 0;
+    if (pf_bytes > row_bytes) pf_bytes = row_bytes;
     for (int64_t r = begin; r < end; r++) {
-        const int64_t s = c->src_row(c->ctx, r);
+        const int64_t s = next;
+        next = r + 1 < end ? c->src_row(c->ctx, r + 1) : -1;
+        /* the rows come in routing order: the hardware prefetcher restarts on each one, so the head of the next
+         * source row is requested while this one is copied */
+        if (next >= 0 && pf_bytes) {
+            const char *q = op_ptr2(c->src, next, 0);
+            for (size_t b = 0; b < pf_bytes; b += 64) __builtin_prefetch(q + b, 0, 3);
+        }
 #if GATHER_HAVE_NT
         if (c->nt) {
-            const size_t bytes = (size_t)(c->h * op_elem_size(c->dst));
-            if (s < 0) nt_zero(op_ptr2(c->dst, r, 0), bytes);
-            else nt_copy(op_ptr2(c->dst, r, 0), op_ptr2(c->src, s, 0), bytes);
+            if (s < 0) nt_zero(op_ptr2(c->dst, r, 0), row_bytes);
+            else nt_copy(op_ptr2(c->dst, r, 0), op_ptr2(c->src, s, 0), row_bytes);
             continue;
         }
 #endif

@@ -162,6 +162,8 @@ aclnnStatus op_fail_param(const char *api, const char *fmt, ...) __attribute__((
 uint64_t op_cache_bytes(int level);
 uint64_t op_nt_min_bytes(void);
 void op_set_nt_min_bytes(uint64_t bytes);
+/* bytes of the next source row a gather prefetches (4096; 0: none): a benchmark hook, not exported */
+void op_set_gather_prefetch_bytes(size_t bytes);
 
 /* ---- run-time ISA dispatch ----
  * SIMD kernels are compiled with target attributes (the build stays portable, no -march) and chosen at run time;
