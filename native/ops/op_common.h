@@ -140,7 +140,9 @@ aclnnStatus op_fail_param(const char *api, const char *fmt, ...) __attribute__((
  * development VM, where waking a sleeping worker costs the caller some 10 us; smaller chunks made the measured
  * operators slower, not faster. Kernels derive their grain (rows per chunk) from it. */
 #define OP_PARALLEL_MIN_WORK 16384
-#define OP_PARALLEL_MIN_BYTES 65536 /* the same for byte copies (row gathers): 64 KB per chunk at least */
+/* the same for byte copies (row gathers): 256 KB per chunk at least (about 15-20 us from the caches here; with
+ * 64 KB a one-token DeepSeek-V3 gather of 8 rows woke a worker and ran 1.5-2.5x slower than in the caller) */
+#define OP_PARALLEL_MIN_BYTES (256 * 1024)
 
 /* ---- cache sizes (read at run time) ----
  * op_cache_bytes(2 or 3): the L2 / L3 data (or unified) cache of cpu0 in bytes, from sysfs
