@@ -151,13 +151,17 @@ void acl_host_parallel_for(int64_t n, int64_t grain, acl_host_range_fn fn, void 
     if (n <= 0) return;
     if (grain < 1) grain = 1;
     int nt = acl_host_num_threads();
-    if (nt == 1 || n <= grain || tls_in_pool || pthread_mutex_trylock(&g_busy) != 0) {
+    /* parallel only when every chunk gets a whole grain (the least work worth a hand-off): a call of less than two
+     * grains runs in the caller, which is faster than waking a worker on a loaded or virtualised machine */
+    if (nt == 1 || n / 2 < grain || tls_in_pool || pthread_mutex_trylock(&g_busy) != 0) {
         fn(ctx, 0, n);
         return;
     }
-    /* about four chunks per thread balances uneven rows without many hand-offs */
-    int64_t nchunks = (n + grain - 1) / grain;
-    if (nchunks > (int64_t)nt * 4) nchunks = (int64_t)nt * 4;
+    /* up to sixteen chunks per thread (each at least `grain`): on a shared or virtualised machine a thread is
+     * often descheduled for a few ms in the middle of a job, and the others can then take over all but the chunk
+     * it holds (with four per thread, a quarter of its share was left waiting); a hand-off is one atomic add */
+    int64_t nchunks = n / grain;
+    if (nchunks > (int64_t)nt * 16) nchunks = (int64_t)nt * 16;
     int64_t chunk = (n + nchunks - 1) / nchunks;
     g_job.fn = fn;
     g_job.ctx = ctx;

@@ -159,6 +159,7 @@ void irc_write_row_idx(const aclTensor *out, IrcSorted *s, int scatter, int64_t 
 static int64_t irc_row_token(const IrcRows *w, int64_t r, int64_t *pos)
 {
     *pos = -1;
+    if (w->by_token) return r;
     if (w->v1_order) {
         const int64_t nk = w->v1_nk, j = w->v1_order[r]; /* bounded: see irc_row_pos */
         return (uint64_t)j < (uint64_t)nk && w->v1_rows[j] >= 0 ? w->v1_rows[j] % w->x->dims[0] : -1;
@@ -207,6 +208,181 @@ static void irc_load_row(const aclTensor *x, int64_t row, int64_t h, float *dst)
     for (int64_t j = 0; j < h; j++) dst[j] = (float)p[j * s];
 }
 
+/* ---- the quantising row loops, vectorised (AVX2 + F16C) with portable twins giving the same bits ----
+ * Each takes the row as fp32 in buf[0..h) and writes int8 to q; the SIMD versions handle a multiple of 8 columns and
+ * return how many, the portable loop finishes the tail (and runs alone on other CPUs). */
+static void irc_q_static_f16(const float *buf, int64_t j, int64_t h, float s16, float o16, int8_t *q)
+{
+    for (; j < h; j++) {
+        const float m = irc_r16(irc_r16(buf[j]) * s16); /* exact product, one rounding */
+        const float a = irc_r16(irc_f64_to_f32_odd((double)m + (double)o16));
+        q[j] = irc_sat_i8(nearbyintf(a));
+    }
+}
+static void irc_q_static_f32(const float *buf, int64_t j, int64_t h, float scale, float offset, int8_t *q)
+{
+    for (; j < h; j++) {
+        float v = buf[j] * scale;
+        v = v + offset;
+        q[j] = irc_sat_i8(nearbyintf(v));
+    }
+}
+static void irc_q_dynamic(const float *buf, int64_t j, int64_t h, float s, int away, int8_t *q)
+{
+    if (!away)
+        for (; j < h; j++) q[j] = irc_sat_i8(nearbyintf(buf[j] / s));
+    else
+        for (; j < h; j++) q[j] = irc_sat_i8(roundf(buf[j] / s));
+}
+static float irc_absmax(const float *buf, int64_t j, int64_t h, float m)
+{
+    for (; j < h; j++) {
+        const float a = fabsf(buf[j]);
+        if (a > m) m = a;
+    }
+    return m;
+}
+
+#if OP_X86_SIMD
+/* irc_sat_i8 of 8 rounded lanes, stored as 8 bytes: NaN -> 0, clamped to [-128, 127] */
+OP_TARGET_AVX2 static inline void irc8_store_i8(int8_t *q, __m256 v)
+{
+    v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+    v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-128.0f)), _mm256_set1_ps(127.0f));
+    const __m256i i = _mm256_cvtps_epi32(v); /* integral already: exact */
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+    _mm_storel_epi64((__m128i *)q, _mm_packs_epi16(w, w));
+}
+#define IRC8_RINT(v) _mm256_round_ps((v), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+OP_TARGET_AVX2 static inline __m256 irc8_r16(__m256 v)
+{
+    return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+/* m + o rounded to fp32 with round-to-odd (as irc_f64_to_f32_odd of the exact double sum): the RNE sum and its
+ * exact error (TwoSum: m, o are fp16 values, so nothing overflows); an inexact even result moves one ulp toward the
+ * exact value, which makes it the odd one of the two fp32 neighbours. A NaN error (infinite operands) is exact. */
+OP_TARGET_AVX2 static inline __m256 irc8_add_odd(__m256 a, __m256 b)
+{
+    const __m256 s = _mm256_add_ps(a, b);
+    const __m256 bb = _mm256_sub_ps(s, a);
+    const __m256 err = _mm256_add_ps(_mm256_sub_ps(a, _mm256_sub_ps(s, bb)), _mm256_sub_ps(b, bb));
+    const __m256i si = _mm256_castps_si256(s);
+    const __m256i inexact = _mm256_castps_si256(_mm256_cmp_ps(err, _mm256_setzero_ps(), _CMP_NEQ_OQ));
+    const __m256i even = _mm256_cmpeq_epi32(_mm256_and_si256(si, _mm256_set1_epi32(1)), _mm256_setzero_si256());
+    /* +1 (away from zero) when the error has the sign of s, else -1 */
+    const __m256i opp = _mm256_srai_epi32(_mm256_xor_si256(si, _mm256_castps_si256(err)), 31); /* 0 or -1 */
+    const __m256i delta = _mm256_or_si256(opp, _mm256_set1_epi32(1));                          /* 1 or -1 */
+    return _mm256_castsi256_ps(_mm256_add_epi32(si, _mm256_and_si256(delta, _mm256_and_si256(inexact, even))));
+}
+OP_TARGET_AVX2 static int64_t irc_q_static_f16_avx2(const float *buf, int64_t h, float s16, float o16, int8_t *q)
+{
+    const __m256 vs = _mm256_set1_ps(s16), vo = _mm256_set1_ps(o16);
+    int64_t j = 0;
+    for (; j + 8 <= h; j += 8) {
+        const __m256 m = irc8_r16(_mm256_mul_ps(irc8_r16(_mm256_loadu_ps(buf + j)), vs));
+        irc8_store_i8(q + j, IRC8_RINT(irc8_r16(irc8_add_odd(m, vo))));
+    }
+    return j;
+}
+OP_TARGET_AVX2 static int64_t irc_q_static_f32_avx2(const float *buf, int64_t h, float scale, float offset, int8_t *q)
+{
+    const __m256 vs = _mm256_set1_ps(scale), vo = _mm256_set1_ps(offset);
+    int64_t j = 0;
+    for (; j + 8 <= h; j += 8)
+        irc8_store_i8(q + j, IRC8_RINT(_mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(buf + j), vs), vo)));
+    return j;
+}
+OP_TARGET_AVX2 static int64_t irc_q_dynamic_avx2(const float *buf, int64_t h, float s, int away, int8_t *q)
+{
+    const __m256 vs = _mm256_set1_ps(s);
+    int64_t j = 0;
+    if (!away) {
+        for (; j + 8 <= h; j += 8) irc8_store_i8(q + j, IRC8_RINT(_mm256_div_ps(_mm256_loadu_ps(buf + j), vs)));
+        return j;
+    }
+    /* roundf: ties away from zero = trunc, plus sign(v) where |v - trunc(v)| >= 0.5 (v - trunc(v) is exact) */
+    const __m256 sign = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    for (; j + 8 <= h; j += 8) {
+        const __m256 v = _mm256_div_ps(_mm256_loadu_ps(buf + j), vs);
+        const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
+        const __m256 up = _mm256_and_ps(_mm256_cmp_ps(frac, half, _CMP_GE_OQ), _mm256_or_ps(one, _mm256_and_ps(sign, v)));
+        irc8_store_i8(q + j, _mm256_add_ps(t, up));
+    }
+    return j;
+}
+OP_TARGET_AVX2 static int64_t irc_absmax_avx2(const float *buf, int64_t h, float *m)
+{
+    /* max is exact and order-free; max_ps(a, acc) keeps acc where a is NaN, as the scalar `a > m` test does */
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 acc = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 8 <= h; j += 8) acc = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(buf + j)), acc);
+    float lanes[8];
+    _mm256_storeu_ps(lanes, acc);
+    for (int i = 0; i < 8; i++)
+        if (lanes[i] > *m) *m = lanes[i];
+    return j;
+}
+OP_TARGET_AVX2 static void irc_mul_avx2(float *buf, const float *s, int64_t h)
+{
+    int64_t j = 0;
+    for (; j + 8 <= h; j += 8)
+        _mm256_storeu_ps(buf + j, _mm256_mul_ps(_mm256_loadu_ps(buf + j), _mm256_loadu_ps(s + j)));
+    for (; j < h; j++) buf[j] = buf[j] * s[j];
+}
+#endif
+
+static void irc_quant_static_f16(const float *buf, int64_t h, float s16, float o16, int8_t *q)
+{
+    int64_t j = 0;
+#if OP_X86_SIMD
+    if (op_cpu_avx2()) j = irc_q_static_f16_avx2(buf, h, s16, o16, q);
+#endif
+    irc_q_static_f16(buf, j, h, s16, o16, q);
+}
+static void irc_quant_static_f32(const float *buf, int64_t h, float scale, float offset, int8_t *q)
+{
+    int64_t j = 0;
+#if OP_X86_SIMD
+    if (op_cpu_avx2()) j = irc_q_static_f32_avx2(buf, h, scale, offset, q);
+#endif
+    irc_q_static_f32(buf, j, h, scale, offset, q);
+}
+static void irc_quant_dynamic(const float *buf, int64_t h, float s, int away, int8_t *q)
+{
+    int64_t j = 0;
+#if OP_X86_SIMD
+    if (op_cpu_avx2()) j = irc_q_dynamic_avx2(buf, h, s, away, q);
+#endif
+    irc_q_dynamic(buf, j, h, s, away, q);
+}
+static float irc_row_absmax(const float *buf, int64_t h)
+{
+    float m = 0.0f;
+    int64_t j = 0;
+#if OP_X86_SIMD
+    if (op_cpu_avx2()) j = irc_absmax_avx2(buf, h, &m);
+#endif
+    return irc_absmax(buf, j, h, m);
+}
+/* buf[j] *= smooth row srow, j < h */
+static void irc_smooth_row(float *buf, const aclTensor *smooth, int64_t srow, int64_t h)
+{
+    if (smooth->dtype == ACL_FLOAT && op_row_stride(smooth) == 1) {
+        const float *s = (const float *)op_ptr2(smooth, srow, 0);
+#if OP_X86_SIMD
+        if (op_cpu_avx2()) {
+            irc_mul_avx2(buf, s, h);
+            return;
+        }
+#endif
+        for (int64_t j = 0; j < h; j++) buf[j] = buf[j] * s[j];
+        return;
+    }
+    for (int64_t j = 0; j < h; j++) buf[j] = buf[j] * op_load_f(ACL_FLOAT, op_ptr2(smooth, srow, j));
+}
+
 typedef struct {
     const IrcRows *w;
     float s16, o16; /* static fp16: the attributes rounded to fp16, as the kernel's static_cast<half> */
@@ -242,7 +418,7 @@ static void irc_rows_range(void *vctx, int64_t begin, int64_t end)
         switch (w->mode) {
         case IRC_ROWS_CONVERT:
             if (w->out->dtype == ACL_INT8) {
-                for (int64_t j = 0; j < h; j++) q[j] = irc_sat_i8(nearbyintf(buf[j]));
+                irc_quant_static_f32(buf, h, 1.0f, 0.0f, q); /* int8(rint(x)): x * 1 + 0 rounds the same */
                 irc_store_i8(w->out, r, h, q);
             } else {
                 op_store_row_f32(w->out, r, h, buf);
@@ -250,19 +426,11 @@ static void irc_rows_range(void *vctx, int64_t begin, int64_t end)
             if (w->row_scale) row_scale = op_load_f(w->row_scale->dtype, op_ptr2(w->row_scale, tok, 0));
             break;
         case IRC_ROWS_STATIC_F16:
-            for (int64_t j = 0; j < h; j++) {
-                const float m = irc_r16(irc_r16(buf[j]) * c->s16); /* exact product, one rounding */
-                const float a = irc_r16(irc_f64_to_f32_odd((double)m + (double)c->o16));
-                q[j] = irc_sat_i8(nearbyintf(a));
-            }
+            irc_quant_static_f16(buf, h, c->s16, c->o16, q);
             irc_store_i8(w->out, r, h, q);
             break;
         case IRC_ROWS_STATIC_F32:
-            for (int64_t j = 0; j < h; j++) {
-                float v = buf[j] * w->scale;
-                v = v + w->offset;
-                q[j] = irc_sat_i8(nearbyintf(v));
-            }
+            irc_quant_static_f32(buf, h, w->scale, w->offset, q);
             irc_store_i8(w->out, r, h, q);
             break;
         case IRC_ROWS_DYNAMIC_EVEN:
@@ -270,18 +438,10 @@ static void irc_rows_range(void *vctx, int64_t begin, int64_t end)
             if (w->smooth) {
                 int64_t srow = w->smooth->dims[0] == 1 ? 0 : w->sorted->keys[pos] - w->smooth_base;
                 if ((uint64_t)srow >= (uint64_t)w->smooth->dims[0]) srow = 0; /* an overlapped workspace only */
-                for (int64_t j = 0; j < h; j++) buf[j] = buf[j] * op_load_f(ACL_FLOAT, op_ptr2(w->smooth, srow, j));
+                irc_smooth_row(buf, w->smooth, srow, h);
             }
-            float m = 0.0f;
-            for (int64_t j = 0; j < h; j++) {
-                const float a = fabsf(buf[j]);
-                if (a > m) m = a;
-            }
-            const float s = m / 127.0f;
-            if (w->mode == IRC_ROWS_DYNAMIC_EVEN)
-                for (int64_t j = 0; j < h; j++) q[j] = irc_sat_i8(nearbyintf(buf[j] / s));
-            else
-                for (int64_t j = 0; j < h; j++) q[j] = irc_sat_i8(roundf(buf[j] / s));
+            const float s = irc_row_absmax(buf, h) / 127.0f;
+            irc_quant_dynamic(buf, h, s, w->mode == IRC_ROWS_DYNAMIC_AWAY, q);
             irc_store_i8(w->out, r, h, q);
             row_scale = s;
             break;
@@ -309,6 +469,56 @@ aclnnStatus irc_write_rows(const IrcRows *w, const char *api)
                 op_store_f(ACL_FLOAT, op_ptr2(w->scale_out, r, 0), v);
             }
         return ACLNN_SUCCESS;
+    }
+    /* Every output row is a function of its token row alone (the smooth scale, when there is one, is shared), and
+     * each token feeds up to K rows: convert / quantise each token row once into a scratch [N, H], then gather
+     * those rows as bytes (memory speed). The same function of the same row: the same bits. */
+    const int64_t n_tok = w->x->dims[0];
+    const int per_token = w->rows_total > n_tok && w->h > 0 &&
+                          !((w->mode == IRC_ROWS_DYNAMIC_EVEN || w->mode == IRC_ROWS_DYNAMIC_AWAY) && w->smooth &&
+                            w->smooth->dims[0] != 1);
+    if (per_token) {
+        const int64_t es = op_elem_size(w->out);
+        const size_t rows_bytes = (size_t)n_tok * (size_t)w->h * (size_t)es; /* < the output's bytes */
+        char *mem = malloc(rows_bytes + (size_t)n_tok * sizeof(float) + 64);
+        if (mem) {
+            aclTensor rows = {0}, scales = {0};
+            rows.dtype = w->out->dtype;
+            rows.format = ACL_FORMAT_ND;
+            rows.ndim = 2;
+            rows.dims[0] = n_tok;
+            rows.dims[1] = w->h;
+            rows.strides[0] = w->h;
+            rows.strides[1] = 1;
+            rows.data = mem;
+            scales.dtype = ACL_FLOAT;
+            scales.format = ACL_FORMAT_ND;
+            scales.ndim = 1;
+            scales.dims[0] = n_tok;
+            scales.strides[0] = 1;
+            scales.data = mem + (rows_bytes + 63) / 64 * 64;
+            IrcRows t = *w;
+            t.out = &rows;
+            t.rows_total = n_tok;
+            t.by_token = 1;
+            t.scale_out = w->scale_out ? &scales : NULL;
+            IrcRowsCtx c = {&t, host_f16_to_f32(host_f32_to_f16(w->scale)), host_f16_to_f32(host_f32_to_f16(w->offset)),
+                            0};
+            acl_host_parallel_for(n_tok, 1 + OP_PARALLEL_MIN_WORK / w->h, irc_rows_range, &c);
+            if (!c.failed) {
+                op_gather_rows(w->out, &rows, w->rows_total, w->h, irc_copy_src, w);
+                if (w->scale_out) {
+                    const float *ts = scales.data;
+                    for (int64_t r = 0; r < w->rows_total; r++) {
+                        int64_t pos;
+                        const int64_t tok = irc_row_token(w, r, &pos);
+                        op_store_f(ACL_FLOAT, op_ptr2(w->scale_out, r, 0), tok < 0 ? 0.0f : ts[tok]);
+                    }
+                }
+            }
+            free(mem);
+            if (!c.failed) return ACLNN_SUCCESS;
+        }
     }
     IrcRowsCtx c = {w, host_f16_to_f32(host_f32_to_f16(w->scale)), host_f16_to_f32(host_f32_to_f16(w->offset)), 0};
     acl_host_parallel_for(w->rows_total, 1 + OP_PARALLEL_MIN_WORK / (w->h > 0 ? w->h : 1), irc_rows_range, &c);

@@ -95,6 +95,7 @@ typedef struct {
     int64_t smooth_base;
     const aclTensor *row_scale; /* unquantised: a per-token fp32 [N] scale gathered into scale_out (or NULL) */
     const aclTensor *scale_out; /* per output row fp32 (dynamic scale, gathered row scale; 0 for empty rows) */
+    int by_token;               /* internal (irc_write_rows): row r is token r's row */
 } IrcRows;
 
 /* writes every one of the rows_total rows (parallel over rows) and, when scale_out is set, its scale */

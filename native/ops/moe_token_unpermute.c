@@ -49,7 +49,7 @@ static void unpermute_rows_range(void *vctx, int64_t begin, int64_t end)
     /* contiguous rows go through op_row_weighted_sum (vectorised, same operations and rounding) */
     const int fast = u->permuted->strides[1] == 1 && u->out->strides[1] == 1 && u->k <= OP_ROW_MAX_TERMS;
     for (int64_t chunk = begin; chunk < end; chunk++) {
-        float *acc = c->scratch + chunk * 2 * h, *row = acc + h;
+        float *acc = fast ? NULL : c->scratch + chunk * 2 * h, *row = fast ? NULL : acc + h; /* strided path */
         const int64_t t0 = u->t * chunk / c->n_chunks, t1 = u->t * (chunk + 1) / c->n_chunks;
         for (int64_t t = t0; t < t1; t++) {
             OpRowTerm terms[OP_ROW_MAX_TERMS];
@@ -83,6 +83,13 @@ static void unpermute_rows_range(void *vctx, int64_t begin, int64_t end)
 void moe_unpermute_rows(const UnpermuteRows *u, void *scratch, uint64_t scratch_bytes)
 {
     if (u->t <= 0 || u->h <= 0) return;
+    if (u->permuted->strides[1] == 1 && u->out->strides[1] == 1 && u->k <= OP_ROW_MAX_TERMS) {
+        /* contiguous rows need no scratch: one "chunk" per token, handed out dynamically in grains of about
+         * OP_PARALLEL_MIN_WORK elements moved (a small call runs in the caller, without waking the pool) */
+        UnpermuteRowsCtx c = {u, NULL, u->t};
+        acl_host_parallel_for(u->t, 1 + OP_PARALLEL_MIN_WORK / u->h / (u->k + 1), unpermute_rows_range, &c);
+        return;
+    }
     int64_t n_chunks = unpermute_rows_chunks(u->t);
     const uint64_t fit = scratch_bytes / ((uint64_t)u->h * 2u * sizeof(float));
     if ((uint64_t)n_chunks > fit) n_chunks = (int64_t)fit; /* phase 1 sized it for this many; never more */

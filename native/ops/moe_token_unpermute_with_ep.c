@@ -54,8 +54,8 @@ static void unpermute_ep_chunks(void *vctx, int64_t begin, int64_t end)
     const int64_t h = p->h;
     const int fast = c->permuted->strides[1] == 1 && c->out->strides[1] == 1 && p->k <= OP_ROW_MAX_TERMS;
     for (int64_t chunk = begin; chunk < end; chunk++) {
-        float *acc = c->scratch + chunk * 2 * h;
-        float *row = acc + h;
+        float *acc = fast ? NULL : c->scratch + chunk * 2 * h; /* scratch: the strided path only */
+        float *row = fast ? NULL : acc + h;
         int64_t t0 = p->t * chunk / c->n_chunks, t1 = p->t * (chunk + 1) / c->n_chunks;
         for (int64_t t = t0; t < t1; t++) {
             OpRowTerm T[OP_ROW_MAX_TERMS];
@@ -127,10 +127,18 @@ static aclnnStatus unpermute_ep_kernel(aclOpExecutor *ex, void *ws, uint64_t wsS
     }
     if (p->h == 0) return ACLNN_SUCCESS;
 
+    const aclTensor *permuted = ex->inputs[0], *out = ex->outputs[0];
+    if (permuted->strides[1] == 1 && out->strides[1] == 1 && p->k <= OP_ROW_MAX_TERMS) {
+        /* contiguous rows need no scratch: one "chunk" per token, handed out dynamically in grains of about
+         * OP_PARALLEL_MIN_WORK elements moved (a small call runs in the caller, without waking the pool) */
+        UnpermuteEpCtx c = {p, permuted, probs, out, idx, NULL, p->t};
+        acl_host_parallel_for(p->t, 1 + OP_PARALLEL_MIN_WORK / p->h / (p->k + 1), unpermute_ep_chunks, &c);
+        return ACLNN_SUCCESS;
+    }
     int64_t n_chunks = unpermute_ep_chunk_count(p->t);
     uint64_t fit = (ex->workspace_size - idx_bytes) / chunk_bytes;
     if ((uint64_t)n_chunks > fit) n_chunks = (int64_t)fit;
-    UnpermuteEpCtx c = {p, ex->inputs[0], probs, ex->outputs[0], idx, (float *)((char *)ws + idx_bytes), n_chunks};
+    UnpermuteEpCtx c = {p, permuted, probs, out, idx, (float *)((char *)ws + idx_bytes), n_chunks};
     acl_host_parallel_for(n_chunks, 1, unpermute_ep_chunks, &c);
     return ACLNN_SUCCESS;
 }

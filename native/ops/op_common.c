@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "op_common.h"
 
 /* ---------------------------------------------------------------- checks */
@@ -256,6 +257,99 @@ int op_cpu_avx512(void) { return (cpu_flags() >> 1) & 1; }
 int op_cpu_avx2(void) { return 0; }
 int op_cpu_avx512(void) { return 0; }
 #endif
+
+/* ---------------------------------------------------------------- cache sizes */
+
+/* a sysfs cache size ("32768K", "1M", "512") in bytes, 0 when unreadable */
+static uint64_t read_size_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char buf[64] = {0};
+    const size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *end = NULL;
+    unsigned long long v = strtoull(buf, &end, 10);
+    if (end == buf) return 0;
+    if (*end == 'K' || *end == 'k') v <<= 10;
+    else if (*end == 'M' || *end == 'm') v <<= 20;
+    else if (*end == 'G' || *end == 'g') v <<= 30;
+    return (uint64_t)v;
+}
+
+/* the data (or unified) cache of a level, from sysfs (cpu0), else sysconf; 0 when neither tells */
+static uint64_t probe_cache_bytes(int level)
+{
+    uint64_t best = 0;
+    for (int i = 0; i < 16; i++) {
+        char path[128], type[32] = {0};
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        int lv = 0;
+        const int got = fscanf(f, "%d", &lv);
+        fclose(f);
+        if (got != 1 || lv != level) continue;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/type", i);
+        if ((f = fopen(path, "r"))) {
+            if (fscanf(f, "%31s", type) != 1) type[0] = 0;
+            fclose(f);
+        }
+        if (strcmp(type, "Instruction") == 0) continue;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        const uint64_t b = read_size_file(path);
+        if (b > best) best = b;
+    }
+#if defined(_SC_LEVEL3_CACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE)
+    if (!best) {
+        const long v = sysconf(level == 3 ? _SC_LEVEL3_CACHE_SIZE : level == 2 ? _SC_LEVEL2_CACHE_SIZE
+                                                                               : _SC_LEVEL1_DCACHE_SIZE);
+        if (v > 0) best = (uint64_t)v;
+    }
+#endif
+    return best;
+}
+
+static _Atomic uint64_t g_l2_bytes, g_l3_bytes, g_nt_min_bytes; /* 0: not probed yet (racing probes agree) */
+
+uint64_t op_cache_bytes(int level)
+{
+    _Atomic uint64_t *slot = level == 2 ? &g_l2_bytes : &g_l3_bytes;
+    uint64_t v = atomic_load_explicit(slot, memory_order_relaxed);
+    if (v) return v;
+    v = probe_cache_bytes(level);
+    if (!v) v = level == 2 ? OP_FALLBACK_L2_BYTES : OP_FALLBACK_L3_BYTES;
+    atomic_store_explicit(slot, v, memory_order_relaxed);
+    return v;
+}
+
+/* ACLNN_MOE_NT_MIN_BYTES (bytes, K/M/G suffix allowed; "0" or a huge value turn streaming stores always on /
+ * off), else OP_NT_L3_NUM / OP_NT_L3_DEN of the L3 */
+uint64_t op_nt_min_bytes(void)
+{
+    uint64_t v = atomic_load_explicit(&g_nt_min_bytes, memory_order_relaxed);
+    if (v) return v;
+    const char *env = getenv("ACLNN_MOE_NT_MIN_BYTES");
+    int have = 0;
+    if (env && *env) {
+        char *end = NULL;
+        unsigned long long e = strtoull(env, &end, 10);
+        if (end != env) {
+            if (*end == 'K' || *end == 'k') e <<= 10;
+            else if (*end == 'M' || *end == 'm') e <<= 20;
+            else if (*end == 'G' || *end == 'g') e <<= 30;
+            v = e ? (uint64_t)e : 1u;
+            have = 1;
+        }
+    }
+    if (!have) v = op_cache_bytes(3) / OP_NT_L3_DEN * OP_NT_L3_NUM;
+    if (!v) v = 1;
+    atomic_store_explicit(&g_nt_min_bytes, v, memory_order_relaxed);
+    return v;
+}
+
+void op_set_nt_min_bytes(uint64_t bytes) { atomic_store_explicit(&g_nt_min_bytes, bytes ? bytes : 1u, memory_order_relaxed); }
 
 /* ---------------------------------------------------------------- element access */
 
@@ -528,12 +622,70 @@ OP_TARGET_AVX2 static inline __m128i rws8_to_f16(__m256 v)
     return _mm_blendv_epi8(h, canon, nan16);
 }
 
+/* 32 columns per step (4 accumulators): the per-term overhead (pointer, bias test, broadcast, prefetch) is paid once
+ * per 64-byte line of a bf16/fp16 row instead of once per 16 bytes, which kept the 8-column loop instruction-bound
+ * at DRAM sizes. Every element sees the same operations in the same order as in the 8-column loop. */
+#define RWS_W 32
+#define RWS_WIDE(LOAD, T, PF, FINISH, STORE)                                                                   \
+    for (; j + RWS_W <= n; j += RWS_W) {                                                                       \
+        __m256 a0, a1, a2, a3;                                                                                 \
+        if (x1) {                                                                                              \
+            const T *p1 = (const T *)x1 + j;                                                                   \
+            a0 = LOAD(p1); a1 = LOAD(p1 + 8); a2 = LOAD(p1 + 16); a3 = LOAD(p1 + 24);                          \
+        } else {                                                                                               \
+            a0 = a1 = a2 = a3 = _mm256_setzero_ps();                                                           \
+        }                                                                                                      \
+        if (x2) {                                                                                              \
+            const T *p2 = (const T *)x2 + j;                                                                   \
+            a0 = FINISH(_mm256_add_ps(a0, LOAD(p2))); a1 = FINISH(_mm256_add_ps(a1, LOAD(p2 + 8)));            \
+            a2 = FINISH(_mm256_add_ps(a2, LOAD(p2 + 16))); a3 = FINISH(_mm256_add_ps(a3, LOAD(p2 + 24)));      \
+        }                                                                                                      \
+        for (int64_t t = 0; t < nterms; t++) {                                                                 \
+            const T *x = (const T *)terms[t].x + j;                                                            \
+            PF;                                                                                                \
+            __m256 v0 = LOAD(x), v1 = LOAD(x + 8), v2 = LOAD(x + 16), v3 = LOAD(x + 24);                       \
+            if (terms[t].bias) {                                                                               \
+                const T *b = (const T *)terms[t].bias + j;                                                     \
+                v0 = FINISH(_mm256_add_ps(v0, LOAD(b))); v1 = FINISH(_mm256_add_ps(v1, LOAD(b + 8)));          \
+                v2 = FINISH(_mm256_add_ps(v2, LOAD(b + 16))); v3 = FINISH(_mm256_add_ps(v3, LOAD(b + 24)));    \
+            }                                                                                                  \
+            const __m256 sc = _mm256_set1_ps(terms[t].scale);                                                  \
+            a0 = FINISH(_mm256_add_ps(a0, FINISH(_mm256_mul_ps(v0, sc))));                                     \
+            a1 = FINISH(_mm256_add_ps(a1, FINISH(_mm256_mul_ps(v1, sc))));                                     \
+            a2 = FINISH(_mm256_add_ps(a2, FINISH(_mm256_mul_ps(v2, sc))));                                     \
+            a3 = FINISH(_mm256_add_ps(a3, FINISH(_mm256_mul_ps(v3, sc))));                                     \
+        }                                                                                                      \
+        STORE(0, a0); STORE(8, a1); STORE(16, a2); STORE(24, a3);                                              \
+    }
+#define RWS_ID(v) (v)
+#define RWS_LD_F32(p) _mm256_loadu_ps(p)
+#define RWS_ST_F32(o, v) _mm256_storeu_ps((float *)out + j + (o), (v))
+#define RWS_ST_BF16(o, v) _mm_storeu_si128((__m128i *)((uint16_t *)out + j + (o)), rws8_to_bf16(v))
+#define RWS_ST_F16(o, v) _mm_storeu_si128((__m128i *)((uint16_t *)out + j + (o)), rws8_to_f16(v))
+
+OP_TARGET_AVX2 static int64_t rws_avx2_wide(aclDataType dt, int native, void *out, const void *x1, const void *x2,
+                                            const OpRowTerm *terms, int64_t nterms, int64_t n)
+{
+    int64_t j = 0;
+    if (dt == ACL_FLOAT) {
+        RWS_WIDE(RWS_LD_F32, float, (RWS_PREFETCH(x + 512), RWS_PREFETCH(x + 528)), RWS_ID, RWS_ST_F32)
+    } else if (dt == ACL_BF16) {
+        RWS_WIDE(rws8_bf16, uint16_t, RWS_PREFETCH(x + 1024), RWS_ID, RWS_ST_BF16)
+    } else if (!native) {
+        RWS_WIDE(rws8_f16, uint16_t, RWS_PREFETCH(x + 1024), RWS_ID, RWS_ST_F16)
+    } else {
+        RWS_WIDE(rws8_f16, uint16_t, RWS_PREFETCH(x + 1024), rws8_r16, RWS_ST_F16)
+    }
+    return j;
+}
+
 OP_TARGET_AVX2 static int64_t rws_avx2(aclDataType dt, int native, void *out, const void *x1, const void *x2,
                                        const OpRowTerm *terms, int64_t nterms, int64_t n)
 {
     const int64_t n8 = n / 8 * 8;
+    const int64_t j0 = rws_avx2_wide(dt, native, out, x1, x2, terms, nterms, n);
     if (dt == ACL_FLOAT) {
-        for (int64_t j = 0; j < n8; j += 8) {
+        for (int64_t j = j0; j < n8; j += 8) {
             __m256 acc = x1 ? _mm256_loadu_ps((const float *)x1 + j) : _mm256_setzero_ps();
             if (x2) acc = _mm256_add_ps(acc, _mm256_loadu_ps((const float *)x2 + j));
             for (int64_t t = 0; t < nterms; t++) {
@@ -546,7 +698,7 @@ OP_TARGET_AVX2 static int64_t rws_avx2(aclDataType dt, int native, void *out, co
             _mm256_storeu_ps((float *)out + j, acc);
         }
     } else if (dt == ACL_BF16) {
-        for (int64_t j = 0; j < n8; j += 8) {
+        for (int64_t j = j0; j < n8; j += 8) {
             __m256 acc = x1 ? rws8_bf16((const uint16_t *)x1 + j) : _mm256_setzero_ps();
             if (x2) acc = _mm256_add_ps(acc, rws8_bf16((const uint16_t *)x2 + j));
             for (int64_t t = 0; t < nterms; t++) {
@@ -559,7 +711,7 @@ OP_TARGET_AVX2 static int64_t rws_avx2(aclDataType dt, int native, void *out, co
             _mm_storeu_si128((__m128i *)((uint16_t *)out + j), rws8_to_bf16(acc));
         }
     } else if (!native) { /* fp16 rows, fp32 arithmetic */
-        for (int64_t j = 0; j < n8; j += 8) {
+        for (int64_t j = j0; j < n8; j += 8) {
             __m256 acc = x1 ? rws8_f16((const uint16_t *)x1 + j) : _mm256_setzero_ps();
             if (x2) acc = _mm256_add_ps(acc, rws8_f16((const uint16_t *)x2 + j));
             for (int64_t t = 0; t < nterms; t++) {
@@ -572,7 +724,7 @@ OP_TARGET_AVX2 static int64_t rws_avx2(aclDataType dt, int native, void *out, co
             _mm_storeu_si128((__m128i *)((uint16_t *)out + j), rws8_to_f16(acc));
         }
     } else { /* native fp16: rounded after every operation */
-        for (int64_t j = 0; j < n8; j += 8) {
+        for (int64_t j = j0; j < n8; j += 8) {
             __m256 acc = x1 ? rws8_f16((const uint16_t *)x1 + j) : _mm256_setzero_ps();
             if (x2) acc = rws8_r16(_mm256_add_ps(acc, rws8_f16((const uint16_t *)x2 + j)));
             for (int64_t t = 0; t < nterms; t++) {
@@ -692,10 +844,12 @@ void op_row_weighted_sum(aclDataType dt, int fp16_native, void *out, const void 
 
 /* ---------------------------------------------------------------- row gathers */
 
-/* Outputs from this size on bypass the caches: measured on the 2-core Cascade Lake (L3 35.8 MB), streaming
- * stores make a 29 MB gather 10-15 % and a 117 MB one about 35 % faster, but make 7-15 MB ones 1.5-2x slower
- * (those stay in the L3, where the consumer reads them too). A fixed size: VMs misreport the L3 (sysconf). */
-#define GATHER_NT_MIN_BYTES (24u << 20)
+/* Outputs from op_nt_min_bytes() on bypass the caches (streaming stores: no read-for-ownership of the destination
+ * lines); smaller ones stay in the L3, where their consumer reads them next. See op_common.h for the measurements. */
+
+#define GATHER_PREFETCH_BYTES 4096
+static _Atomic size_t g_gather_prefetch = GATHER_PREFETCH_BYTES;
+void op_set_gather_prefetch_bytes(size_t bytes) { atomic_store_explicit(&g_gather_prefetch, bytes, memory_order_relaxed); }
 
 typedef struct {
     const aclTensor *dst, *src;
@@ -737,13 +891,23 @@ static void nt_zero(char *d, size_t n)
 static void gather_rows_range(void *vctx, int64_t begin, int64_t end)
 {
     const GatherCtx *c = vctx;
+    const size_t row_bytes = (size_t)(c->h * op_elem_size(c->dst));
+    int64_t next = begin < end ? c->src_row(c->ctx, begin) : -1;
+    size_t pf_bytes = op_row_stride(c->src) == 1 ? atomic_load_explicit(&g_gather_prefetch, memory_order_relaxed) : 0;
+    if (pf_bytes > row_bytes) pf_bytes = row_bytes;
     for (int64_t r = begin; r < end; r++) {
-        const int64_t s = c->src_row(c->ctx, r);
+        const int64_t s = next;
+        next = r + 1 < end ? c->src_row(c->ctx, r + 1) : -1;
+        /* the rows come in routing order: the hardware prefetcher restarts on each one, so the head of the next
+         * source row is requested while this one is copied */
+        if (next >= 0 && pf_bytes) {
+            const char *q = op_ptr2(c->src, next, 0);
+            for (size_t b = 0; b < pf_bytes; b += 64) __builtin_prefetch(q + b, 0, 3);
+        }
 #if GATHER_HAVE_NT
         if (c->nt) {
-            const size_t bytes = (size_t)(c->h * op_elem_size(c->dst));
-            if (s < 0) nt_zero(op_ptr2(c->dst, r, 0), bytes);
-            else nt_copy(op_ptr2(c->dst, r, 0), op_ptr2(c->src, s, 0), bytes);
+            if (s < 0) nt_zero(op_ptr2(c->dst, r, 0), row_bytes);
+            else nt_copy(op_ptr2(c->dst, r, 0), op_ptr2(c->src, s, 0), row_bytes);
             continue;
         }
 #endif
@@ -762,6 +926,6 @@ void op_gather_rows(const aclTensor *dst, const aclTensor *src, int64_t nrows, i
     const int64_t row_bytes = h * op_elem_size(dst);
     GatherCtx c = {dst, src, h, src_row, ctx, 0};
     c.nt = GATHER_HAVE_NT && op_row_stride(dst) == 1 && op_row_stride(src) == 1 &&
-           (uint64_t)nrows * (uint64_t)row_bytes >= GATHER_NT_MIN_BYTES;
+           (uint64_t)nrows * (uint64_t)row_bytes >= op_nt_min_bytes();
     acl_host_parallel_for(nrows, 1 + OP_PARALLEL_MIN_BYTES / row_bytes, gather_rows_range, &c);
 }

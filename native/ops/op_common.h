@@ -140,7 +140,32 @@ aclnnStatus op_fail_param(const char *api, const char *fmt, ...) __attribute__((
  * development VM, where waking a sleeping worker costs the caller some 10 us; smaller chunks made the measured
  * operators slower, not faster. Kernels derive their grain (rows per chunk) from it. */
 #define OP_PARALLEL_MIN_WORK 16384
-#define OP_PARALLEL_MIN_BYTES 65536 /* the same for byte copies (row gathers): 64 KB per chunk at least */
+/* the same for byte copies (row gathers): 256 KB per chunk at least (about 15-20 us from the caches here; with
+ * 64 KB a one-token DeepSeek-V3 gather of 8 rows woke a worker and ran 1.5-2.5x slower than in the caller) */
+#define OP_PARALLEL_MIN_BYTES (256 * 1024)
+
+/* ---- cache sizes (read at run time) ----
+ * op_cache_bytes(2 or 3): the L2 / L3 data (or unified) cache of cpu0 in bytes, from sysfs
+ * (/sys/devices/system/cpu/cpu0/cache/index<N>/{level,type,size}), else sysconf(_SC_LEVEL*_CACHE_SIZE), else the
+ * fallbacks below; probed once.
+ * op_nt_min_bytes(): outputs of at least this many bytes are written with streaming stores (op_gather_rows):
+ * ACLNN_MOE_NT_MIN_BYTES when set (bytes, K/M/G suffix), else OP_NT_L3_NUM/OP_NT_L3_DEN of the L3. Measured: on the
+ * 2-core Cascade Lake (L3 35.8 MB) streaming stores made 29 MB and 117 MB gathers 10-35 % faster and 7-15 MB ones
+ * 1.5-2x slower (24 MB was the fixed threshold then). On the 2-core EPYC (Milan) KVM guest, L3 32 MB, under load,
+ * gathers of H=7168 bf16 rows followed by a read of the output (the consumer), plain / streaming, median of 21:
+ * 5 MB 0.34 / 0.66 ms, 7 MB 0.67 / 1.07 ms, 10 MB 7.7 / 6.9 ms, 12 MB 7.3 / 4.5 ms, 15 MB 11.9 / 6.9 ms,
+ * 29 MB 24 / 23.6 ms, 117 MB 73 / 67 ms: a guest sees only part of a shared L3, and plain stores fall off a
+ * cliff from about a quarter of it; hence L3/4 (8 MB here) by default.
+ * op_set_nt_min_bytes: the same, set by a benchmark or test (not exported). */
+#define OP_FALLBACK_L2_BYTES ((uint64_t)1 << 20)
+#define OP_FALLBACK_L3_BYTES ((uint64_t)32 << 20)
+#define OP_NT_L3_NUM 1
+#define OP_NT_L3_DEN 4
+uint64_t op_cache_bytes(int level);
+uint64_t op_nt_min_bytes(void);
+void op_set_nt_min_bytes(uint64_t bytes);
+/* bytes of the next source row a gather prefetches (4096; 0: none): a benchmark hook, not exported */
+void op_set_gather_prefetch_bytes(size_t bytes);
 
 /* ---- run-time ISA dispatch ----
  * SIMD kernels are compiled with target attributes (the build stays portable, no -march) and chosen at run time;
