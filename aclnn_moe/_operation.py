@@ -112,6 +112,8 @@ class Operation:
         self._named: dict = {}
         self._input_index: dict = {}
         self._output_index: dict = {}
+        self._lean = None  # the plan cache's record for its lean hit path (_plan_cache._Lean)
+        self._owned_buffers: list = []  # device memory of intermediates the plan cache moved off the host
         if self.spec is not None:
             self._build(values)
 
@@ -535,7 +537,11 @@ class Operation:
                 check(lib.aclDestroyAclOpExecutor(ex), "aclDestroyAclOpExecutor")
         finally:
             self._ws_tensor = None
+            self._lean = None
             self._destroy_descriptors()
+            for buf in self._owned_buffers:
+                buf.close()
+            self._owned_buffers = []
             if self._arena is not None:
                 self._settle()
                 staging_pool.give_back(self._arena)

@@ -1,11 +1,11 @@
 """The plan cache under the function forms (and so under the torch ops, which call them).
 
-A function-form call with the same operator, tensor layouts (shape, strides, offset, dtype, kind, device) and
-attribute values as an earlier one reuses that call's planned ``Operation``: its repeatable executor, its
-descriptors and its workspace size, as torch_npu and ATB cache executors. Addresses are never part of the key:
-every call rebinds its own inputs and fresh outputs (aclSetInputTensorAddr / aclSetOutputTensorAddr by the C
-index of the spec), so results stay the caller's. Outputs the operator does not return (intermediates) are
-kept by the entry and reused, so they are faulted in once.
+A function-form call with the same operator, tensor layouts (shape, strides, dtype, kind, device) and attribute
+values as an earlier one reuses that call's planned ``Operation``: its repeatable executor, its descriptors and
+its workspace size, as torch_npu and ATB cache executors. Addresses are never part of the key: every call
+rebinds its own inputs and fresh outputs (aclSetInputTensorAddr / aclSetOutputTensorAddr by the C index of the
+spec), so results stay the caller's. Outputs the operator does not return (intermediates) are kept by the entry
+and reused, so they are faulted in once.
 
 Bounded (least recently used entries are freed past ``max_size`` plans; ``ACLNN_MOE_PLAN_CACHE_SIZE``, default
 64, 0 turns the cache off) and thread-safe: an entry is taken out of the cache while a call uses it, so two
@@ -15,22 +15,47 @@ threads never share one executor (a second thread with the same key plans its ow
     aclnn_moe.plan_cache.clear()          # free every cached plan
     aclnn_moe.plan_cache.set_max_size(8)  # bound (0: off)
     aclnn_moe.plan_cache.size()           # plans held now
+
+The hit path is lean (issue 13: a function-form call should cost about what a plan costs). The key is read
+straight off the caller's arrays (numpy ``shape/dtype/strides``, torch ``shape/dtype/stride()``, a DeviceArray's
+``shape/dtype/device``) without describing them again, and on the host backend a hit runs from ``_Lean``, a
+record the entry made once: for each host operand its C index, descriptor and byte size, so a call is one
+``aclrtHostRegister`` + one rebind per host operand (the caller's memory, described in place), fresh outputs
+from ``np.empty``, phase 2, and the unregisters. Anything unusual (a range that cannot be registered because
+another call holds it, an explicit stream, a thread on another device, torch_npu) takes the general path of
+``Operation.execute``, which handles every case.
 """
 from __future__ import annotations
 
 import collections
 import os
+import sys
 import threading
 
 import numpy as np
 
-from ._errors import AclnnError
-from ._operands import HOST, TORCH_CPU, Operand
+from . import _runtime
+from ._errors import AclnnError, check
+from ._operands import DEVICE, HOST, TORCH_CPU, Operand
 from ._operation import host_in_place
+from ._runtime import DeviceArray, DeviceBuffer, workspace_pool
 from ._spec import Tensor
+from .capi import ffi, lib
 
 _REBIND_APIS = ("aclSetInputTensorAddr", "aclSetOutputTensorAddr")
 _PLACEHOLDER = np.empty(0, np.uint8)  # stands for the host data of a parked entry (no caller array kept alive)
+_SCALARS = frozenset((bool, int, float, str, type(None)))
+_NDARRAY = np.ndarray
+_VOID_P = ffi.typeof("void *")
+_cast = ffi.cast
+_from_buffer = ffi.from_buffer
+_torch_tensor = None  # torch.Tensor, once torch is imported (never imported from here)
+# modes of a lean operand
+_NP, _NP_STRIDED, _TORCH, _DEV, _NP_EMPTY, _TORCH_EMPTY = range(6)
+
+
+class _Fallback(Exception):
+    """The lean path cannot run this call (a host range that cannot be registered now): use the general one."""
 
 
 def _freeze(v):
@@ -43,6 +68,243 @@ def _freeze(v):
     if isinstance(v, np.generic):
         return (type(v), v.item())
     return None
+
+
+_INFO: dict = {}
+
+
+def _info(cls):
+    """(Python parameter names, which of them are tensors) of an Operation class, computed once."""
+    info = _INFO.get(cls)
+    if info is None:
+        ps = cls.spec.python_params()
+        info = _INFO[cls] = (tuple(p.name for p in ps), tuple(isinstance(p, Tensor) for p in ps))
+    return info
+
+
+def _torch_type():
+    global _torch_tensor
+    if _torch_tensor is None and "torch" in sys.modules:
+        _torch_tensor = sys.modules["torch"].Tensor
+    return _torch_tensor
+
+
+def _fast_key(cls, flags, values):
+    """The key read straight off the arguments; None: not cacheable; False: a tensor of another kind (the
+    general key describes it)."""
+    parts = [cls, host_in_place()]  # (staged and in-place plans differ)
+    append = parts.append
+    tt = _torch_tensor
+    for is_t, v in zip(flags, values):
+        t = type(v)
+        if is_t:
+            if t is _NDARRAY:
+                append((v.shape, v.dtype, v.strides))
+            elif v is None:
+                append(None)
+            elif t is DeviceArray:
+                append((DEVICE, v.shape, v.dtype, v.device))
+            elif (t is tt or (tt is None and t is _torch_type())) and v.is_cpu:
+                append((TORCH_CPU, v.shape, v.dtype, v.stride()))
+            else:
+                return False
+        elif t in _SCALARS:
+            append((t, v))
+        else:
+            f = _freeze(v)
+            if f is None:
+                return None
+            append(f)
+    return tuple(parts)
+
+
+def _general_key(cls, names, flags, values):
+    """The key of arguments the fast key does not read (lists, DLPack producers, torch NPU tensors...): each
+    tensor described as an Operand. Returns (key or None, {name: Operand})."""
+    tensors, parts = {}, [cls, host_in_place(), "general"]
+    for name, is_t, v in zip(names, flags, values):
+        if is_t and v is not None:
+            o = Operand(name, v)
+            tensors[name] = o
+            dev = o.device_obj
+            parts.append((o.layout_key(), o.kind, o.format, None if dev is None else _device_of(o)))
+        else:
+            f = _freeze(v)
+            if f is None and v is not None:
+                return None, tensors
+            parts.append(f)
+    return tuple(parts), tensors
+
+
+class _Lean:
+    """What a cache hit on the host backend needs, made once per entry (see the module doc)."""
+
+    __slots__ = ("inputs", "outputs", "results", "single", "ex", "ws", "device", "dev_pp", "phase2", "api",
+                 "reg", "unreg", "set_in", "set_out", "sync")
+
+    def run(self, op, values):
+        """One call: bind the caller's inputs and fresh outputs in place, phase 2, unbind. Raises _Fallback
+        (nothing done) when a host range cannot be registered now."""
+        reg, unreg, dev_pp, ex = self.reg, self.unreg, self.dev_pp, self.ex
+        held = []
+        try:
+            set_in = self.set_in
+            for pos, mode, cidx, tensor, nbytes in self.inputs:
+                v = values[pos]
+                if mode == _DEV:
+                    st = set_in(ex, cidx, tensor, _cast(_VOID_P, v.ptr))
+                else:
+                    p = (_from_buffer(v) if mode == _NP else _cast(_VOID_P, v.data_ptr()) if mode == _TORCH
+                         else _cast(_VOID_P, v.__array_interface__["data"][0]))
+                    if reg(p, nbytes, 0, dev_pp):
+                        raise _Fallback
+                    held.append(p)
+                    st = set_in(ex, cidx, tensor, dev_pp[0])
+                if st:
+                    check(st, "aclSetInputTensorAddr")
+            outs = []
+            set_out = self.set_out
+            for cidx, tensor, shape, dtype, nbytes, mode, view in self.outputs:
+                if mode == _DEV:
+                    a = _runtime.new_device_array(shape, dtype, nbytes, self.device)
+                    outs.append(a)
+                    st = set_out(ex, cidx, tensor, a.buffer.cptr)
+                    if st:
+                        check(st, "aclSetOutputTensorAddr")
+                    continue
+                a = np.empty(shape, dtype)
+                if mode == _NP_EMPTY or mode == _TORCH_EMPTY:
+                    outs.append(a if mode == _NP_EMPTY else _to_torch(a, view))
+                    continue
+                p = _from_buffer(a)
+                if reg(p, nbytes, 0, dev_pp):
+                    raise _Fallback
+                held.append(p)
+                outs.append(a if mode == _NP else _to_torch(a, view))
+                st = set_out(ex, cidx, tensor, dev_pp[0])
+                if st:
+                    check(st, "aclSetOutputTensorAddr")
+            ws = self.ws
+            workspace = workspace_pool.get(ws, ffi.NULL) if ws else ffi.NULL
+            st = self.phase2(workspace, ws, ex, ffi.NULL)
+            if st:
+                try:
+                    check(st, self.api)
+                except AclnnError as e:
+                    raise op._translate(e) from None
+            if held:
+                st = self.sync(ffi.NULL)  # (nothing may still read a range about to be released)
+                if st:
+                    check(st, "aclrtSynchronizeStream")
+        except BaseException:
+            for p in held:
+                unreg(p)
+            raise
+        bad = 0
+        for p in held:
+            bad = unreg(p) or bad
+        if bad:
+            check(bad, "aclrtHostUnregister")
+        if self.single:
+            i = self.results[0]
+            return None if i is None else outs[i]
+        return tuple(None if i is None else outs[i] for i in self.results)
+
+
+def _to_torch(a, view):
+    import torch
+
+    t = torch.from_numpy(a)
+    return t if view is None else t.view(view)
+
+
+def _build_lean(op, values, names):
+    """The lean record of an entry just executed with ``values`` (its operands still hold them), or None when
+    some operand needs the general path every call (a converted copy, a staging arena, torch NPU...)."""
+    if (not host_in_place() or op._executor is None or op._oneshot is not None or op._arena is not None
+            or "torch_npu" in sys.modules or op._kind not in (None, HOST, TORCH_CPU, DEVICE)):
+        return None
+    protos_in, protos_out = op._input_index, op._output_index
+    inputs = []
+    for pos, name in enumerate(names):
+        o = op._named.get(name, None) if name in op._named else False
+        if o is False:
+            continue  # not a tensor parameter
+        v = values[pos]
+        if o is None:
+            continue
+        if o.kind == DEVICE:
+            inputs.append((pos, _DEV, protos_in[name], o.tensor, 0))
+        elif o.kind == HOST and type(v) is _NDARRAY and o.host is v:
+            if o.in_place:
+                mode = _NP if v.flags.c_contiguous else _NP_STRIDED
+                inputs.append((pos, mode, protos_in[name], o.tensor, o.staging_nbytes))
+            elif o.storage:
+                return None
+        elif o.kind == TORCH_CPU and type(v) is _torch_type() and o.host is not None:
+            if o.storage and o.host.__array_interface__["data"][0] != v.data_ptr():
+                return None  # described through a copy
+            if o.in_place:
+                inputs.append((pos, _TORCH, protos_in[name], o.tensor, o.staging_nbytes))
+            elif o.storage:
+                return None
+        else:
+            return None
+    returned = op._returned_operands()
+    outputs, index = [], {}
+    device = None
+    for o in op._outputs:
+        if not any(o is r for r in returned):
+            if o.in_place:  # an intermediate: device memory of the entry, bound once (no registration per call)
+                buf = DeviceBuffer(o.staging_nbytes)
+                op._owned_buffers.append(buf)
+                check(lib.aclSetOutputTensorAddr(op._executor, protos_out[o.name], o.tensor, buf.cptr),
+                      "aclSetOutputTensorAddr")
+                o.host = o.source = None
+                o.in_place = False
+                o.kind, o.ptr = DEVICE, buf.ptr
+                o.device_obj = DeviceArray(o.shape, o.dtype, buf)
+            elif o.staged and o.storage:
+                return None
+            continue
+        index[id(o)] = len(outputs)
+        if o.kind == DEVICE:
+            device = o.device_obj.device
+            outputs.append((protos_out[o.name], o.tensor, o.shape, o.device_obj.dtype, o.staging_nbytes, _DEV, None))
+            continue
+        if o.kind not in (HOST, TORCH_CPU) or not (o.in_place or not o.storage):
+            return None
+        dtype = o.host.dtype
+        view = None
+        if o.kind == TORCH_CPU:
+            if o.dtype == "bfloat16":  # (torch.from_numpy knows no bfloat16: int16 storage, viewed)
+                import torch
+
+                dtype, view = np.dtype(np.int16), torch.bfloat16
+            mode = _TORCH if o.in_place else _TORCH_EMPTY
+        else:
+            mode = _NP if o.in_place else _NP_EMPTY
+        outputs.append((protos_out[o.name], o.tensor, o.shape, dtype, o.staging_nbytes, mode, view))
+    res = op._results if isinstance(op._results, tuple) else (op._results,)
+    lean = _Lean()
+    lean.inputs, lean.outputs = tuple(inputs), tuple(outputs)
+    lean.results = tuple(index.get(id(r)) if isinstance(r, Operand) else None for r in res)
+    if any(r is not None and not isinstance(r, Operand) for r in res):
+        return None
+    lean.single = not isinstance(op._results, tuple)
+    lean.ex, lean.ws = op._executor, op._workspace_size
+    lean.device = device if device is not None else _runtime.current_device_id()
+    lean.dev_pp = ffi.new("void **")
+    lean.api = op.api
+    lean.phase2 = getattr(lib, op.api)
+    lean.reg, lean.unreg = lib.aclrtHostRegister, lib.aclrtHostUnregister
+    lean.set_in, lean.set_out = lib.aclSetInputTensorAddr, lib.aclSetOutputTensorAddr
+    lean.sync = lib.aclrtSynchronizeStream
+    for o in op._inputs:
+        if o is not None and o.kind == DEVICE and o.device_obj is not None and o.device_obj.device is not None:
+            if o.device_obj.device != lean.device:
+                return None
+    return lean
 
 
 class PlanCache:
@@ -101,17 +363,23 @@ class PlanCache:
             self.misses += 1
             return None
 
-    def _release(self, key, op, generation) -> None:
-        _park(op)
+    def _release(self, key, op, generation, park=True) -> None:
+        if park:
+            _park(op)
         with self._lock:
             if self._max == 0 or generation != self._generation:
                 victims = [op]
             else:
-                self._idle.setdefault(key, []).append(op)
-                self._idle.move_to_end(key)
+                ops = self._idle.get(key)
+                if ops is None:
+                    self._idle[key] = [op]
+                else:
+                    ops.append(op)
+                    self._idle.move_to_end(key)
                 self._count += 1
-                victims = self._evict_locked()
-        _free_all(victims)
+                victims = self._evict_locked() if self._count > self._max else ()
+        if victims:
+            _free_all(victims)
 
     def _evict_locked(self) -> list:
         victims = []
@@ -125,55 +393,99 @@ class PlanCache:
 
     def call(self, cls, kwargs: dict, stream):
         """Run ``cls(**kwargs)`` once, through a cached plan when one of the same key is idle."""
+        names, _ = _info(cls)
+        return self.call_values(cls, tuple(kwargs[n] for n in names), stream)
+
+    def call_values(self, cls, values: tuple, stream):
+        """``call`` with the arguments as a tuple in the Python parameter order (what function forms pass)."""
         if self._max == 0 or cls in self._uncacheable:
-            return cls(**kwargs, stream=stream).run_once()
-        spec = cls.spec
-        tensors, parts = {}, [cls, host_in_place()]  # (staged and in-place plans differ)
-        for p in spec.python_params():
-            v = kwargs[p.name]
-            if isinstance(p, Tensor) and v is not None:
-                o = Operand(p.name, v)
-                tensors[p.name] = o
-                dev = o.device_obj
-                parts.append((o.layout_key(), o.kind, o.format, None if dev is None else _device_of(o)))
-            else:
-                f = _freeze(v)
-                if f is None and v is not None:
-                    return cls(**kwargs, stream=stream).run_once()
-                parts.append(f)
-        key = tuple(parts)
+            return self._unplanned(cls, values, stream)
+        names, flags = _info(cls)
+        key = _fast_key(cls, flags, values)
+        tensors = None
+        if key is False:
+            key, tensors = _general_key(cls, names, flags, values)
+        if key is None:
+            return self._unplanned(cls, values, stream)
         generation = self._generation
-        op = self._acquire(key)
+        # (_acquire, inlined: this is the hot path)
+        with self._lock:
+            ops = self._idle.get(key)
+            if ops:
+                op = ops.pop()
+                if not ops:
+                    del self._idle[key]
+                self._count -= 1
+                self.hits += 1
+            else:
+                op = None
+                self.misses += 1
         if op is None:
-            op = cls(**kwargs, stream=stream)
+            return self._miss(cls, names, values, stream, key, generation)
+        lean = op._lean
+        if (lean is not None and stream is None and _runtime._initialized
+                and getattr(_runtime._thread, "device", None) == lean.device and "torch_npu" not in sys.modules):
             try:
-                op.plan()
+                result = lean.run(op, values)
+            except _Fallback:
+                pass  # (nothing was left bound: the general path below runs the call)
+            except AclnnError as e:
+                return self._failed(cls, names, values, stream, op, e)
             except BaseException:
                 op.free()
                 raise
-            if op._executor is None:  # the backend refused a repeatable executor: nothing to cache
-                return op.run_once(stream=stream)
-        else:
-            try:
-                op._adopt_inputs(tensors)
-            except BaseException:
-                op.free()
-                raise
+            else:
+                self._release(key, op, generation, park=False)
+                return result
+        if tensors is None:
+            tensors = {n: Operand(n, v) for n, is_t, v in zip(names, flags, values) if is_t and v is not None}
+        try:
+            op._adopt_inputs(tensors)
+        except BaseException:
+            op.free()
+            raise
         op._stream = stream
         try:
             result = op.execute(stream=stream)
         except AclnnError as e:
-            op.free()  # (its state after a failed call is not trusted for the next one)
-            if e.api not in _REBIND_APIS:
-                raise
-            # an executor that refuses address rebinding: this operator runs unplanned from now on
-            self._uncacheable.add(cls)
-            return cls(**kwargs, stream=stream).run_once()
+            return self._failed(cls, names, values, stream, op, e)
         except BaseException:
             op.free()
             raise
         self._release(key, op, generation)
         return result
+
+    def _miss(self, cls, names, values, stream, key, generation):
+        op = cls(**dict(zip(names, values)), stream=stream)
+        try:
+            op.plan()
+        except BaseException:
+            op.free()
+            raise
+        if op._executor is None:  # the backend refused a repeatable executor: nothing to cache
+            return op.run_once(stream=stream)
+        try:
+            result = op.execute(stream=stream)
+            op._lean = _build_lean(op, values, names)
+        except AclnnError as e:
+            return self._failed(cls, names, values, stream, op, e)
+        except BaseException:
+            op.free()
+            raise
+        self._release(key, op, generation)
+        return result
+
+    def _failed(self, cls, names, values, stream, op, e):
+        op.free()  # (its state after a failed call is not trusted for the next one)
+        if e.api not in _REBIND_APIS:
+            raise e
+        # an executor that refuses address rebinding: this operator runs unplanned from now on
+        self._uncacheable.add(cls)
+        return self._unplanned(cls, values, stream)
+
+    @staticmethod
+    def _unplanned(cls, values, stream):
+        return cls(**dict(zip(_info(cls)[0], values)), stream=stream).run_once()
 
 
 def _device_of(o):
@@ -205,6 +517,6 @@ def _free_all(ops) -> None:
 plan_cache = PlanCache()
 
 
-def function_call(cls, kwargs, stream):
+def function_call(cls, values: tuple, stream):
     """What a generated function form calls (see ``_spec.build_function``)."""
-    return plan_cache.call(cls, kwargs, stream)
+    return plan_cache.call_values(cls, values, stream)

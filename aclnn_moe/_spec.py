@@ -327,9 +327,8 @@ def build_function(spec: OpSpec, cls: type) -> Callable:
     """The function form: build the operation, execute it once, free it."""
     params, values = _signature_source(spec, "stream=None")
     defaults = {p.name: p.default for p in spec.python_params() if p.has_default}
-    call = ", ".join(f"{p.name}={p.name}" for p in spec.python_params())
     src = (f"def {spec.function}({params}):\n"
-           f"    return _call(_cls, dict({call}), stream)\n")
+           f"    return _call(_cls, {values}, stream)\n")  # (the values in Python parameter order)
     from ._plan_cache import function_call  # (the plan cache: repeated layouts reuse a planned executor)
 
     ns = {"_d": defaults, "_cls": cls, "_call": function_call}
