@@ -50,8 +50,12 @@ _VOID_P = ffi.typeof("void *")
 _cast = ffi.cast
 _from_buffer = ffi.from_buffer
 _torch_tensor = None  # torch.Tensor, once torch is imported (never imported from here)
-# modes of a lean operand
-_NP, _NP_STRIDED, _TORCH, _DEV, _NP_EMPTY, _TORCH_EMPTY = range(6)
+# modes of a lean operand: in place (numpy contiguous / strided, torch), device, empty output, staged
+_NP, _NP_STRIDED, _TORCH, _DEV, _EMPTY, _STAGED = range(6)
+# Host operands up to this size (bytes, C-contiguous) are copied through device buffers of the entry, bound once,
+# instead of registered in place: a numpy copy of a few KB costs less than the register / rebind / unregister
+# calls (about 1.5 us per operand here); above it, in place wins (the copy grows with the size, they do not).
+STAGE_MAX_BYTES = int(os.environ.get("ACLNN_MOE_STAGE_MAX_BYTES", 16 << 10))
 
 
 class _Fallback(Exception):
@@ -140,17 +144,32 @@ class _Lean:
     """What a cache hit on the host backend needs, made once per entry (see the module doc)."""
 
     __slots__ = ("inputs", "outputs", "results", "single", "ex", "ws", "device", "dev_pp", "phase2", "api",
-                 "reg", "unreg", "set_in", "set_out", "sync")
+                 "reg", "unreg", "set_in", "set_out", "sync", "staged", "stale")
+
+    def bind_staged(self) -> None:
+        """Point the descriptors of the staged operands at the entry's buffers (again, after a general-path call
+        of the entry bound them elsewhere)."""
+        for is_input, cidx, tensor, cptr in self.staged:
+            st = (self.set_in if is_input else self.set_out)(self.ex, cidx, tensor, cptr)
+            if st:
+                check(st, "aclSetInputTensorAddr" if is_input else "aclSetOutputTensorAddr")
+        self.stale = False
 
     def run(self, op, values):
-        """One call: bind the caller's inputs and fresh outputs in place, phase 2, unbind. Raises _Fallback
-        (nothing done) when a host range cannot be registered now."""
+        """One call: bind the caller's inputs and fresh outputs in place (small ones: copied through the entry's
+        buffers), phase 2, unbind. Raises _Fallback (nothing left bound) when a host range cannot be registered
+        now."""
+        if self.stale:
+            self.bind_staged()
         reg, unreg, dev_pp, ex = self.reg, self.unreg, self.dev_pp, self.ex
         held = []
         try:
             set_in = self.set_in
-            for pos, mode, cidx, tensor, nbytes in self.inputs:
+            for pos, mode, cidx, tensor, nbytes, view in self.inputs:
                 v = values[pos]
+                if mode == _STAGED:
+                    view[...] = v
+                    continue
                 if mode == _DEV:
                     st = set_in(ex, cidx, tensor, _cast(_VOID_P, v.ptr))
                 else:
@@ -164,26 +183,27 @@ class _Lean:
                     check(st, "aclSetInputTensorAddr")
             outs = []
             set_out = self.set_out
-            for cidx, tensor, shape, dtype, nbytes, mode, view in self.outputs:
-                if mode == _DEV:
+            for cidx, tensor, shape, dtype, nbytes, mode, view, tview in self.outputs:
+                if mode == _STAGED:
+                    outs.append(view)  # (copied out after the kernel)
+                elif mode == _DEV:
                     a = _runtime.new_device_array(shape, dtype, nbytes, self.device)
                     outs.append(a)
                     st = set_out(ex, cidx, tensor, a.buffer.cptr)
                     if st:
                         check(st, "aclSetOutputTensorAddr")
-                    continue
-                a = np.empty(shape, dtype)
-                if mode == _NP_EMPTY or mode == _TORCH_EMPTY:
-                    outs.append(a if mode == _NP_EMPTY else _to_torch(a, view))
-                    continue
-                p = _from_buffer(a)
-                if reg(p, nbytes, 0, dev_pp):
-                    raise _Fallback
-                held.append(p)
-                outs.append(a if mode == _NP else _to_torch(a, view))
-                st = set_out(ex, cidx, tensor, dev_pp[0])
-                if st:
-                    check(st, "aclSetOutputTensorAddr")
+                elif mode == _EMPTY:
+                    outs.append(np.empty(shape, dtype))
+                else:
+                    a = np.empty(shape, dtype)
+                    p = _from_buffer(a)
+                    if reg(p, nbytes, 0, dev_pp):
+                        raise _Fallback
+                    held.append(p)
+                    outs.append(a)
+                    st = set_out(ex, cidx, tensor, dev_pp[0])
+                    if st:
+                        check(st, "aclSetOutputTensorAddr")
             ws = self.ws
             workspace = workspace_pool.get(ws, ffi.NULL) if ws else ffi.NULL
             st = self.phase2(workspace, ws, ex, ffi.NULL)
@@ -192,10 +212,9 @@ class _Lean:
                     check(st, self.api)
                 except AclnnError as e:
                     raise op._translate(e) from None
-            if held:
-                st = self.sync(ffi.NULL)  # (nothing may still read a range about to be released)
-                if st:
-                    check(st, "aclrtSynchronizeStream")
+            st = self.sync(ffi.NULL)  # (the results are read next; nothing may read a range about to be released)
+            if st:
+                check(st, "aclrtSynchronizeStream")
         except BaseException:
             for p in held:
                 unreg(p)
@@ -205,6 +224,11 @@ class _Lean:
             bad = unreg(p) or bad
         if bad:
             check(bad, "aclrtHostUnregister")
+        for i, o in enumerate(self.outputs):
+            if o[5] == _STAGED:
+                outs[i] = outs[i].copy()  # (the caller's own array, never the entry's buffer)
+            if o[7] is not False:  # a torch output: the numpy array viewed as a tensor
+                outs[i] = _to_torch(outs[i], o[7])
         if self.single:
             i = self.results[0]
             return None if i is None else outs[i]
@@ -218,6 +242,15 @@ def _to_torch(a, view):
     return t if view is None else t.view(view)
 
 
+def _staging_view(op, nbytes, dtype, shape):
+    """Device memory of the entry for a small operand, and a numpy view of it (host backend: device memory is
+    host memory)."""
+    buf = DeviceBuffer(nbytes)
+    op._owned_buffers.append(buf)
+    view = np.frombuffer(ffi.buffer(ffi.cast("char *", buf.cptr), nbytes), dtype=dtype).reshape(shape)
+    return buf, view
+
+
 def _build_lean(op, values, names):
     """The lean record of an entry just executed with ``values`` (its operands still hold them), or None when
     some operand needs the general path every call (a converted copy, a staging arena, torch NPU...)."""
@@ -225,27 +258,33 @@ def _build_lean(op, values, names):
             or "torch_npu" in sys.modules or op._kind not in (None, HOST, TORCH_CPU, DEVICE)):
         return None
     protos_in, protos_out = op._input_index, op._output_index
-    inputs = []
+    ex = op._executor
+    inputs, staged = [], []
     for pos, name in enumerate(names):
-        o = op._named.get(name, None) if name in op._named else False
-        if o is False:
+        if name not in op._named:
             continue  # not a tensor parameter
-        v = values[pos]
+        o, v = op._named[name], values[pos]
         if o is None:
             continue
         if o.kind == DEVICE:
-            inputs.append((pos, _DEV, protos_in[name], o.tensor, 0))
+            inputs.append((pos, _DEV, protos_in[name], o.tensor, 0, None))
         elif o.kind == HOST and type(v) is _NDARRAY and o.host is v:
-            if o.in_place:
+            if not o.in_place:
+                if o.storage:
+                    return None
+                continue
+            if v.flags.c_contiguous and o.staging_nbytes == v.nbytes and v.nbytes <= STAGE_MAX_BYTES:
+                buf, view = _staging_view(op, v.nbytes, v.dtype, v.shape)
+                staged.append((True, protos_in[name], o.tensor, buf.cptr))
+                inputs.append((pos, _STAGED, protos_in[name], o.tensor, v.nbytes, view))
+            else:
                 mode = _NP if v.flags.c_contiguous else _NP_STRIDED
-                inputs.append((pos, mode, protos_in[name], o.tensor, o.staging_nbytes))
-            elif o.storage:
-                return None
+                inputs.append((pos, mode, protos_in[name], o.tensor, o.staging_nbytes, None))
         elif o.kind == TORCH_CPU and type(v) is _torch_type() and o.host is not None:
             if o.storage and o.host.__array_interface__["data"][0] != v.data_ptr():
                 return None  # described through a copy
             if o.in_place:
-                inputs.append((pos, _TORCH, protos_in[name], o.tensor, o.staging_nbytes))
+                inputs.append((pos, _TORCH, protos_in[name], o.tensor, o.staging_nbytes, None))
             elif o.storage:
                 return None
         else:
@@ -258,7 +297,7 @@ def _build_lean(op, values, names):
             if o.in_place:  # an intermediate: device memory of the entry, bound once (no registration per call)
                 buf = DeviceBuffer(o.staging_nbytes)
                 op._owned_buffers.append(buf)
-                check(lib.aclSetOutputTensorAddr(op._executor, protos_out[o.name], o.tensor, buf.cptr),
+                check(lib.aclSetOutputTensorAddr(ex, protos_out[o.name], o.tensor, buf.cptr),
                       "aclSetOutputTensorAddr")
                 o.host = o.source = None
                 o.in_place = False
@@ -268,31 +307,44 @@ def _build_lean(op, values, names):
                 return None
             continue
         index[id(o)] = len(outputs)
+        cidx = protos_out[o.name]
         if o.kind == DEVICE:
             device = o.device_obj.device
-            outputs.append((protos_out[o.name], o.tensor, o.shape, o.device_obj.dtype, o.staging_nbytes, _DEV, None))
+            outputs.append((cidx, o.tensor, o.shape, o.device_obj.dtype, o.staging_nbytes, _DEV, None, False))
             continue
         if o.kind not in (HOST, TORCH_CPU) or not (o.in_place or not o.storage):
             return None
-        dtype = o.host.dtype
-        view = None
+        dtype, tview = o.host.dtype, False  # tview: False for numpy results, else the torch view dtype or None
         if o.kind == TORCH_CPU:
+            tview = None
             if o.dtype == "bfloat16":  # (torch.from_numpy knows no bfloat16: int16 storage, viewed)
                 import torch
 
-                dtype, view = np.dtype(np.int16), torch.bfloat16
-            mode = _TORCH if o.in_place else _TORCH_EMPTY
+                dtype, tview = np.dtype(np.int16), torch.bfloat16
+        view = None
+        if not o.in_place:
+            mode = _EMPTY
+        elif o.staging_nbytes <= STAGE_MAX_BYTES:
+            mode = _STAGED
+            buf, view = _staging_view(op, o.staging_nbytes, dtype, o.shape)
+            staged.append((False, cidx, o.tensor, buf.cptr))
         else:
-            mode = _NP if o.in_place else _NP_EMPTY
-        outputs.append((protos_out[o.name], o.tensor, o.shape, dtype, o.staging_nbytes, mode, view))
+            mode = _NP
+        outputs.append((cidx, o.tensor, o.shape, dtype, o.staging_nbytes, mode, view, tview))
     res = op._results if isinstance(op._results, tuple) else (op._results,)
+    if any(r is not None and not isinstance(r, Operand) for r in res):
+        return None
+    for o in op._inputs:
+        if o is not None and o.kind == DEVICE and o.device_obj is not None and o.device_obj.device is not None:
+            if device is None:
+                device = o.device_obj.device
+            elif o.device_obj.device != device:
+                return None
     lean = _Lean()
     lean.inputs, lean.outputs = tuple(inputs), tuple(outputs)
     lean.results = tuple(index.get(id(r)) if isinstance(r, Operand) else None for r in res)
-    if any(r is not None and not isinstance(r, Operand) for r in res):
-        return None
     lean.single = not isinstance(op._results, tuple)
-    lean.ex, lean.ws = op._executor, op._workspace_size
+    lean.ex, lean.ws = ex, op._workspace_size
     lean.device = device if device is not None else _runtime.current_device_id()
     lean.dev_pp = ffi.new("void **")
     lean.api = op.api
@@ -300,10 +352,8 @@ def _build_lean(op, values, names):
     lean.reg, lean.unreg = lib.aclrtHostRegister, lib.aclrtHostUnregister
     lean.set_in, lean.set_out = lib.aclSetInputTensorAddr, lib.aclSetOutputTensorAddr
     lean.sync = lib.aclrtSynchronizeStream
-    for o in op._inputs:
-        if o is not None and o.kind == DEVICE and o.device_obj is not None and o.device_obj.device is not None:
-            if o.device_obj.device != lean.device:
-                return None
+    lean.staged = tuple(staged)
+    lean.bind_staged()
     return lean
 
 
@@ -437,6 +487,8 @@ class PlanCache:
             else:
                 self._release(key, op, generation, park=False)
                 return result
+        if lean is not None:
+            lean.stale = True  # (the general path binds the staged operands' descriptors elsewhere)
         if tensors is None:
             tensors = {n: Operand(n, v) for n, is_t, v in zip(names, flags, values) if is_t and v is not None}
         try:

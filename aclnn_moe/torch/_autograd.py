@@ -44,16 +44,16 @@ _OPS = torch.ops.aclnn_moe
 REGISTERED: dict[str, str] = {}  # op -> "grad-op" | "composite" (what backs its backward; see the table above)
 
 
-def _fill(schema, args, kwargs) -> dict:
-    """Every argument by name, defaults included (the dispatcher drops arguments equal to their default)."""
+def _fill(arguments, args, kwargs) -> dict:
+    """Every argument by name, defaults included (the dispatcher drops arguments equal to their default).
+    ``arguments``: (name, kwarg_only, default) of each schema argument, read once by _register
+    (``schema.arguments`` builds new Argument objects on every access, which cost more than a small op call)."""
     out = {}
-    for i, a in enumerate(schema.arguments):
-        if a.kwarg_only:
-            out[a.name] = kwargs.get(a.name, a.default_value)
-        elif i < len(args):
-            out[a.name] = args[i]
+    for i, (name, kwarg_only, default) in enumerate(arguments):
+        if not kwarg_only and i < len(args):
+            out[name] = args[i]
         else:
-            out[a.name] = kwargs.get(a.name, a.default_value)
+            out[name] = kwargs.get(name, default)
     return out
 
 
@@ -64,7 +64,8 @@ def _register(name: str, setup, backward, kind: str) -> None:
         return
     op = getattr(_OPS, name).default
     schema = op._schema
-    names = [a.name for a in schema.arguments]
+    arguments = tuple((a.name, a.kwarg_only, a.default_value) for a in schema.arguments)
+    names = [a[0] for a in arguments]
     kw = {a.name for a in schema.arguments if a.kwarg_only}
 
     def split(values):
@@ -91,12 +92,11 @@ def _register(name: str, setup, backward, kind: str) -> None:
     Fn.__name__ = f"{name}_autograd"
 
     def kernel(keyset, *args, **kwargs):
-        values = _fill(schema, args, kwargs)
-        tensors = [v for v in values.values() if isinstance(v, torch.Tensor)]
-        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        if torch.is_grad_enabled() and any(isinstance(v, torch.Tensor) and v.requires_grad
+                                           for v in (*args, *kwargs.values())):
+            values = _fill(arguments, args, kwargs)
             return Fn.apply(keyset, *[values[n] for n in names])
-        with torch._C._AutoDispatchBelowAutograd():
-            args, kwargs = split(values)
+        with torch._C._AutoDispatchBelowAutograd():  # (no gradient wanted: the arguments as they came)
             return op.redispatch(keyset & _after_autograd_keyset, *args, **kwargs)
 
     _lib.impl(name, kernel, "Autograd", with_keyset=True)

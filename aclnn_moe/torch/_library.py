@@ -88,19 +88,40 @@ def _first_tensor(values):
 
 
 def _make_kernel(spec: OpSpec):
-    fn = ops.FUNCTIONS[spec.function]
-    names = spec.result_names()
+    """The CPU kernel: the arguments straight to the plan cache (the function form's own path), as a tuple in
+    the Python parameter order, without a dict of them or another call layer."""
+    from .._plan_cache import function_call
+
+    cls = ops.CLASSES[spec.cls]
+    params = spec.python_params()
+    names = tuple(p.name for p in params)
+    defaults = tuple(p.default if p.has_default else None for p in params)
+    n = len(names)
+    results = spec.result_names()
+    single = len(results) == 1
 
     def kernel(*args, **kwargs):
-        values = _bind(spec, args, kwargs)
-        res = fn(**values)
-        like = _first_tensor(values)
-        if len(names) == 1:
-            return res if res is not None else _absent(spec, names[0], like)
-        return tuple(r if r is not None else _absent(spec, n, like) for n, r in zip(names, res))
+        if len(args) == n and not kwargs:
+            values = args
+        else:  # (the dispatcher drops arguments equal to their default)
+            values = args + tuple(kwargs.get(names[i], defaults[i]) for i in range(len(args), n))
+        res = function_call(cls, values, None)
+        if single:
+            return res if res is not None else _absent(spec, results[0], _first_tensor_of(values))
+        for r in res:
+            if r is None:
+                break
+        else:
+            return res
+        like = _first_tensor_of(values)
+        return tuple(r if r is not None else _absent(spec, nm, like) for nm, r in zip(results, res))
 
     kernel.__name__ = f"{spec.function}_kernel"
     return kernel
+
+
+def _first_tensor_of(values):
+    return next(v for v in values if isinstance(v, torch.Tensor))
 
 
 def _make_fake(spec: OpSpec):
