@@ -27,7 +27,7 @@ another call holds it, an explicit stream, a thread on another device, torch_npu
 """
 from __future__ import annotations
 
-import collections
+import ctypes
 import os
 import sys
 import threading
@@ -39,7 +39,7 @@ from ._errors import AclnnError, check
 from ._operands import DEVICE, HOST, TORCH_CPU, Operand
 from ._operation import host_in_place
 from ._runtime import DeviceArray, DeviceBuffer, workspace_pool
-from ._spec import Tensor
+from ._spec import Attr, Tensor
 from .capi import ffi, lib
 
 _REBIND_APIS = ("aclSetInputTensorAddr", "aclSetOutputTensorAddr")
@@ -49,9 +49,10 @@ _NDARRAY = np.ndarray
 _VOID_P = ffi.typeof("void *")
 _cast = ffi.cast
 _from_buffer = ffi.from_buffer
+_memmove = ctypes.memmove  # (takes int addresses: a torch tensor's data_ptr() needs no cdata)
 _torch_tensor = None  # torch.Tensor, once torch is imported (never imported from here)
 # modes of a lean operand: in place (numpy contiguous / strided, torch), device, empty output, staged
-_NP, _NP_STRIDED, _TORCH, _DEV, _EMPTY, _STAGED = range(6)
+_NP, _NP_STRIDED, _TORCH, _DEV, _EMPTY, _STAGED, _STAGED_TORCH = range(7)
 # Host operands up to this size (bytes, C-contiguous) are copied through device buffers of the entry, bound once,
 # instead of registered in place: a numpy copy of a few KB costs less than the register / rebind / unregister
 # calls (about 1.5 us per operand here); above it, in place wins (the copy grows with the size, they do not).
@@ -74,15 +75,43 @@ def _freeze(v):
     return None
 
 
+class _Other(Exception):
+    """A tensor argument the key does not read directly (the general key describes it)."""
+
+
+class _Unfreezable(Exception):
+    """An attribute value without a hashable form: the call is not cached."""
+
+
 _INFO: dict = {}
 
 
 def _info(cls):
-    """(Python parameter names, which of them are tensors) of an Operation class, computed once."""
+    """(Python parameter names, which of them are tensors, the key function) of an Operation class, made once.
+
+    The key function is generated for the class (like the function forms, see ``_spec.build_function``): one
+    expression per parameter, no loop over the parameters and no per-value dispatch on the parameter kind; a
+    tensor contributes its layout (``_tensor_key``), a scalar attribute its exact type and value, any other value
+    its frozen form."""
     info = _INFO.get(cls)
     if info is None:
         ps = cls.spec.python_params()
-        info = _INFO[cls] = (tuple(p.name for p in ps), tuple(isinstance(p, Tensor) for p in ps))
+        names = tuple(p.name for p in ps)
+        flags = tuple(isinstance(p, Tensor) for p in ps)
+        args = [f"a{i}" for i in range(len(ps))]
+        items = []
+        for i, p in enumerate(ps):
+            if isinstance(p, Tensor):
+                items.append(f"_tk(a{i})")
+            elif isinstance(p, Attr):
+                items.append(f"type(a{i}), (a{i} if type(a{i}) in _S else _fz(a{i}))")
+            else:
+                items.append(f"_fz(a{i})")
+        unpack = f"    {', '.join(args)}, = values\n" if args else ""
+        src = f"def key(values):\n{unpack}    return (_cls, _hip(), {', '.join(items)})\n"
+        ns = {"_tk": _tensor_key, "_fz": _frozen, "_S": _SCALARS, "_cls": cls, "_hip": host_in_place}
+        exec(src, ns)  # noqa: S102  (generated from the spec's own parameter list)
+        info = _INFO[cls] = (names, flags, ns["key"])
     return info
 
 
@@ -93,33 +122,26 @@ def _torch_type():
     return _torch_tensor
 
 
-def _fast_key(cls, flags, values):
-    """The key read straight off the arguments; None: not cacheable; False: a tensor of another kind (the
-    general key describes it)."""
-    parts = [cls, host_in_place()]  # (staged and in-place plans differ)
-    append = parts.append
-    tt = _torch_tensor
-    for is_t, v in zip(flags, values):
-        t = type(v)
-        if is_t:
-            if t is _NDARRAY:
-                append((v.shape, v.dtype, v.strides))
-            elif v is None:
-                append(None)
-            elif t is DeviceArray:
-                append((DEVICE, v.shape, v.dtype, v.device))
-            elif (t is tt or (tt is None and t is _torch_type())) and v.is_cpu:
-                append((TORCH_CPU, v.shape, v.dtype, v.stride()))
-            else:
-                return False
-        elif t in _SCALARS:
-            append((t, v))
-        else:
-            f = _freeze(v)
-            if f is None:
-                return None
-            append(f)
-    return tuple(parts)
+def _tensor_key(v):
+    """The layout of a tensor argument, read straight off it (raises _Other for kinds read through Operand)."""
+    t = type(v)
+    if t is _NDARRAY:
+        return (v.shape, v.dtype, v.strides)
+    if v is None:
+        return None
+    if t is DeviceArray:
+        return (DEVICE, v.shape, v.dtype, v.device)
+    tt = _torch_tensor if _torch_tensor is not None else _torch_type()
+    if t is tt and tt is not None and v.is_cpu:
+        return (TORCH_CPU, v.shape, v.dtype, v.stride())
+    raise _Other
+
+
+def _frozen(v):
+    f = _freeze(v)
+    if f is None:
+        raise _Unfreezable
+    return f
 
 
 def _general_key(cls, names, flags, values):
@@ -169,6 +191,9 @@ class _Lean:
                 v = values[pos]
                 if mode == _STAGED:
                     view[...] = v
+                    continue
+                if mode == _STAGED_TORCH:
+                    _memmove(view, v.data_ptr(), nbytes)  # (view: the address of the entry's buffer)
                     continue
                 if mode == _DEV:
                     st = set_in(ex, cidx, tensor, _cast(_VOID_P, v.ptr))
@@ -283,7 +308,11 @@ def _build_lean(op, values, names):
         elif o.kind == TORCH_CPU and type(v) is _torch_type() and o.host is not None:
             if o.storage and o.host.__array_interface__["data"][0] != v.data_ptr():
                 return None  # described through a copy
-            if o.in_place:
+            if o.in_place and o.host.flags.c_contiguous and o.staging_nbytes == o.host.nbytes <= STAGE_MAX_BYTES:
+                buf, _ = _staging_view(op, o.staging_nbytes, o.host.dtype, o.shape)
+                staged.append((True, protos_in[name], o.tensor, buf.cptr))
+                inputs.append((pos, _STAGED_TORCH, protos_in[name], o.tensor, o.staging_nbytes, buf.ptr))
+            elif o.in_place:
                 inputs.append((pos, _TORCH, protos_in[name], o.tensor, o.staging_nbytes, None))
             elif o.storage:
                 return None
@@ -357,6 +386,17 @@ def _build_lean(op, values, names):
     return lean
 
 
+class _Slot:
+    """The idle plans of one key: ``ops`` (used last in, first out), when the key was last used (``stamp``, for
+    LRU eviction), and whether the slot is still the cache's (a call holds its slot across the call, so a hit
+    costs one dict lookup, not four)."""
+
+    __slots__ = ("ops", "stamp", "alive")
+
+    def __init__(self):
+        self.ops, self.stamp, self.alive = [], 0, True
+
+
 class PlanCache:
     __doc__ = __doc__  # (the module's: help(aclnn_moe.plan_cache) shows how to use it)
 
@@ -364,8 +404,9 @@ class PlanCache:
         if max_size is None:
             max_size = int(os.environ.get("ACLNN_MOE_PLAN_CACHE_SIZE", "64"))
         self._max = max(int(max_size), 0)
-        self._idle: collections.OrderedDict = collections.OrderedDict()  # key -> [Operation, ...], LRU order
-        self._count = 0
+        self._slots: dict = {}  # key -> _Slot
+        self._count = 0  # idle plans over all slots
+        self._clock = 0
         self._lock = threading.Lock()
         self.hits = self.misses = 0
         self._uncacheable: set = set()
@@ -393,85 +434,89 @@ class PlanCache:
         """Free every cached plan (plans in use by a running call are freed when that call ends instead of
         being kept)."""
         with self._lock:
-            victims = [op for ops in self._idle.values() for op in ops]
-            self._idle.clear()
+            victims = []
+            for slot in self._slots.values():
+                victims += slot.ops
+                slot.ops, slot.alive = [], False
+            self._slots = {}
             self._count = 0
             self._generation += 1
         _free_all(victims)
 
     # ---- use
-    def _acquire(self, key):
-        with self._lock:
-            ops = self._idle.get(key)
-            if ops:
-                op = ops.pop()
-                if not ops:
-                    del self._idle[key]
-                self._count -= 1
-                self.hits += 1
-                return op
-            self.misses += 1
-            return None
-
-    def _release(self, key, op, generation, park=True) -> None:
+    def _release(self, key, slot, op, generation, park=True) -> None:
+        """Give a plan back after a successful call (freed instead when the cache was cleared meanwhile)."""
         if park:
             _park(op)
+        victims = ()
         with self._lock:
             if self._max == 0 or generation != self._generation:
                 victims = [op]
             else:
-                ops = self._idle.get(key)
-                if ops is None:
-                    self._idle[key] = [op]
-                else:
-                    ops.append(op)
-                    self._idle.move_to_end(key)
+                if slot is None or not slot.alive:
+                    slot = self._slots.get(key)
+                    if slot is None:
+                        if len(self._slots) >= 2 * self._max + 16:
+                            self._sweep_locked()
+                        slot = self._slots[key] = _Slot()
+                slot.ops.append(op)
+                self._clock += 1
+                slot.stamp = self._clock
                 self._count += 1
-                victims = self._evict_locked() if self._count > self._max else ()
+                if self._count > self._max:
+                    victims = self._evict_locked()
         if victims:
             _free_all(victims)
 
+    def _sweep_locked(self) -> None:
+        """Forget the slots without idle plans (a call holding one gives its plan back through a new slot)."""
+        for key in [k for k, s in self._slots.items() if not s.ops]:
+            self._slots.pop(key).alive = False
+
     def _evict_locked(self) -> list:
         victims = []
-        while self._count > self._max and self._idle:
-            key, ops = next(iter(self._idle.items()))
-            victims.append(ops.pop(0))
+        while self._count > self._max:
+            held = [(k, s) for k, s in self._slots.items() if s.ops]
+            if not held:
+                break
+            key, slot = min(held, key=lambda ks: ks[1].stamp)
+            victims.append(slot.ops.pop(0))
             self._count -= 1
-            if not ops:
-                del self._idle[key]
+            if not slot.ops:
+                self._slots.pop(key).alive = False
         return victims
 
     def call(self, cls, kwargs: dict, stream):
         """Run ``cls(**kwargs)`` once, through a cached plan when one of the same key is idle."""
-        names, _ = _info(cls)
+        names = _info(cls)[0]
         return self.call_values(cls, tuple(kwargs[n] for n in names), stream)
 
     def call_values(self, cls, values: tuple, stream):
         """``call`` with the arguments as a tuple in the Python parameter order (what function forms pass)."""
         if self._max == 0 or cls in self._uncacheable:
             return self._unplanned(cls, values, stream)
-        names, flags = _info(cls)
-        key = _fast_key(cls, flags, values)
+        names, flags, key_of = _INFO.get(cls) or _info(cls)
         tensors = None
-        if key is False:
+        try:
+            key = key_of(values)
+        except _Other:
             key, tensors = _general_key(cls, names, flags, values)
+        except _Unfreezable:
+            key = None
         if key is None:
             return self._unplanned(cls, values, stream)
         generation = self._generation
-        # (_acquire, inlined: this is the hot path)
         with self._lock:
-            ops = self._idle.get(key)
-            if ops:
-                op = ops.pop()
-                if not ops:
-                    del self._idle[key]
+            slot = self._slots.get(key)
+            if slot is not None and slot.ops:
+                op = slot.ops.pop()
                 self._count -= 1
                 self.hits += 1
             else:
                 op = None
                 self.misses += 1
         if op is None:
-            return self._miss(cls, names, values, stream, key, generation)
+            return self._miss(cls, names, values, stream, key, slot, generation)
         lean = op._lean
         if (lean is not None and stream is None and _runtime._initialized
                 and getattr(_runtime._thread, "device", None) == lean.device and "torch_npu" not in sys.modules):
@@ -480,12 +525,12 @@ class PlanCache:
             except _Fallback:
                 pass  # (nothing was left bound: the general path below runs the call)
             except AclnnError as e:
-                return self._failed(cls, names, values, stream, op, e)
+                return self._failed(cls, values, stream, op, e)
             except BaseException:
                 op.free()
                 raise
             else:
-                self._release(key, op, generation, park=False)
+                self._release(key, slot, op, generation, park=False)
                 return result
         if lean is not None:
             lean.stale = True  # (the general path binds the staged operands' descriptors elsewhere)
@@ -500,14 +545,14 @@ class PlanCache:
         try:
             result = op.execute(stream=stream)
         except AclnnError as e:
-            return self._failed(cls, names, values, stream, op, e)
+            return self._failed(cls, values, stream, op, e)
         except BaseException:
             op.free()
             raise
-        self._release(key, op, generation)
+        self._release(key, slot, op, generation)
         return result
 
-    def _miss(self, cls, names, values, stream, key, generation):
+    def _miss(self, cls, names, values, stream, key, slot, generation):
         op = cls(**dict(zip(names, values)), stream=stream)
         try:
             op.plan()
@@ -520,14 +565,14 @@ class PlanCache:
             result = op.execute(stream=stream)
             op._lean = _build_lean(op, values, names)
         except AclnnError as e:
-            return self._failed(cls, names, values, stream, op, e)
+            return self._failed(cls, values, stream, op, e)
         except BaseException:
             op.free()
             raise
-        self._release(key, op, generation)
+        self._release(key, slot, op, generation)
         return result
 
-    def _failed(self, cls, names, values, stream, op, e):
+    def _failed(self, cls, values, stream, op, e):
         op.free()  # (its state after a failed call is not trusted for the next one)
         if e.api not in _REBIND_APIS:
             raise e

@@ -302,9 +302,12 @@ def _signature_source(spec: OpSpec, extra: str) -> tuple[str, str]:
             continue
         parts.append(f"{p.name}=_d[{p.name!r}]" if p.has_default else p.name)
         names.append(p.name)
-    if not kw:
-        parts.append("*")
-    parts.append(extra)
+    if extra:
+        if not kw:
+            parts.append("*")
+        parts.append(extra)
+    elif parts and parts[-1] == "*":
+        parts.pop()  # (a bare * must be followed by a keyword-only parameter)
     return ", ".join(parts), "(" + "".join(f"{n}, " for n in names) + ")"
 
 

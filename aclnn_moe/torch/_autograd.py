@@ -38,9 +38,10 @@ from __future__ import annotations
 import torch
 from torch._C import _after_autograd_keyset
 
-from ._library import NAMESPACE, _lib, _registered
+from ._library import CPU_KERNELS, NAMESPACE, _lib, _registered
 
 _OPS = torch.ops.aclnn_moe
+_CPU, _AD_INPLACE_OR_VIEW = torch._C.DispatchKey.CPU, torch._C.DispatchKey.ADInplaceOrView
 REGISTERED: dict[str, str] = {}  # op -> "grad-op" | "composite" (what backs its backward; see the table above)
 
 
@@ -65,6 +66,7 @@ def _register(name: str, setup, backward, kind: str) -> None:
     op = getattr(_OPS, name).default
     schema = op._schema
     arguments = tuple((a.name, a.kwarg_only, a.default_value) for a in schema.arguments)
+    cpu = CPU_KERNELS.get(name)
     names = [a[0] for a in arguments]
     kw = {a.name for a in schema.arguments if a.kwarg_only}
 
@@ -96,8 +98,13 @@ def _register(name: str, setup, backward, kind: str) -> None:
                                            for v in (*args, *kwargs.values())):
             values = _fill(arguments, args, kwargs)
             return Fn.apply(keyset, *[values[n] for n in names])
+        below = keyset & _after_autograd_keyset
         with torch._C._AutoDispatchBelowAutograd():  # (no gradient wanted: the arguments as they came)
-            return op.redispatch(keyset & _after_autograd_keyset, *args, **kwargs)
+            if cpu is not None and below.remove(_AD_INPLACE_OR_VIEW).highestPriorityTypeId() == _CPU:
+                # what the redispatch would reach (ADInplaceOrView falls through for these ops), without a
+                # second trip through the boxed dispatcher, which costs more than a small op call
+                return cpu(*args, **kwargs)
+            return op.redispatch(below, *args, **kwargs)
 
     _lib.impl(name, kernel, "Autograd", with_keyset=True)
     REGISTERED[name] = kind
