@@ -111,7 +111,7 @@ def operand_device(operand) -> int | None:
     obj = getattr(operand, "device_obj", None)
     if obj is None:
         return None
-    if isinstance(obj, DeviceArray):
+    if type(obj) is DeviceArray or isinstance(obj, DeviceArray):
         return obj.device
     return _npu.device_index(obj) if hasattr(obj, "untyped_storage") else None
 
