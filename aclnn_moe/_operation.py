@@ -32,8 +32,8 @@ from ._errors import AclnnError, ArgumentError, check
 from . import _npu
 from ._operands import DEVICE, HOST, TORCH_NPU, Operand, check_input
 from ._spec import Args, Attr, IntList, OpSpec, Output, Tensor, convert_attr, convert_int_list, prototypes
-from ._runtime import (as_stream_handle, common_device, launch_stream, on_operands_device, staging_pool,
-                       workspace_pool)
+from ._runtime import (as_stream_handle, common_device, device_backed, launch_stream, on_operands_device,
+                       staging_pool, workspace_pool)
 from .capi import ffi, lib
 
 _ALIGN = 64
@@ -373,6 +373,10 @@ class Operation:
         try:
             for begin, end, members in groups:
                 if lib.aclrtHostRegister(ffi.cast(_VOID_P, begin), end - begin, _MAPPED, dev):
+                    if device_backed(begin, end - begin):  # an earlier result in device memory: bound as it is
+                        for addr, o in members:
+                            o.ptr = addr
+                        continue
                     fallback.extend(o for _, o in members)
                     continue
                 registered.append(begin)

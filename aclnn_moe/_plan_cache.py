@@ -46,17 +46,21 @@ _REBIND_APIS = ("aclSetInputTensorAddr", "aclSetOutputTensorAddr")
 _PLACEHOLDER = np.empty(0, np.uint8)  # stands for the host data of a parked entry (no caller array kept alive)
 _SCALARS = frozenset((bool, int, float, str, type(None)))
 _NDARRAY = np.ndarray
-_VOID_P = ffi.typeof("void *")
+_VOID_P, _UINTPTR = ffi.typeof("void *"), ffi.typeof("uintptr_t")
 _cast = ffi.cast
 _from_buffer = ffi.from_buffer
 _memmove = ctypes.memmove  # (takes int addresses: a torch tensor's data_ptr() needs no cdata)
 _torch_tensor = None  # torch.Tensor, once torch is imported (never imported from here)
 # modes of a lean operand: in place (numpy contiguous / strided, torch), device, empty output, staged
-_NP, _NP_STRIDED, _TORCH, _DEV, _EMPTY, _STAGED, _STAGED_TORCH = range(7)
+_NP, _NP_STRIDED, _TORCH, _DEV, _EMPTY, _STAGED, _STAGED_TORCH, _BACKED = range(8)
 # Host operands up to this size (bytes, C-contiguous) are copied through device buffers of the entry, bound once,
 # instead of registered in place: a numpy copy of a few KB costs less than the register / rebind / unregister
 # calls (about 1.5 us per operand here); above it, in place wins (the copy grows with the size, they do not).
 STAGE_MAX_BYTES = int(os.environ.get("ACLNN_MOE_STAGE_MAX_BYTES", 16 << 10))
+# Returned outputs from this size up are numpy arrays over aclrtMalloc blocks (``_runtime.host_array_on_device``):
+# the runtime pools large blocks with their pages faulted in, where fresh np.empty memory is faulted in again on
+# every call (the cost that dominated large function-form calls). 1 MB: where the runtime starts pooling.
+BACKED_MIN_BYTES = int(os.environ.get("ACLNN_MOE_BACKED_MIN_BYTES", 1 << 20))
 
 
 class _Fallback(Exception):
@@ -200,10 +204,13 @@ class _Lean:
                 else:
                     p = (_from_buffer(v) if mode == _NP else _cast(_VOID_P, v.data_ptr()) if mode == _TORCH
                          else _cast(_VOID_P, v.__array_interface__["data"][0]))
-                    if reg(p, nbytes, 0, dev_pp):
+                    if not reg(p, nbytes, 0, dev_pp):
+                        held.append(p)
+                        st = set_in(ex, cidx, tensor, dev_pp[0])
+                    elif _runtime.device_backed(int(_cast(_UINTPTR, p)), nbytes):
+                        st = set_in(ex, cidx, tensor, p)  # an earlier result in device memory: bound as it is
+                    else:
                         raise _Fallback
-                    held.append(p)
-                    st = set_in(ex, cidx, tensor, dev_pp[0])
                 if st:
                     check(st, "aclSetInputTensorAddr")
             outs = []
@@ -219,6 +226,12 @@ class _Lean:
                         check(st, "aclSetOutputTensorAddr")
                 elif mode == _EMPTY:
                     outs.append(np.empty(shape, dtype))
+                elif mode == _BACKED:
+                    a = _runtime.host_array_on_device(shape, dtype, nbytes)
+                    outs.append(a)
+                    st = set_out(ex, cidx, tensor, _from_buffer(a))
+                    if st:
+                        check(st, "aclSetOutputTensorAddr")
                 else:
                     a = np.empty(shape, dtype)
                     p = _from_buffer(a)
@@ -357,6 +370,8 @@ def _build_lean(op, values, names):
             mode = _STAGED
             buf, view = _staging_view(op, o.staging_nbytes, dtype, o.shape)
             staged.append((False, cidx, o.tensor, buf.cptr))
+        elif o.staging_nbytes >= BACKED_MIN_BYTES:
+            mode = _BACKED
         else:
             mode = _NP
         outputs.append((cidx, o.tensor, o.shape, dtype, o.staging_nbytes, mode, view, tview))

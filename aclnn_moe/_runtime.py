@@ -7,6 +7,7 @@ that may already be torn down.
 from __future__ import annotations
 
 import atexit
+import bisect
 import contextlib
 import functools
 import math
@@ -566,6 +567,57 @@ def new_device_array(shape: tuple, dtype: np.dtype, nbytes: int, device: int | N
     a.buffer = b = DeviceBuffer(nbytes, device)
     a.ptr, a.device = b.ptr, b.device
     return a
+
+
+# ---- host arrays in device memory (the plan cache's large fresh outputs on the host backend)
+# A large output the caller keeps is a numpy array over an aclrtMalloc block: the allocator pools large blocks
+# with their pages faulted in (and huge pages), so a fresh 100 MB result does not pay 25k page faults per call as
+# np.empty memory does; the block goes back to the pool when the last view of the array dies. Such memory is
+# device memory already, so a later call given the array (or a torch view of it) binds it without registering
+# it: ``device_backed(addr, nbytes)`` says whether a range lies in one of these blocks.
+_backed_lock = threading.Lock()
+_backed_starts: list = []  # sorted block starts
+_backed_ends: dict = {}  # start -> end
+_backed_freed: list = []  # starts freed by finalizers, dropped from the table at its next use
+
+
+def _drain_backed_locked() -> None:
+    while _backed_freed:
+        start = _backed_freed.pop()
+        if _backed_ends.pop(start, None) is not None:
+            i = bisect.bisect_left(_backed_starts, start)
+            if i < len(_backed_starts) and _backed_starts[i] == start:
+                del _backed_starts[i]
+
+
+def _free_backed(p) -> None:
+    # (a finalizer: takes no lock, the table forgets the block at its next use; never at interpreter exit)
+    _backed_freed.append(int(ffi.cast(_UINTPTR, p)))
+    if not _finalizing() and not _exiting:
+        lib.aclrtFree(p)
+
+
+def host_array_on_device(shape: tuple, dtype: np.dtype, nbytes: int) -> np.ndarray:
+    """A fresh C-contiguous numpy array whose memory is an aclrtMalloc block, freed when the array (with every
+    view of it) is gone. Host backend only (device memory is host memory there)."""
+    out = ffi.new(_VOID_PP)
+    DeviceBuffer._malloc(out, nbytes)
+    start = int(ffi.cast(_UINTPTR, out[0]))
+    p = ffi.gc(ffi.cast("char *", out[0]), _free_backed, size=nbytes)
+    with _backed_lock:
+        _drain_backed_locked()
+        bisect.insort(_backed_starts, start)
+        _backed_ends[start] = start + nbytes
+    return np.frombuffer(ffi.buffer(p, nbytes), dtype).reshape(shape)
+
+
+def device_backed(addr: int, nbytes: int) -> bool:
+    """Whether [addr, addr + nbytes) lies inside one block of ``host_array_on_device`` (an answer the C range
+    checks verify again: a stale one costs an error status, never memory safety)."""
+    with _backed_lock:
+        _drain_backed_locked()
+        i = bisect.bisect_right(_backed_starts, addr) - 1
+        return i >= 0 and addr + nbytes <= _backed_ends[_backed_starts[i]]
 
 
 def to_device(array) -> DeviceArray:

@@ -271,3 +271,55 @@ def test_device_buffer_is_released_when_dropped_or_closed():
     del b
     gc.collect()
     assert lib.aclrtMemset(p, 1 << 21, 0, 1 << 21) != 0
+
+
+def test_large_results_live_in_pooled_device_memory(monkeypatch):
+    from aclnn_moe import _operation, _runtime
+
+    rng = np.random.default_rng(8)
+    t, h, k, e = 16, 7168, 8, 64
+    x = rng.standard_normal((t, h)).astype(bfloat16)
+    kw = dict(expert_num=e, expert_tokens_count_or_cumsum_flag=2)
+    kept = []
+    for _ in range(4):
+        idx = np.argsort(rng.random((t, e)), axis=1)[:, :k].astype(np.int32)
+        got = am.moe_init_routing_v2(x, idx, **kw)
+        _same(got, _unplanned(am.MoeInitRoutingV2, (x, idx), kw))
+        kept.append((got, idx))
+    ex = kept[-1][0][0]
+    assert ex.nbytes >= _plan_cache.BACKED_MIN_BYTES
+    addrs = [g[0].__array_interface__["data"][0] for g, _ in kept[1:]]  # (the first call planned: np.empty)
+    assert all(_runtime.device_backed(a, ex.nbytes) for a in addrs) and len(set(addrs)) == 3
+    assert not _registered(x) and not _registered(kept[0][0][0])
+
+    # an earlier result as the next call's input: bound as device memory, never staged (numpy and torch)
+    leases = []
+    real = _runtime.staging_pool.lease
+    monkeypatch.setattr(_operation.staging_pool, "lease", lambda n: leases.append(n) or real(n))
+    scales = rng.random((t, k)).astype(bfloat16)
+    for got, idx in kept[1:]:
+        args = (got[0], None, None, None, scales, got[1], idx)
+        want = _unplanned(am.MoeFinalizeRouting, (np.array(got[0]),) + args[1:], {})
+        _same(am.moe_finalize_routing(*args), want)
+    torch = pytest.importorskip("torch")
+    from aclnn_moe._operands import numpy_to_torch
+
+    for got, idx in kept[1:]:
+        tex = numpy_to_torch(got[0])
+        out = am.moe_finalize_routing(tex, None, None, None, numpy_to_torch(scales), numpy_to_torch(got[1]),
+                                      numpy_to_torch(idx))
+        want = _unplanned(am.MoeFinalizeRouting, (np.array(got[0]), None, None, None, scales, got[1], idx), {})
+        np.testing.assert_array_equal(out.view(torch.int16).numpy(), want.view(np.int16))
+    assert not leases
+
+    # a view keeps the block alive; the block is freed (back to the runtime's pool) with the last view
+    addr = addrs[-1]
+    view = kept[-1][0][0][3:]
+    copy = np.array(view)
+    del kept, got, ex, tex, args, want, out
+    gc.collect()
+    np.testing.assert_array_equal(view.view(np.uint16), copy.view(np.uint16))
+    assert _runtime.device_backed(addr, 1)
+    del view
+    gc.collect()
+    assert not _runtime.device_backed(addr, 1)
