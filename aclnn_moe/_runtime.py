@@ -58,8 +58,9 @@ def _after_fork_in_child() -> None:
     """A fork() copies the facade's locks in whatever state other threads held them: new locks, and drop the
     workspaces of threads that do not exist in the child (the C runtime waited for their running tasks, so no
     kernel uses them)."""
-    global _init_lock
+    global _init_lock, _backed_lock
     _init_lock = threading.Lock()
+    _backed_lock = threading.Lock()
     workspace_pool._lock = threading.Lock()
     staging_pool._lock = threading.Lock()
     with contextlib.suppress(Exception):
