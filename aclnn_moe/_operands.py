@@ -15,7 +15,7 @@ import numpy as np
 from ._dtypes import ITEMSIZE, acl_dtype, bfloat16_dtype, is_bfloat16, name_of, numpy_dtype
 from ._errors import ArgumentError, check
 from . import _npu
-from ._runtime import DeviceArray
+from ._runtime import DeviceArray, new_device_array
 from .capi import ffi, lib
 
 HOST, TORCH_CPU, DEVICE, TORCH_NPU = "numpy", "torch", "device", "torch_npu"
@@ -143,6 +143,10 @@ class Operand:
         """A new output buffer of the same layout (the previous one now belongs to the caller)."""
         if self.kind in (HOST, TORCH_CPU):
             self.host = np.empty(self.shape, numpy_dtype(self.dtype))
+        elif self.kind == DEVICE and type(self.device_obj) is DeviceArray:
+            old = self.device_obj  # (its shape, numpy dtype and size are this layout's: no conversions again)
+            d = self.device_obj = new_device_array(old.shape, old.dtype, old.nbytes, old.device)
+            self.ptr = d.ptr
         else:
             self._allocate_output(self.kind, self.device_obj)
 

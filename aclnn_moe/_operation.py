@@ -32,8 +32,8 @@ from ._errors import AclnnError, ArgumentError, check
 from . import _npu
 from ._operands import DEVICE, HOST, TORCH_NPU, Operand, check_input
 from ._spec import Args, Attr, IntList, OpSpec, Output, Tensor, convert_attr, convert_int_list, prototypes
-from ._runtime import (as_stream_handle, common_device, launch_stream, on_operands_device, staging_pool,
-                       workspace_pool)
+from ._runtime import (as_stream_handle, common_device, device_backed, launch_stream, on_operands_device,
+                       staging_pool, workspace_pool)
 from .capi import ffi, lib
 
 _ALIGN = 64
@@ -112,6 +112,8 @@ class Operation:
         self._named: dict = {}
         self._input_index: dict = {}
         self._output_index: dict = {}
+        self._lean = None  # the plan cache's record for its lean hit path (_plan_cache._Lean)
+        self._owned_buffers: list = []  # device memory of intermediates the plan cache moved off the host
         if self.spec is not None:
             self._build(values)
 
@@ -371,6 +373,10 @@ class Operation:
         try:
             for begin, end, members in groups:
                 if lib.aclrtHostRegister(ffi.cast(_VOID_P, begin), end - begin, _MAPPED, dev):
+                    if device_backed(begin, end - begin):  # an earlier result in device memory: bound as it is
+                        for addr, o in members:
+                            o.ptr = addr
+                        continue
                     fallback.extend(o for _, o in members)
                     continue
                 registered.append(begin)
@@ -535,7 +541,11 @@ class Operation:
                 check(lib.aclDestroyAclOpExecutor(ex), "aclDestroyAclOpExecutor")
         finally:
             self._ws_tensor = None
+            self._lean = None
             self._destroy_descriptors()
+            for buf in self._owned_buffers:
+                buf.close()
+            self._owned_buffers = []
             if self._arena is not None:
                 self._settle()
                 staging_pool.give_back(self._arena)

@@ -7,12 +7,13 @@ that may already be torn down.
 from __future__ import annotations
 
 import atexit
+import bisect
 import contextlib
 import functools
+import math
 import os
 import sys
 import threading
-import weakref
 
 import numpy as np
 
@@ -57,8 +58,9 @@ def _after_fork_in_child() -> None:
     """A fork() copies the facade's locks in whatever state other threads held them: new locks, and drop the
     workspaces of threads that do not exist in the child (the C runtime waited for their running tasks, so no
     kernel uses them)."""
-    global _init_lock
+    global _init_lock, _backed_lock
     _init_lock = threading.Lock()
+    _backed_lock = threading.Lock()
     workspace_pool._lock = threading.Lock()
     staging_pool._lock = threading.Lock()
     with contextlib.suppress(Exception):
@@ -111,7 +113,7 @@ def operand_device(operand) -> int | None:
     obj = getattr(operand, "device_obj", None)
     if obj is None:
         return None
-    if isinstance(obj, DeviceArray):
+    if type(obj) is DeviceArray or isinstance(obj, DeviceArray):
         return obj.device
     return _npu.device_index(obj) if hasattr(obj, "untyped_storage") else None
 
@@ -204,29 +206,44 @@ def _finalizing() -> bool:
 
 
 class _Owned:
-    """Base of objects owning one runtime handle, released by close() or, as a fallback, by the GC."""
+    """Base of objects owning one runtime handle, released by close() or, as a fallback, by the GC.
+
+    The handle lives in ``_live`` while owned; close() takes it out with one ``dict.pop`` (atomic under the GIL,
+    so two threads closing at once release it once) and a forgotten object is released by ``__del__`` (cheaper
+    than a weakref.finalize per object, which cost more than the aclrtMalloc of a small buffer). Never at
+    interpreter exit: daemon threads may still run kernels on this memory / stream (leak at exit instead)."""
 
     _release = None  # name of the C function releasing the handle
 
     def _own(self, handle):
         self._handle = handle
-        self._finalizer = weakref.finalize(self, _release_handle, self._release, handle)
-        # not from atexit: daemon threads may still run kernels on this memory / stream (leak at exit instead)
-        self._finalizer.atexit = False
+        self._live = handle
 
     def close(self) -> None:
-        if getattr(self, "_finalizer", None) is not None and self._finalizer.alive:
-            self._finalizer()
+        handle = self.__dict__.pop("_live", _NOTHING)
+        if handle is not _NOTHING:
+            _release_handle(self._release, handle)
 
     @property
     def closed(self) -> bool:
-        return not (getattr(self, "_finalizer", None) is not None and self._finalizer.alive)
+        return "_live" not in self.__dict__
+
+    def __del__(self):
+        handle = self.__dict__.pop("_live", _NOTHING)
+        if handle is not _NOTHING:
+            try:
+                _release_handle(self._release, handle)
+            except Exception:  # noqa: BLE001  (a finalizer must not raise)
+                pass
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+_NOTHING = object()
 
 
 def _release_handle(func_name, handle):
@@ -260,7 +277,6 @@ class Stream(_Owned):
     def wrap(cls, handle) -> "Stream":
         s = cls.__new__(cls)
         s._handle = ffi.cast("aclrtStream", int(handle))
-        s._finalizer = None
         s.device = None  # unknown
         return s
 
@@ -323,23 +339,36 @@ class Event(_Owned):
         return float(ms[0])
 
 
+_VOID_PP, _UINTPTR = ffi.typeof("void **"), ffi.typeof("uintptr_t")
+_HUGE_FIRST = lib.ACL_MEM_MALLOC_HUGE_FIRST
+
+
 class DeviceBuffer(_Owned):
     """``nbytes`` of device memory from aclrtMalloc. ``ptr`` is the address as an int, ``cptr`` as void*."""
 
     _release = "aclrtFree"
 
     def __init__(self, nbytes: int, device: int | None = None):
-        self.nbytes = int(nbytes)
-        out = ffi.new("void **")
-        with device_scope(device):
-            self.device = current_device_id()
-            status = lib.aclrtMalloc(out, max(self.nbytes, 1), lib.ACL_MEM_MALLOC_HUGE_FIRST)
-            if status and recover_if_finalized(status):  # aclFinalize by someone: initialised again, retry
-                status = lib.aclrtMalloc(out, max(self.nbytes, 1), lib.ACL_MEM_MALLOC_HUGE_FIRST)
-            check(status, "aclrtMalloc")
+        self.nbytes = nbytes = int(nbytes)
+        out = ffi.new(_VOID_PP)
+        cur = getattr(_thread, "device", None)
+        if _initialized and cur is not None and (device is None or device == cur) and "torch_npu" not in sys.modules:
+            self.device = cur  # (hot path: the thread is on the device already, no scope to enter)
+            self._malloc(out, nbytes)
+        else:
+            with device_scope(device):
+                self.device = current_device_id()
+                self._malloc(out, nbytes)
         self._own(out[0])
         self.cptr = out[0]
-        self.ptr = int(ffi.cast("uintptr_t", out[0]))
+        self.ptr = int(ffi.cast(_UINTPTR, out[0]))
+
+    @staticmethod
+    def _malloc(out, nbytes):
+        status = lib.aclrtMalloc(out, max(nbytes, 1), _HUGE_FIRST)
+        if status and recover_if_finalized(status):  # aclFinalize by someone: initialised again, retry
+            status = lib.aclrtMalloc(out, max(nbytes, 1), _HUGE_FIRST)
+        check(status, "aclrtMalloc")
 
     def upload(self, array: np.ndarray, offset: int = 0) -> None:
         """Copy a C-contiguous host array into the buffer at byte `offset`."""
@@ -496,7 +525,7 @@ class DeviceArray:
                  device: int | None = None):
         self.shape = tuple(int(s) for s in shape)
         self.dtype = numpy_dtype(name_of(dtype))
-        self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        self.nbytes = math.prod(self.shape) * self.dtype.itemsize
         self.buffer = buffer if buffer is not None or ptr is not None else DeviceBuffer(self.nbytes, device)
         self.ptr = self.buffer.ptr if ptr is None else int(ptr)
         self._owner = owner  # keeps borrowed memory alive
@@ -529,6 +558,67 @@ class DeviceArray:
 
     def __repr__(self):
         return f"DeviceArray(shape={self.shape}, dtype={self.dtype.name}, ptr=0x{self.ptr:x})"
+
+
+def new_device_array(shape: tuple, dtype: np.dtype, nbytes: int, device: int | None) -> DeviceArray:
+    """A DeviceArray of fresh memory whose (tuple) shape, numpy dtype and size are known already (the plan
+    cache's fresh outputs: none of the constructor's conversions)."""
+    a = DeviceArray.__new__(DeviceArray)
+    a.shape, a.dtype, a.nbytes, a._owner = shape, dtype, nbytes, None
+    a.buffer = b = DeviceBuffer(nbytes, device)
+    a.ptr, a.device = b.ptr, b.device
+    return a
+
+
+# ---- host arrays in device memory (the plan cache's large fresh outputs on the host backend)
+# A large output the caller keeps is a numpy array over an aclrtMalloc block: the allocator pools large blocks
+# with their pages faulted in (and huge pages), so a fresh 100 MB result does not pay 25k page faults per call as
+# np.empty memory does; the block goes back to the pool when the last view of the array dies. Such memory is
+# device memory already, so a later call given the array (or a torch view of it) binds it without registering
+# it: ``device_backed(addr, nbytes)`` says whether a range lies in one of these blocks.
+_backed_lock = threading.Lock()
+_backed_starts: list = []  # sorted block starts
+_backed_ends: dict = {}  # start -> end
+_backed_freed: list = []  # starts freed by finalizers, dropped from the table at its next use
+
+
+def _drain_backed_locked() -> None:
+    while _backed_freed:
+        start = _backed_freed.pop()
+        if _backed_ends.pop(start, None) is not None:
+            i = bisect.bisect_left(_backed_starts, start)
+            if i < len(_backed_starts) and _backed_starts[i] == start:
+                del _backed_starts[i]
+
+
+def _free_backed(p) -> None:
+    # (a finalizer: takes no lock, the table forgets the block at its next use; never at interpreter exit)
+    _backed_freed.append(int(ffi.cast(_UINTPTR, p)))
+    if not _finalizing() and not _exiting:
+        lib.aclrtFree(p)
+
+
+def host_array_on_device(shape: tuple, dtype: np.dtype, nbytes: int) -> np.ndarray:
+    """A fresh C-contiguous numpy array whose memory is an aclrtMalloc block, freed when the array (with every
+    view of it) is gone. Host backend only (device memory is host memory there)."""
+    out = ffi.new(_VOID_PP)
+    DeviceBuffer._malloc(out, nbytes)
+    start = int(ffi.cast(_UINTPTR, out[0]))
+    p = ffi.gc(ffi.cast("char *", out[0]), _free_backed, size=nbytes)
+    with _backed_lock:
+        _drain_backed_locked()
+        bisect.insort(_backed_starts, start)
+        _backed_ends[start] = start + nbytes
+    return np.frombuffer(ffi.buffer(p, nbytes), dtype).reshape(shape)
+
+
+def device_backed(addr: int, nbytes: int) -> bool:
+    """Whether [addr, addr + nbytes) lies inside one block of ``host_array_on_device`` (an answer the C range
+    checks verify again: a stale one costs an error status, never memory safety)."""
+    with _backed_lock:
+        _drain_backed_locked()
+        i = bisect.bisect_right(_backed_starts, addr) - 1
+        return i >= 0 and addr + nbytes <= _backed_ends[_backed_starts[i]]
 
 
 def to_device(array) -> DeviceArray:

@@ -308,9 +308,12 @@ def _signature_source(spec: OpSpec, extra: str) -> tuple[str, str]:
             continue
         parts.append(f"{p.name}=_d[{p.name!r}]" if p.has_default else p.name)
         names.append(p.name)
-    if not kw:
-        parts.append("*")
-    parts.append(extra)
+    if extra:
+        if not kw:
+            parts.append("*")
+        parts.append(extra)
+    elif parts and parts[-1] == "*":
+        parts.pop()  # (a bare * must be followed by a keyword-only parameter)
     return ", ".join(parts), "(" + "".join(f"{n}, " for n in names) + ")"
 
 
@@ -333,9 +336,8 @@ def build_function(spec: OpSpec, cls: type) -> Callable:
     """The function form: build the operation, execute it once, free it."""
     params, values = _signature_source(spec, "stream=None")
     defaults = {p.name: p.default for p in spec.python_params() if p.has_default}
-    call = ", ".join(f"{p.name}={p.name}" for p in spec.python_params())
     src = (f"def {spec.function}({params}):\n"
-           f"    return _call(_cls, dict({call}), stream)\n")
+           f"    return _call(_cls, {values}, stream)\n")  # (the values in Python parameter order)
     from ._plan_cache import function_call  # (the plan cache: repeated layouts reuse a planned executor)
 
     ns = {"_d": defaults, "_cls": cls, "_call": function_call}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import aclnn_moe as am
-from aclnn_moe import _operation, _runtime
+from aclnn_moe import _operation, _plan_cache, _runtime
 from aclnn_moe._dtypes import bfloat16
 from aclnn_moe.capi import ffi, lib
 from aclnn_moe.ops.finalize_routing import MoeFinalizeRouting, moe_finalize_routing
@@ -106,7 +106,10 @@ def test_views_of_one_buffer_and_strided_inputs():
 
 def test_range_already_registered_falls_back_to_staging(monkeypatch):
     rng = np.random.default_rng(5)
-    case = _finalize_case(rng)
+    # x above the plan cache's small-operand size (small operands of a cached plan are copied, never registered)
+    case = _finalize_case(rng, h=2 * _plan_cache.STAGE_MAX_BYTES // 4 // 15 + 16)
+    assert case["expanded_x"].nbytes > _plan_cache.STAGE_MAX_BYTES
+    _call(case)  # (a cached plan of this layout: the next call takes the cache's hit path)
     x = case["expanded_x"]
     dev = ffi.new("void **")
     base = ffi.cast("void *", x.__array_interface__["data"][0])

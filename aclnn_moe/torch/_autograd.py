@@ -46,22 +46,23 @@ from __future__ import annotations
 import torch
 from torch._C import _after_autograd_keyset
 
-from ._library import NAMESPACE, _lib, _registered
+from ._library import CPU_KERNELS, NAMESPACE, _lib, _registered
 
 _OPS = torch.ops.aclnn_moe
+_CPU, _AD_INPLACE_OR_VIEW = torch._C.DispatchKey.CPU, torch._C.DispatchKey.ADInplaceOrView
 REGISTERED: dict[str, str] = {}  # op -> "grad-op" | "composite" (what backs its backward; see the table above)
 
 
-def _fill(schema, args, kwargs) -> dict:
-    """Every argument by name, defaults included (the dispatcher drops arguments equal to their default)."""
+def _fill(arguments, args, kwargs) -> dict:
+    """Every argument by name, defaults included (the dispatcher drops arguments equal to their default).
+    ``arguments``: (name, kwarg_only, default) of each schema argument, read once by _register
+    (``schema.arguments`` builds new Argument objects on every access, which cost more than a small op call)."""
     out = {}
-    for i, a in enumerate(schema.arguments):
-        if a.kwarg_only:
-            out[a.name] = kwargs.get(a.name, a.default_value)
-        elif i < len(args):
-            out[a.name] = args[i]
+    for i, (name, kwarg_only, default) in enumerate(arguments):
+        if not kwarg_only and i < len(args):
+            out[name] = args[i]
         else:
-            out[a.name] = kwargs.get(a.name, a.default_value)
+            out[name] = kwargs.get(name, default)
     return out
 
 
@@ -72,7 +73,9 @@ def _register(name: str, setup, backward, kind: str) -> None:
         return
     op = getattr(_OPS, name).default
     schema = op._schema
-    names = [a.name for a in schema.arguments]
+    arguments = tuple((a.name, a.kwarg_only, a.default_value) for a in schema.arguments)
+    cpu = CPU_KERNELS.get(name)
+    names = [a[0] for a in arguments]
     kw = {a.name for a in schema.arguments if a.kwarg_only}
 
     def split(values):
@@ -99,13 +102,17 @@ def _register(name: str, setup, backward, kind: str) -> None:
     Fn.__name__ = f"{name}_autograd"
 
     def kernel(keyset, *args, **kwargs):
-        values = _fill(schema, args, kwargs)
-        tensors = [v for v in values.values() if isinstance(v, torch.Tensor)]
-        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        if torch.is_grad_enabled() and any(isinstance(v, torch.Tensor) and v.requires_grad
+                                           for v in (*args, *kwargs.values())):
+            values = _fill(arguments, args, kwargs)
             return Fn.apply(keyset, *[values[n] for n in names])
-        with torch._C._AutoDispatchBelowAutograd():
-            args, kwargs = split(values)
-            return op.redispatch(keyset & _after_autograd_keyset, *args, **kwargs)
+        below = keyset & _after_autograd_keyset
+        with torch._C._AutoDispatchBelowAutograd():  # (no gradient wanted: the arguments as they came)
+            if cpu is not None and below.remove(_AD_INPLACE_OR_VIEW).highestPriorityTypeId() == _CPU:
+                # what the redispatch would reach (ADInplaceOrView falls through for these ops), without a
+                # second trip through the boxed dispatcher, which costs more than a small op call
+                return cpu(*args, **kwargs)
+            return op.redispatch(below, *args, **kwargs)
 
     _lib.impl(name, kernel, "Autograd", with_keyset=True)
     REGISTERED[name] = kind

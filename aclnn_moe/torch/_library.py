@@ -10,6 +10,7 @@ from .._spec import KW, Args, Attr, IntList, OpSpec, Param, Tensor
 NAMESPACE = "aclnn_moe"
 _lib = None
 _registered: dict[str, OpSpec] = {}
+CPU_KERNELS: dict = {}  # op -> its CPU kernel (the Autograd kernel calls it directly when CPU is next)
 
 
 def _default(v) -> str:
@@ -75,6 +76,13 @@ def _absent(spec: OpSpec, name: str, like):
     return torch.empty((0,), dtype=torch_dtype(dtype), device=like.device)
 
 
+def _absent_cpu(spec: OpSpec, name: str):
+    """``_absent`` for the CPU kernel: a maker of the empty CPU tensor, its dtype read once."""
+    out = spec.output(name)
+    dtype = torch_dtype(out.dtype if isinstance(out.dtype, str) else "float32")
+    return lambda: torch.empty(0, dtype=dtype)
+
+
 def _bind(spec: OpSpec, args, kwargs) -> dict:
     names = [p.name for p in spec.python_params()]
     values = {p.name: p.default for p in spec.python_params() if p.has_default}
@@ -88,19 +96,29 @@ def _first_tensor(values):
 
 
 def _make_kernel(spec: OpSpec):
-    fn = ops.FUNCTIONS[spec.function]
-    names = spec.result_names()
+    """The CPU kernel: the arguments straight to the plan cache (the function form's own path). Generated with
+    the spec's Python signature (``_spec._signature_source``, the one the function form has), so that Python binds
+    the dispatcher's arguments (which omits those equal to their default) and the values go on as one tuple."""
+    from .._plan_cache import function_call
+    from .._spec import _signature_source
 
-    def kernel(*args, **kwargs):
-        values = _bind(spec, args, kwargs)
-        res = fn(**values)
-        like = _first_tensor(values)
-        if len(names) == 1:
-            return res if res is not None else _absent(spec, names[0], like)
-        return tuple(r if r is not None else _absent(spec, n, like) for n, r in zip(names, res))
-
-    kernel.__name__ = f"{spec.function}_kernel"
-    return kernel
+    params, values = _signature_source(spec, "")
+    results = spec.result_names()
+    defaults = {p.name: p.default for p in spec.python_params() if p.has_default}
+    if len(results) == 1:
+        body = "    res = _call(_cls, {values}, None)\n    return res if res is not None else _absent[0]()\n"
+    else:
+        body = ("    res = _call(_cls, {values}, None)\n"
+                "    for r in res:\n"
+                "        if r is None:\n"
+                "            return tuple(r if r is not None else make() for make, r in zip(_absent, res))\n"
+                "    return res\n")
+    name = f"{spec.function}_kernel"
+    src = f"def {name}({params}):\n" + body.format(values=values)
+    ns = {"_d": defaults, "_cls": ops.CLASSES[spec.cls], "_call": function_call,
+          "_absent": tuple(_absent_cpu(spec, n) for n in results)}  # (this kernel only ever sees CPU tensors)
+    exec(src, ns)  # noqa: S102  (generated from the spec's own names, like the function forms)
+    return ns[name]
 
 
 def _make_fake(spec: OpSpec):
@@ -145,7 +163,8 @@ def register_all() -> None:
         if spec.function in _registered:
             continue
         _lib.define(schema_of(spec))
-        _lib.impl(spec.function, _make_kernel(spec), "CPU")
+        CPU_KERNELS[spec.function] = kernel = _make_kernel(spec)
+        _lib.impl(spec.function, kernel, "CPU")
         torch.library.register_fake(f"{NAMESPACE}::{spec.function}", _make_fake(spec), lib=_lib)
         _registered[spec.function] = spec
     from . import _autograd, _npu_kernels  # noqa: F401  (backward formulas; NPU kernels when torch_npu is there)
