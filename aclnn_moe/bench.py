@@ -13,9 +13,14 @@ One run prints
   - plan: a planned Operation executed on DeviceArrays (fresh outputs every call, the caller owns them);
   - raw capi: the aclnn second phase on that plan's repeatable executor (the kernel alone);
   - torch op: ``torch.ops.aclnn_moe.<op>`` on CPU tensors;
-  - composite: the same step in plain torch ops as the peers write it (``aclnn_moe._bench_composites``);
+  - composite: the same step in plain torch ops as the peers write it (``aclnn_moe._bench_composites``),
+    the faster of torch on all its threads and torch on one thread (on a loaded machine waking torch's
+    OpenMP threads can cost milliseconds: the peer is given its better setting);
   - numpy: the numpy reference (sampled every third round; skipped, "-", for memory-bound operators above
     T=1024, where it takes seconds);
+
+  calls shorter than a millisecond are timed in batches of back-to-back calls; any variant slower than a
+  second per call is warmed up once and sampled every third round;
   - memcpy: a C memcpy (one thread) moving as many bytes as the operator must (half of them read, half
     written: it copies nbytes / 2), timed in the same rounds;
 
@@ -61,7 +66,8 @@ columns (medians over interleaved rounds; us = microseconds, ms = milliseconds, 
   raw capi   the aclnn second phase on that plan's repeatable executor: the kernel alone
   torch op   torch.ops.aclnn_moe.<op> on CPU tensors
   composite  the same step in plain torch ops, written as the peers write it (vLLM grouped_topk, searchsorted,
-             argsort + index_select, (rows * probs).sum / index_add_, repeat_interleave + argsort)
+             argsort + index_select, (rows * probs).sum / index_add_, repeat_interleave + argsort): the faster
+             of torch on all its threads and on one (--json has both)
   numpy      the numpy reference ("-": not run at this size)
   memcpy     a one-thread C memcpy moving the operator's bytes (written + distinct bytes read), same rounds
   fn/plan    function / plan      top/fn    torch op / function      plan/mcpy  plan / memcpy
@@ -123,17 +129,23 @@ def _median(samples: Sequence[float]) -> float | None:
 
 
 class _Memcpy:
-    """A one-thread C memcpy (libc memmove through ctypes, which releases the GIL) of `nbytes` / 2 bytes, so
-    that it reads and writes `nbytes` in all, between buffers allocated (and faulted in) once."""
+    """A one-thread C memcpy (libc memmove through ctypes) of `nbytes` / 2 bytes, so that it reads and writes
+    `nbytes` in all, between buffers allocated (and faulted in) once. Above `cap` bytes the same buffers (far
+    larger than any cache) are copied again until the bytes are moved, so a GB-sized case costs no GB of
+    buffers."""
 
-    def __init__(self, nbytes: int):
+    def __init__(self, nbytes: int, cap: int = 256 << 20):
         self.n = max(int(nbytes) // 2, 64)
-        self.src = np.ones(self.n, np.uint8)
-        self.dst = np.ones(self.n, np.uint8)
+        size = min(self.n, cap)
+        self.src = np.ones(size, np.uint8)
+        self.dst = np.ones(size, np.uint8)
         self._s, self._d = self.src.ctypes.data, self.dst.ctypes.data
+        full, rest = divmod(self.n, size)
+        self._chunks = [size] * full + ([rest] if rest else [])
 
     def __call__(self):
-        ctypes.memmove(self._d, self._s, self.n)
+        for n in self._chunks:
+            ctypes.memmove(self._d, self._s, n)
 
 
 # ---- progress ---------------------------------------------------------------------------------------------
@@ -317,7 +329,7 @@ class _Ways:
             if ws == 0 or self._ws is not None:
                 phase2 = getattr(lib, self.plan.api)
                 self.raw = lambda: phase2(ptr, ws, ex, ffi.NULL)
-        self.torch_op = self.composite = None
+        self.torch_op = self.composite = self.composite_1t = None
         torch = _torch()
         if torch is not None:
             from ._bench_composites import COMPOSITES
@@ -328,6 +340,16 @@ class _Ways:
             comp = COMPOSITES[function]
             self.torch_op = lambda: top(*targs, **tkw)
             self.composite = lambda: comp(*targs, **tkw)
+            self.composite_1t = None
+            threads = self.torch_threads = torch.get_num_threads()
+            if threads > 1:
+                def composite_1t():
+                    torch.set_num_threads(1)
+                    try:
+                        return comp(*targs, **tkw)
+                    finally:
+                        torch.set_num_threads(threads)
+                self.composite_1t = composite_1t
             self.torch_args = (targs, tkw)
 
     def free(self) -> None:
@@ -354,6 +376,8 @@ def _ladder_call(label: str, function: str, args: tuple, kwargs: dict, rounds: i
             v["torch op, CPU tensors"] = ways.torch_op
             v["bare torch op (aten.add of 2 small tensors)"] = lambda: add(a, b)
             v["torch composite"] = ways.composite
+            if ways.composite_1t is not None:
+                v["torch composite, 1 torch thread"] = ways.composite_1t
         v["plan.execute, numpy in/out"] = ways.host_plan.execute
         v["plan.execute, DeviceArray in/out"] = ways.plan.execute
         if ways.raw is not None:
@@ -399,6 +423,12 @@ def _cases(quick: bool, model: str = "dsv3") -> list[_Case]:
     return out
 
 
+def matches(part: str, name: str) -> bool:
+    """Whether an ``--only`` part selects a case: a substring of its name not followed by a digit ("T=1"
+    selects T=1, not T=16)."""
+    return re.search(re.escape(part) + r"(?!\d)", name) is not None
+
+
 def case_names(quick: bool = False, model: str = "dsv3") -> list[str]:
     """Names of the op-table cases of a tier (what ``--only`` matches against), without making their inputs."""
     return [c.name for c in _cases(quick, model)]
@@ -429,12 +459,13 @@ def _result_check(function: str, ours, theirs) -> str | None:
     return None
 
 
-BATCH_S = 1e-3  # a sample of a call shorter than this is the mean of a batch of calls
+SLOW_S = 1.0  # a variant slower than this a call is warmed up once and sampled every third round
+_COMPOSITE_1T = "composite, 1 torch thread"
 CHECK_MAX_TOKENS = 256  # the run also checks each composite against the operator up to this size
 
 
-def _run_case(case: _Case, model, hidden: int, rounds: int | None, default_rounds: int,
-              budget_s: float) -> dict[str, Any]:
+def _run_case(case: _Case, model, hidden: int, rounds: int | None, default_rounds: int, budget_s: float,
+              batch_s: float = 1e-3, batch_max: int = 20) -> dict[str, Any]:
     from . import reference
 
     b = cases_mod.build(case.op, model, case.tokens, hidden, case.seed)
@@ -450,39 +481,54 @@ def _run_case(case: _Case, model, hidden: int, rounds: int | None, default_round
         if ways.torch_op is not None:
             v["torch op"] = ways.torch_op
             v["composite"] = ways.composite
+            if ways.composite_1t is not None:
+                v[_COMPOSITE_1T] = ways.composite_1t
         if run_ref:
             v["numpy"] = lambda: ref(*b.args, **b.kwargs)
         v["memcpy"] = memcpy
-        # warm-up: two calls of each (the function form's first plans and fills the plan cache), the second
-        # timed to size the batches and the rounds
+        # warm-up: each called once (the function form's first call plans and fills the plan cache) and, when
+        # that took less than SLOW_S, once more; the last call's time sizes the batches and the rounds
         est = {}
         for name, f in v.items():
+            t0 = time.perf_counter()
             res = f()
+            est[name] = time.perf_counter() - t0
             if name == "function" and ways.composite is not None and case.tokens <= CHECK_MAX_TOKENS \
                     and not b.function.startswith("moe_gating"):  # (gating: random logits have ties)
                 check = _result_check(b.function, res, ways.composite()) or "equal"
             del res
-            t0 = time.perf_counter()
-            f()
-            est[name] = time.perf_counter() - t0
-        # calls shorter than a millisecond are timed in back-to-back batches (as a serving loop makes them: the
-        # thread pools stay warm) of up to 20 calls
-        batch = {n: int(min(20, max(1, BATCH_S / max(t, 1e-7)))) for n, t in est.items()}
+            if est[name] < SLOW_S:
+                t0 = time.perf_counter()
+                f()
+                est[name] = time.perf_counter() - t0
+        # short calls are timed in back-to-back batches (as a serving loop makes them: the thread pools stay
+        # warm), of up to batch_max calls lasting about batch_s
+        batch = {n: int(min(batch_max, max(1, batch_s / max(t, 1e-7)))) for n, t in est.items()}
+        # the numpy reference, and any variant slower than SLOW_S a call, are sampled every third round
+        slow = {n for n, t in est.items() if n == "numpy" or t >= SLOW_S}
         if rounds is None:
-            per_round = sum(t * batch[n] / (3 if n == "numpy" else 1) for n, t in est.items())
+            per_round = sum(t * batch[n] / (3 if n in slow else 1) for n, t in est.items())
             rounds = int(max(3, min(default_rounds, budget_s / max(per_round, 1e-9))))
-        every = {"numpy": 3} if rounds >= 9 else {}
+        every = {n: 3 for n in slow if n != "numpy" or rounds >= 9}
         s = interleaved(v, rounds, every=every, batch=batch, warmup=0)
     finally:
         ways.free()
     times = {c: _median(s[c]) if c in s else None for c in COLUMNS}
+    composite_threads = None
+    if times["composite"] is not None:  # the peer at its best: torch on all its threads, or on one
+        composite_threads = ways.torch_threads
+        one = _median(s.get(_COMPOSITE_1T, []))
+        if one is not None and one < times["composite"]:
+            times["composite"], composite_threads = one, 1
     ratios = {r: (times[a] / times[d] if times[a] and times[d] else None) for r, (a, d) in RATIOS.items()}
     return {"name": case.name, "op": case.op, "function": b.function, "tokens": case.tokens, "hidden": hidden,
             "bytes": int(b.nbytes), "memory_bound": b.memory_bound, "times_us": times, "ratios": ratios,
-            "samples": {c: len(s[c]) for c in s}, "batch": batch, "rounds": rounds,
+            "samples": {c: len(x) for c, x in s.items()}, "batch": batch, "rounds": rounds,
             "plan_gbps": b.nbytes / (times["plan"] * 1e3) if times["plan"] else None,
             "memcpy_gbps": b.nbytes / (times["memcpy"] * 1e3) if times["memcpy"] else None,
-            "workspace_bytes": ways.workspace_bytes, "composite_check": check, **b.extra}
+            "workspace_bytes": ways.workspace_bytes, "composite_check": check,
+            "composite_threads": composite_threads, "composite_all_threads_us": _median(s.get("composite", [])),
+            "composite_one_thread_us": _median(s.get(_COMPOSITE_1T, [])), **b.extra}
 
 
 # ---- the summary -----------------------------------------------------------------------------------------------------
@@ -650,7 +696,7 @@ def main(quick: bool = False, only: Sequence[str] | str | None = None, as_json: 
     m = MODELS[model]
     if isinstance(only, str):
         only = [o.strip() for o in only.split(",") if o.strip()]
-    cases = [c for c in _cases(quick, model) if not only or any(o in c.name for o in only)]
+    cases = [c for c in _cases(quick, model) if not only or any(matches(o, c.name) for o in only)]
     hidden = cases_mod.hidden_of_tier(m, quick)
     default_rounds = repeat or (7 if quick else 15)
     budget_s = 1.5 if quick else 8.0
@@ -662,14 +708,15 @@ def main(quick: bool = False, only: Sequence[str] | str | None = None, as_json: 
     t0 = time.perf_counter()
     try:
         bar.step("import cost")
-        result["import"] = _import_cost(2 if quick else 5)
+        result["import"] = _import_cost(1 if quick else 5)
         bar.advance()
         bar.step("per-call overhead")
         result["ladder"] = _ladder(m, repeat or (5 if quick else 15))
         bar.advance()
         for c in cases:
             bar.step(c.name)
-            result["cases"].append(_run_case(c, m, hidden, repeat, default_rounds, budget_s))
+            result["cases"].append(_run_case(c, m, hidden, repeat, default_rounds, budget_s,
+                                             *((3e-4, 5) if quick else (1e-3, 20))))
             am.plan_cache.clear()  # (the function form's plans of this case hold its intermediates)
             gc.collect()  # free this case's arrays (GBs at T=16384) before the next is built
             bar.advance()

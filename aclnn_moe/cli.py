@@ -247,12 +247,12 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _check_bench_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Checks that need more than one option: --only names exist in the chosen tier, --plot can draw."""
-    from .bench import case_names
+    from .bench import case_names, matches
 
     if args.only is not None:
         names = case_names(args.quick, args.model)
         wanted = [w.strip() for w in args.only.split(",")]
-        unknown = [w for w in wanted if not w or not any(w in n for n in names)]
+        unknown = [w for w in wanted if not w or not any(matches(w, n) for n in names)]
         if unknown:
             families = sorted({n.split(" ")[0] for n in names})
             parser.error(f"argument --only: no benchmark case matches {', '.join(repr(u) for u in unknown)}; "
@@ -322,8 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "sigmoid gating), qwen3 (Qwen3-MoE-235B: H=4096, E=128, K=8), mixtral (Mixtral-8x7B: "
                         "H=4096, E=8, K=2); default dsv3")
     b.add_argument("--only", default=None, metavar="NAMES",
-                   help="comma-separated parts of case names to run (e.g. gating_top_k,T=16); "
-                        "each must match a case")
+                   help="comma-separated parts of case names to run (e.g. gating_top_k,'re_routing T=16'); "
+                        "each must match a case ('T=1' selects T=1, not T=16)")
     b.add_argument("--repeat", type=_int_at_least(1), default=None, metavar="N",
                    help="timed rounds per case, >= 1 (default: up to 7 with --quick, up to 15 otherwise, fewer "
                         "(at least 3) where one round takes long)")
