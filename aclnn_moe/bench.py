@@ -1,50 +1,77 @@
-"""``aclnn-moe bench``: speed and memory of the active backend, as ratios measured side by side in one run.
+"""``aclnn-moe bench``: where the time goes, every way a caller can run an operator, side by side in one run.
 
-For each case the operator runs as a planned Operation on DeviceArrays (phase 2 only: the kernel plus the
-binding's per-call cost) and is compared, in the same run, with
+One run prints
 
-* the numpy reference on the same inputs (speedup = reference time / backend time),
-* a memcpy of the same byte count (bandwidth ratio = achieved GB/s / memcpy GB/s),
-* the bytes it must move (GB/s counts bytes written plus distinct bytes read).
+* a header: the CPU, its caches, the load average before and after, the backend, numpy / torch versions;
+* the per-call overhead ladder (issue 8, issue 13) on a tiny call (MoeComputeExpertTokens of six ints) and on a
+  decode-sized call (the model's gating at T=1): the function form, the torch op ``torch.ops.aclnn_moe.<op>``
+  on CPU tensors, a bare torch op (``torch.ops.aten.add`` of two small tensors), the torch composite, a plan
+  executed with numpy arrays and with DeviceArrays, and the raw capi second phase on a repeatable executor;
+* the op table: every forward operator with a peer composite, at T tokens per rank, timed every way:
 
-Memory: the workspace each plan asks for, relative to the bytes of its inputs and outputs.
-The overhead ladder times one tiny call four ways: function form, plan with host arrays, plan with device
-arrays, and the raw capi second phase. The import cost of the package is measured in fresh interpreters beside
-``import numpy``.
+  - function: the function form on numpy arrays (what most callers write);
+  - plan: a planned Operation executed on DeviceArrays (fresh outputs every call, the caller owns them);
+  - raw capi: the aclnn second phase on that plan's repeatable executor (the kernel alone);
+  - torch op: ``torch.ops.aclnn_moe.<op>`` on CPU tensors;
+  - composite: the same step in plain torch ops as the peers write it (``aclnn_moe._bench_composites``),
+    the faster of torch on all its threads and torch on one thread (on a loaded machine waking torch's
+    OpenMP threads can cost milliseconds: the peer is given its better setting);
+  - numpy: the numpy reference (sampled every third round; skipped, "-", for memory-bound operators above
+    T=1024, where it takes seconds);
 
-Machines here are shared and noisy, so the variants compared with each other are timed in interleaved rounds
-(one sample of each per round, the order rotating) and medians are reported: a burst of load then hits all of
-them, not one.
+  calls shorter than a millisecond are timed in batches of back-to-back calls; any variant slower than a
+  second per call is warmed up once and sampled every third round;
+  - memcpy: a C memcpy (one thread) moving as many bytes as the operator must (half of them read, half
+    written: it copies nbytes / 2), timed in the same rounds;
+
+* a summary: the worst case of each ratio against the goals of issue 13, each marked met or not met.
+
+The machine is shared and noisy, so the variants of one case are timed in interleaved rounds (one sample of each
+per round, the order rotating) and medians are reported: a burst of load hits all of them, not one. Compare the
+ratios of one run, never absolute times across runs.
 """
 from __future__ import annotations
 
+import ctypes
+import gc
 import importlib.util
 import json
+import os
+import platform
 import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from ._dtypes import bfloat16_dtype
+from . import _bench_cases as cases_mod
+from ._bench_cases import MODELS
 
-__all__ = ["main", "case_names", "draw_plot", "format_time", "interleaved", "LEGEND"]
+__all__ = ["main", "case_names", "draw_plot", "format_time", "interleaved", "machine_info", "LEGEND", "MODELS",
+           "COLUMNS", "RATIOS", "GOALS"]
+
+COLUMNS = ("function", "plan", "raw capi", "torch op", "composite", "numpy", "memcpy")
+# ratio name -> (numerator column, denominator column)
+RATIOS = {"fn/plan": ("function", "plan"), "top/fn": ("torch op", "function"),
+          "fn/comp": ("function", "composite"), "top/comp": ("torch op", "composite"),
+          "plan/mcpy": ("plan", "memcpy")}
 
 LEGEND = """\
-columns:
-  backend    median time of one planned execute() on DeviceArrays (kernel + per-call cost), this backend
-  function   median time of the function form on the numpy inputs (what most callers write; plan cache on)
-  fn/plan    function / backend: the cost of the function form over a plan
-  numpy ref  median time of the numpy reference implementation on the same inputs
-  speedup    numpy ref / backend
-  GB/s       bytes the operator must move (written + distinct bytes read) / backend time
-  memcpy     GB/s of a numpy copy of the same byte count, timed in the same rounds (read + write counted)
-  of mcpy    GB/s / memcpy: 1.0 means the operator runs at the machine's copy bandwidth
-  ws/io      workspace the plan asks for / bytes of its inputs and outputs
-times are medians over interleaved rounds; us = microseconds, ms = milliseconds, s = seconds"""
+columns (medians over interleaved rounds; us = microseconds, ms = milliseconds, s = seconds):
+  function   the function form on numpy arrays (plan cache on): what most callers write
+  plan       a planned Operation, execute() on DeviceArrays (fresh outputs each call)
+  raw capi   the aclnn second phase on that plan's repeatable executor: the kernel alone
+  torch op   torch.ops.aclnn_moe.<op> on CPU tensors
+  composite  the same step in plain torch ops, written as the peers write it (vLLM grouped_topk, searchsorted,
+             argsort + index_select, (rows * probs).sum / index_add_, repeat_interleave + argsort): the faster
+             of torch on all its threads and on one (--json has both)
+  numpy      the numpy reference ("-": not run at this size)
+  memcpy     a one-thread C memcpy moving the operator's bytes (written + distinct bytes read), same rounds
+  fn/plan    function / plan      top/fn    torch op / function      plan/mcpy  plan / memcpy
+  fn/comp    function / composite top/comp  torch op / composite     (below 1: faster than the composite)"""
 
 
 # ---- formatting ------------------------------------------------------------------------------------------
@@ -61,17 +88,25 @@ def format_time(us: float | None) -> str:
     return f"{us / 1e6:.3g} s"
 
 
+def _ratio_text(r: float | None) -> str:
+    if r is None or not np.isfinite(r):
+        return "-"
+    return f"{r:.2f}x" if r < 100 else f"{r:.0f}x"
+
+
 # ---- timing ---------------------------------------------------------------------------------------------------
 
 def interleaved(variants: dict[str, Callable[[], Any]], rounds: int, *, every: dict[str, int] | None = None,
-                batch: int = 1, warmup: int = 1) -> dict[str, list[float]]:
+                batch: int | dict[str, int] = 1, warmup: int = 1) -> dict[str, list[float]]:
     """Time several variants in interleaved rounds; returns each variant's samples in microseconds.
 
     Each round takes one sample of every variant (of variant v only every ``every[v]`` rounds, for slow ones),
-    the order rotating from round to round; a sample is the mean of `batch` back-to-back calls.
+    the order rotating from round to round; a sample is the mean of `batch` back-to-back calls (a dict: per
+    variant, default 1).
     """
     every = every or {}
     names = list(variants)
+    batches = batch if isinstance(batch, dict) else {n: batch for n in names}
     for name in names:
         for _ in range(warmup):
             variants[name]()
@@ -81,16 +116,36 @@ def interleaved(variants: dict[str, Callable[[], Any]], rounds: int, *, every: d
         for name in order:
             if r % every.get(name, 1):
                 continue
-            fn = variants[name]
+            fn, n = variants[name], batches.get(name, 1)
             t0 = time.perf_counter()
-            for _ in range(batch):
+            for _ in range(n):
                 fn()
-            samples[name].append((time.perf_counter() - t0) / batch * 1e6)
+            samples[name].append((time.perf_counter() - t0) / n * 1e6)
     return samples
 
 
-def _median(samples: Sequence[float]) -> float:
-    return float(np.median(samples)) if len(samples) else float("nan")
+def _median(samples: Sequence[float]) -> float | None:
+    return float(np.median(samples)) if len(samples) else None
+
+
+class _Memcpy:
+    """A one-thread C memcpy (libc memmove through ctypes) of `nbytes` / 2 bytes, so that it reads and writes
+    `nbytes` in all, between buffers allocated (and faulted in) once. Above `cap` bytes the same buffers (far
+    larger than any cache) are copied again until the bytes are moved, so a GB-sized case costs no GB of
+    buffers."""
+
+    def __init__(self, nbytes: int, cap: int = 256 << 20):
+        self.n = max(int(nbytes) // 2, 64)
+        size = min(self.n, cap)
+        self.src = np.ones(size, np.uint8)
+        self.dst = np.ones(size, np.uint8)
+        self._s, self._d = self.src.ctypes.data, self.dst.ctypes.data
+        full, rest = divmod(self.n, size)
+        self._chunks = [size] * full + ([rest] if rest else [])
+
+    def __call__(self):
+        for n in self._chunks:
+            ctypes.memmove(self._d, self._s, n)
 
 
 # ---- progress ---------------------------------------------------------------------------------------------
@@ -144,182 +199,464 @@ class _Progress:
             self._rich.stop()
 
 
-# ---- cases ----------------------------------------------------------------------------------------------
+# ---- the machine --------------------------------------------------------------------------------------------
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _caches() -> dict[str, str]:
+    """Cache sizes of cpu0 ({'L1d': '32K', 'L2': '512K', 'L3': '32768K', ...}), from sysfs, else lscpu."""
+    out: dict[str, str] = {}
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        entries = sorted(e for e in os.listdir(base) if e.startswith("index"))
+    except OSError:
+        entries = []
+    for e in entries:
+        level, kind, size = (_read(f"{base}/{e}/{f}") for f in ("level", "type", "size"))
+        if not level or not size:
+            continue
+        name = f"L{level}" + {"Data": "d", "Instruction": "i"}.get(kind or "", "")
+        shared = _read(f"{base}/{e}/shared_cpu_list")
+        out[name] = size + (f" (cpus {shared})" if shared and level != "1" else "")
+    if not out:
+        try:
+            text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            text = ""
+        for line in text.splitlines():
+            m = re.match(r"(L\d[di]?) cache:\s*(.+)", line)
+            if m:
+                out[m.group(1)] = m.group(2).strip()
+    return out
+
+
+def _cpu_model() -> str:
+    text = _read("/proc/cpuinfo") or ""
+    m = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
+    return m.group(1).strip() if m else (platform.processor() or platform.machine() or "unknown")
+
+
+def machine_info() -> dict[str, Any]:
+    """The CPU, its caches, cores, memory and the library versions (the header of the report)."""
+    from .cli import host_threads
+    from .capi import backend
+
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 1
+    mem = re.search(r"MemTotal:\s*(\d+) kB", _read("/proc/meminfo") or "")
+    info: dict[str, Any] = {
+        "cpu": _cpu_model(), "cores": os.cpu_count(), "usable_cpus": usable, "caches": _caches(),
+        "memory_gib": round(int(mem.group(1)) / 2**20, 1) if mem else None,
+        "transparent_hugepages": _read("/sys/kernel/mm/transparent_hugepage/enabled"),
+        "backend": backend().name, "host_threads": host_threads()[0], "python": platform.python_version(),
+        "numpy": np.__version__, "torch": None, "torch_threads": None,
+    }
+    torch = _torch()
+    if torch is not None:
+        info["torch"], info["torch_threads"] = torch.__version__, torch.get_num_threads()
+    return info
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+# ---- torch (optional) ---------------------------------------------------------------------------------------
+
+_TORCH: Any = False
+
+
+def _torch():
+    """torch with the aclnn_moe ops registered, or None when torch is not installed."""
+    global _TORCH
+    if _TORCH is False:
+        if importlib.util.find_spec("torch") is None:
+            _TORCH = None
+        else:
+            import torch
+
+            import aclnn_moe.torch  # noqa: F401  (registers torch.ops.aclnn_moe)
+            _TORCH = torch
+    return _TORCH
+
+
+def _to_torch(v):
+    from ._operands import numpy_to_torch
+
+    return numpy_to_torch(v) if isinstance(v, np.ndarray) else v
+
+
+# ---- the ways to call one operator -----------------------------------------------------------------------------
+
+class _Ways:
+    """Every way to call one operator on one set of inputs (numpy `args` / `kwargs` of the function form)."""
+
+    def __init__(self, function: str, args: tuple, kwargs: dict, *, host_plan: bool = False):
+        import aclnn_moe as am
+        from .capi import ffi, lib
+
+        self.function = function
+        self.fn = getattr(am, function)
+        cls = getattr(am, am.ops.SPECS[function].cls)
+        conv = lambda v: am.to_device(v) if isinstance(v, np.ndarray) else v  # noqa: E731
+        self._plans = []
+        self.plan = cls(*[conv(a) for a in args], **{k: conv(v) for k, v in kwargs.items()}).plan()
+        self._plans.append(self.plan)
+        self.host_plan = cls(*args, **kwargs).plan() if host_plan else None
+        if self.host_plan is not None:
+            self._plans.append(self.host_plan)
+        ex, ws = getattr(self.plan, "_executor", None), int(getattr(self.plan, "_workspace_size", 0))
+        self.workspace_bytes = ws
+        self._ws = None
+        self.raw = None
+        if ex is not None:  # (a backend refusing repeatable executors has no raw second phase to time)
+            ptr = ffi.NULL
+            if ws:
+                p = ffi.new("void **")
+                if lib.aclrtMalloc(p, ws, lib.ACL_MEM_MALLOC_HUGE_FIRST) == 0:
+                    ptr = self._ws = p[0]
+            if ws == 0 or self._ws is not None:
+                phase2 = getattr(lib, self.plan.api)
+                self.raw = lambda: phase2(ptr, ws, ex, ffi.NULL)
+        self.torch_op = self.composite = self.composite_1t = None
+        torch = _torch()
+        if torch is not None:
+            from ._bench_composites import COMPOSITES
+
+            targs = [_to_torch(a) for a in args]
+            tkw = {k: _to_torch(v) for k, v in kwargs.items()}
+            top = getattr(torch.ops.aclnn_moe, function)
+            comp = COMPOSITES[function]
+            self.torch_op = lambda: top(*targs, **tkw)
+            self.composite = lambda: comp(*targs, **tkw)
+            self.composite_1t = None
+            threads = self.torch_threads = torch.get_num_threads()
+            if threads > 1:
+                def composite_1t():
+                    torch.set_num_threads(1)
+                    try:
+                        return comp(*targs, **tkw)
+                    finally:
+                        torch.set_num_threads(threads)
+                self.composite_1t = composite_1t
+            self.torch_args = (targs, tkw)
+
+    def free(self) -> None:
+        from .capi import lib
+
+        for p in self._plans:
+            p.free()
+        self._plans = []
+        if self._ws is not None:
+            lib.aclrtFree(self._ws)
+            self._ws = None
+
+
+# ---- the overhead ladder --------------------------------------------------------------------------------------
+
+def _ladder_call(label: str, function: str, args: tuple, kwargs: dict, rounds: int) -> dict[str, Any]:
+    ways = _Ways(function, args, kwargs, host_plan=True)
+    try:
+        v: dict[str, Callable] = {"function form, numpy in/out": lambda: ways.fn(*args, **kwargs)}
+        torch = _torch()
+        if torch is not None:
+            a, b = torch.ones(8), torch.ones(8)
+            add = torch.ops.aten.add
+            v["torch op, CPU tensors"] = ways.torch_op
+            v["bare torch op (aten.add of 2 small tensors)"] = lambda: add(a, b)
+            v["torch composite"] = ways.composite
+            if ways.composite_1t is not None:
+                v["torch composite, 1 torch thread"] = ways.composite_1t
+        v["plan.execute, numpy in/out"] = ways.host_plan.execute
+        v["plan.execute, DeviceArray in/out"] = ways.plan.execute
+        if ways.raw is not None:
+            v["raw capi phase 2 (repeatable executor)"] = ways.raw
+        s = interleaved(v, rounds, batch=20, warmup=20)
+    finally:
+        ways.free()
+    med = {k: _median(x) for k, x in s.items()}
+    raw = med.get("raw capi phase 2 (repeatable executor)")
+    fn = med["function form, numpy in/out"]
+    rows = [{"path": k, "us": us, "x_raw": us / raw if raw else None, "x_function": us / fn} for k, us in med.items()]
+    return {"call": label, "rows": rows}
+
+
+def _ladder(model, repeat: int) -> list[dict[str, Any]]:
+    se = np.array([0, 0, 1, 2, 2, 2], np.int32)
+    out = [_ladder_call("tiny call: compute_expert_tokens of 6 ints, 3 experts", "moe_compute_expert_tokens",
+                        (se, 3), {}, repeat * 4)]
+    b = cases_mod.build("gating_top_k", model, 1, model.hidden, seed=12345)
+    out.append(_ladder_call(f"decode call: gating_top_k {model.title} T=1 (E={model.experts}, K={model.top_k})",
+                            b.function, b.args, b.kwargs, repeat * 4))
+    return out
+
+
+# ---- the op table --------------------------------------------------------------------------------------------------
 
 @dataclass
 class _Case:
     name: str
-    tokens: int  # tokens (rows) processed: the x axis of --plot
-    build: Callable[[], tuple]  # -> (Operation class, args, kwargs, reference fn, bytes moved)
-    family: str = field(init=False)
-
-    def __post_init__(self):
-        self.family = re.sub(r"\s+[A-Z*]+=\d+$", "", self.name)  # the case without its size
+    op: str
+    tokens: int
+    seed: int
 
 
-def _routing(rng, t, k, e):
-    """K distinct experts per token, uniform."""
-    return np.argsort(rng.random((t, e)), axis=1)[:, :k].astype(np.int32)
+REFERENCE_MAX_TOKENS = 1024  # memory-bound operators: the numpy reference takes seconds above this
 
 
-def _cases(quick: bool) -> list[_Case]:
-    """The benchmark cases, their inputs made only when a case runs (so names are cheap to list)."""
-    import aclnn_moe as am
-    from . import reference as ref
-
-    decode, prefill = (16, 256) if quick else (16, 1024)
-    big = 1024 if quick else 4096
-    cases: list[_Case] = []
-
-    def add(name, tokens, build):
-        seed = len(cases)
-        cases.append(_Case(name, tokens, lambda: build(np.random.default_rng(seed))))
-
-    for t in (decode, prefill, big):
-        def gating(rng, t=t):
-            bf16 = bfloat16_dtype()
-            x = rng.standard_normal((t, 256)).astype(bf16)
-            b = (rng.standard_normal(256) * 0.1).astype(bf16)
-            kw = dict(bias=b, k_group=4, group_count=8, group_select_mode=1, norm_type=1, routed_scaling_factor=2.5)
-            return am.MoeGatingTopK, (x, 8), kw, lambda: ref.moe_gating_top_k(x, 8, **kw), x.nbytes + t * 8 * 6
-        add(f"gating_top_k dsv3 bf16 T={t}", t, gating)
-
-    def gating_softmax(rng, t=prefill):
-        x = rng.standard_normal((t, 128)).astype(bfloat16_dtype())
-        return am.MoeGatingTopK, (x, 8), {}, lambda: ref.moe_gating_top_k(x, 8), x.nbytes + t * 8 * 6
-    add(f"gating_top_k qwen3 softmax T={prefill}", prefill, gating_softmax)
-
-    for t in (decode, big):
-        def expert_tokens(rng, t=t):
-            se = np.sort(_routing(rng, t, 8, 256).ravel()).astype(np.int32)
-            return (am.MoeComputeExpertTokens, (se, 256), {}, lambda: ref.moe_compute_expert_tokens(se, 256),
-                    se.nbytes + 1024)
-        add(f"compute_expert_tokens T*K={t * 8}", t, expert_tokens)
-
-    h = 7168
-
-    def routed_rows(rng, t):
-        x = rng.standard_normal((t, h)).astype(bfloat16_dtype())
-        return x, _routing(rng, t, 8, 256)
-
-    for t in (decode, prefill):
-        def init_routing(rng, t=t):
-            x, idx = routed_rows(rng, t)
-            row = np.arange(t * 8, dtype=np.int32).reshape(8, t).T.copy()
-            moved = x.nbytes * 8 + x.nbytes  # K copies of every row written, the rows read once
-            return (am.MoeInitRouting, (x, row, idx, t), {}, lambda: ref.moe_init_routing(x, row, idx, t), moved)
-        add(f"init_routing H={h} bf16 T={t}", t, init_routing)
-
-        def init_routing_v2(rng, t=t):
-            x, idx = routed_rows(rng, t)
-            kw = dict(expert_num=256, expert_tokens_count_or_cumsum_flag=2)
-            return (am.MoeInitRoutingV2, (x, idx), kw, lambda: ref.moe_init_routing_v2(x, idx, **kw),
-                    x.nbytes * 8 + x.nbytes)
-        add(f"init_routing_v2 H={h} bf16 T={t}", t, init_routing_v2)
-
-        def permute(rng, t=t):
-            x, idx = routed_rows(rng, t)
-            ep = np.sort(idx.ravel())
-            r = [int(np.searchsorted(ep, 32)), int(np.searchsorted(ep, 64))]  # EP8 rank 1
-            return (am.MoeTokenPermuteWithEp, (x, idx), dict(range=r),
-                    lambda: ref.moe_token_permute_with_ep(x, idx, range=r), (r[1] - r[0]) * h * 2 + x.nbytes)
-        add(f"token_permute_with_ep EP8 rank1 T={t}", t, permute)
-
-        def expert_outputs(rng, t):
-            bf16 = bfloat16_dtype()
-            rows = rng.standard_normal((t * 8, h)).astype(bf16)
-            scales = rng.random((t, 8)).astype(bf16)
-            perm = rng.permutation(t * 8).astype(np.int32)
-            return rows, scales, perm, _routing(rng, t, 8, 256)
-
-        def finalize(rng, t=t):
-            rows, scales, perm, idx = expert_outputs(rng, t)
-            return (am.MoeFinalizeRouting, (rows, None, None, None, scales, perm, idx), dict(drop_pad_mode=0),
-                    lambda: ref.moe_finalize_routing(rows, None, None, None, scales, perm, idx, 0),
-                    rows.nbytes + t * h * 2)
-        add(f"finalize_routing mode 0 H={h} bf16 T={t}", t, finalize)
-
-        def unpermute(rng, t=t):
-            rows, scales, perm, _ = expert_outputs(rng, t)
-            return (am.MoeTokenUnpermuteWithEp, (rows, perm), dict(probs=scales),
-                    lambda: ref.moe_token_unpermute_with_ep(rows, perm, probs=scales), rows.nbytes + t * h * 2)
-        add(f"token_unpermute_with_ep H={h} bf16 T={t}", t, unpermute)
-
-    for a in (1024, 32768 if not quick else 8192):
-        def re_routing(rng, a=a):
-            n, e = 16, 16
-            cnt = rng.multinomial(a, np.ones(n * e) / (n * e)).reshape(n, e).astype(np.int32)
-            tok = rng.integers(-128, 127, (a, h), dtype=np.int8)
-            sc = rng.random(a).astype(np.float32)
-            return (am.MoeReRouting, (tok, cnt), dict(per_token_scales=sc),
-                    lambda: ref.moe_re_routing(tok, cnt, per_token_scales=sc), 2 * tok.nbytes)
-        add(f"re_routing int8 EP16 A={a}", a, re_routing)
-    return cases
+def _cases(quick: bool, model: str = "dsv3") -> list[_Case]:
+    out = []
+    for op in cases_mod.OPS:
+        for t in cases_mod.tokens_of_tier(quick):
+            out.append(_Case(f"{op} T={t}", op, t, seed=len(out)))
+    return out
 
 
-def case_names(quick: bool = False) -> list[str]:
-    """Names of the benchmark cases of a tier (what ``--only`` matches against), without making their inputs."""
-    return [c.name for c in _cases(quick)]
+def matches(part: str, name: str) -> bool:
+    """Whether an ``--only`` part selects a case: a substring of its name not followed by a digit ("T=1"
+    selects T=1, not T=16)."""
+    return re.search(re.escape(part) + r"(?!\d)", name) is not None
 
 
-def _to_device(args, kwargs):
-    import aclnn_moe as am
-
-    conv = lambda v: am.to_device(v) if isinstance(v, np.ndarray) else v  # noqa: E731
-    return [conv(a) for a in args], {k: conv(v) for k, v in kwargs.items()}
+def case_names(quick: bool = False, model: str = "dsv3") -> list[str]:
+    """Names of the op-table cases of a tier (what ``--only`` matches against), without making their inputs."""
+    return [c.name for c in _cases(quick, model)]
 
 
-def _run_case(case: _Case, repeat: int) -> dict[str, Any]:
-    import aclnn_moe as am
+def _result_check(function: str, ours, theirs) -> str | None:
+    """None when the composite's results equal the operator's (floats to bf16 rounding), else what differs."""
+    from ._operands import numpy_to_torch  # noqa: F401  (torch is there: theirs came from it)
 
-    cls, args, kwargs, ref_fn, nbytes = case.build()
-    dargs, dkw = _to_device(args, kwargs)
-    op = cls(*dargs, **dkw).plan()
-    fn = getattr(am, cls.spec.function)
+    ours = ours if isinstance(ours, tuple) else (ours,)
+    theirs = theirs if isinstance(theirs, tuple) else (theirs,)
+    if len(ours) != len(theirs):
+        return f"{len(theirs)} results, the operator returns {len(ours)}"
+    for i, (o, t) in enumerate(zip(ours, theirs)):
+        if o is None or t is None:
+            if (o is None) != (t is None):
+                return f"result {i}: one side is None"
+            continue
+        t = t.float().numpy() if str(t.dtype) == "torch.bfloat16" else t.numpy()
+        o = np.asarray(o)
+        if o.shape != t.shape:
+            return f"result {i}: shape {t.shape}, the operator's {o.shape}"
+        if o.dtype.kind in "iub" and t.dtype.kind in "iub":
+            if not np.array_equal(o, t):
+                return f"result {i}: {int((o != t).sum())} elements differ"
+        elif not np.allclose(o.astype(np.float32), t.astype(np.float32), rtol=2e-2, atol=2e-2):
+            return f"result {i}: max difference {float(np.abs(o.astype(np.float32) - t).max()):.3g}"
+    return None
+
+
+SLOW_S = 1.0  # a variant slower than this a call is warmed up once and sampled every third round
+_COMPOSITE_1T = "composite, 1 torch thread"
+CHECK_MAX_TOKENS = 256  # the run also checks each composite against the operator up to this size
+
+
+def _run_case(case: _Case, model, hidden: int, rounds: int | None, default_rounds: int, budget_s: float,
+              batch_s: float = 1e-3, batch_max: int = 20) -> dict[str, Any]:
+    from . import reference
+
+    b = cases_mod.build(case.op, model, case.tokens, hidden, case.seed)
+    ways = _Ways(b.function, b.args, b.kwargs)
+    memcpy = _Memcpy(b.nbytes)
+    ref = getattr(reference, b.function)
+    run_ref = not b.memory_bound or case.tokens <= REFERENCE_MAX_TOKENS
+    check = None
     try:
-        io = sum(o.staging_nbytes for o in op._inputs + op._outputs if o is not None)
-        workspace = int(op._workspace_size)
-        copy_bytes = max(int(nbytes), 1 << 16)
-        src = np.ones(copy_bytes // 8, np.float64)
-        dst = np.empty_like(src)
-        ref_every = 3 if repeat >= 9 else 1  # the reference is slow: one sample every third round
-        s = interleaved({"backend": op.execute, "function": lambda: fn(*args, **kwargs), "reference": ref_fn,
-                         "memcpy": lambda: np.copyto(dst, src)}, repeat, every={"reference": ref_every})
+        v: dict[str, Callable] = {"function": lambda: ways.fn(*b.args, **b.kwargs), "plan": ways.plan.execute}
+        if ways.raw is not None:
+            v["raw capi"] = ways.raw
+        if ways.torch_op is not None:
+            v["torch op"] = ways.torch_op
+            v["composite"] = ways.composite
+            if ways.composite_1t is not None:
+                v[_COMPOSITE_1T] = ways.composite_1t
+        if run_ref:
+            v["numpy"] = lambda: ref(*b.args, **b.kwargs)
+        v["memcpy"] = memcpy
+        # warm-up: each called once (the function form's first call plans and fills the plan cache) and, when
+        # that took less than SLOW_S, once more; the last call's time sizes the batches and the rounds
+        est = {}
+        for name, f in v.items():
+            t0 = time.perf_counter()
+            res = f()
+            est[name] = time.perf_counter() - t0
+            if name == "function" and ways.composite is not None and case.tokens <= CHECK_MAX_TOKENS \
+                    and not b.function.startswith("moe_gating"):  # (gating: random logits have ties)
+                check = _result_check(b.function, res, ways.composite()) or "equal"
+            del res
+            if est[name] < SLOW_S:
+                t0 = time.perf_counter()
+                f()
+                est[name] = time.perf_counter() - t0
+        # short calls are timed in back-to-back batches (as a serving loop makes them: the thread pools stay
+        # warm), of up to batch_max calls lasting about batch_s
+        batch = {n: int(min(batch_max, max(1, batch_s / max(t, 1e-7)))) for n, t in est.items()}
+        # the numpy reference, and any variant slower than SLOW_S a call, are sampled every third round
+        slow = {n for n, t in est.items() if n == "numpy" or t >= SLOW_S}
+        if rounds is None:
+            per_round = sum(t * batch[n] / (3 if n in slow else 1) for n, t in est.items())
+            rounds = int(max(3, min(default_rounds, budget_s / max(per_round, 1e-9))))
+        every = {n: 3 for n in slow if n != "numpy" or rounds >= 9}
+        s = interleaved(v, rounds, every=every, batch=batch, warmup=0)
     finally:
-        op.free()
-    us, ref_us, mem_us = _median(s["backend"]), _median(s["reference"]), _median(s["memcpy"])
-    fn_us = _median(s["function"])
-    gbps = nbytes / (us * 1e3)
-    mem_gbps = 2 * src.nbytes / (mem_us * 1e3)
-    return {"name": case.name, "family": case.family, "tokens": case.tokens, "bytes": int(nbytes),
-            "backend_us": us, "function_us": fn_us, "function_x_plan": fn_us / us, "reference_us": ref_us, "speedup": ref_us / us, "gbps": gbps,
-            "memcpy_gbps": mem_gbps, "memcpy_ratio": gbps / mem_gbps, "workspace_bytes": workspace,
-            "io_bytes": int(io), "ws_io": workspace / max(io, 1),
-            "samples": {k: len(v) for k, v in s.items()}}
+        ways.free()
+    times = {c: _median(s[c]) if c in s else None for c in COLUMNS}
+    composite_threads = None
+    if times["composite"] is not None:  # the peer at its best: torch on all its threads, or on one
+        composite_threads = ways.torch_threads
+        one = _median(s.get(_COMPOSITE_1T, []))
+        if one is not None and one < times["composite"]:
+            times["composite"], composite_threads = one, 1
+    ratios = {r: (times[a] / times[d] if times[a] and times[d] else None) for r, (a, d) in RATIOS.items()}
+    return {"name": case.name, "op": case.op, "function": b.function, "tokens": case.tokens, "hidden": hidden,
+            "bytes": int(b.nbytes), "memory_bound": b.memory_bound, "times_us": times, "ratios": ratios,
+            "samples": {c: len(x) for c, x in s.items()}, "batch": batch, "rounds": rounds,
+            "plan_gbps": b.nbytes / (times["plan"] * 1e3) if times["plan"] else None,
+            "memcpy_gbps": b.nbytes / (times["memcpy"] * 1e3) if times["memcpy"] else None,
+            "workspace_bytes": ways.workspace_bytes, "composite_check": check,
+            "composite_threads": composite_threads, "composite_all_threads_us": _median(s.get("composite", [])),
+            "composite_one_thread_us": _median(s.get(_COMPOSITE_1T, [])), **b.extra}
 
 
-def _overhead(repeat: int) -> list[dict[str, Any]]:
-    import aclnn_moe as am
-    from .capi import ffi, lib
+# ---- the summary -----------------------------------------------------------------------------------------------------
 
-    se = np.zeros(8, np.int32)
-    host_plan = am.MoeComputeExpertTokens(se, 8).plan()
-    dev_plan = am.MoeComputeExpertTokens(am.to_device(se), 8).plan()
-    try:
-        ex, ws = dev_plan._executor, dev_plan._workspace_size
-        phase2 = lib.aclnnMoeComputeExpertTokens
-        variants = {
-            "function form, numpy in/out": lambda: am.moe_compute_expert_tokens(se, 8),
-            "plan.execute, numpy in/out": host_plan.execute,
-            "plan.execute, DeviceArray in/out": dev_plan.execute,
-            "raw capi phase 2 (repeatable executor)": lambda: phase2(ffi.NULL, ws, ex, ffi.NULL),
-        }
-        s = interleaved(variants, repeat * 4, batch=20, warmup=20)
-    finally:
-        host_plan.free()
-        dev_plan.free()
-    raw = _median(s["raw capi phase 2 (repeatable executor)"])
-    return [{"path": k, "us": _median(v), "x_raw": _median(v) / raw} for k, v in s.items()]
+# (key, text, ratio or "tiny", limit, which cases: predicate on a case row)
+GOALS = (
+    ("function_vs_plan_large", "function form <= 1.5x plan at T >= 256", "fn/plan", 1.5,
+     lambda c: c["tokens"] >= 256),
+    ("function_vs_plan_small", "function form <= 3x plan at T <= 16", "fn/plan", 3.0, lambda c: c["tokens"] <= 16),
+    ("tiny_call", "tiny call (function form) <= 10 us", "tiny", 10.0, None),
+    ("function_vs_composite", "function form faster than the torch composite (every op and T)", "fn/comp", 1.0,
+     lambda c: True),
+    ("torch_op_vs_composite", "torch op faster than the torch composite (every op and T)", "top/comp", 1.0,
+     lambda c: True),
+    ("plan_vs_memcpy", "plan <= 1.3x memcpy, memory-bound ops at T >= 4096", "plan/mcpy", 1.3,
+     lambda c: c["memory_bound"] and c["tokens"] >= 4096),
+)
+
+
+def _summary(result: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for key, text, ratio, limit, pick in GOALS:
+        worst, where = None, None
+        if ratio == "tiny":
+            for row in result["ladder"][0]["rows"] if result.get("ladder") else []:
+                if row["path"].startswith("function form"):
+                    worst, where = row["us"], result["ladder"][0]["call"]
+        else:
+            for c in result["cases"]:
+                r = c["ratios"][ratio]
+                if r is not None and pick(c) and (worst is None or r > worst):
+                    worst, where = r, c["name"]
+        met = None if worst is None else (worst < limit if limit == 1.0 else worst <= limit)
+        out.append({"goal": key, "text": text, "ratio": ratio, "limit": limit, "worst": worst, "case": where,
+                    "met": met})
+    # informative (issue 8): what the torch op adds to the function form
+    worst, where = None, None
+    for c in result["cases"]:
+        r = c["ratios"]["top/fn"]
+        if r is not None and (worst is None or r > worst):
+            worst, where = r, c["name"]
+    out.append({"goal": "torch_op_vs_function", "text": "torch op / function form (informative, issue 8)",
+                "ratio": "top/fn", "limit": None, "worst": worst, "case": where, "met": None})
+    return out
+
+
+# ---- report -----------------------------------------------------------------------------------------------------
+
+def draw_plot(cases: Iterable[dict[str, Any]], path: str, title: str = "") -> None:
+    """Draw time per token against tokens for each operator (plan, and the function form dashed), beside the
+    time a memcpy of the same bytes takes in the same rounds, to `path` (png, svg, pdf: by its suffix)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_op: dict[str, list[dict[str, Any]]] = {}
+    for c in cases:
+        by_op.setdefault(c["op"], []).append(c)
+    fig, ax = plt.subplots(figsize=(10, 6))
+    for i, (op, rows) in enumerate(sorted(by_op.items())):
+        rows = sorted(rows, key=lambda c: c["tokens"])
+        color = f"C{i % 10}"
+        tokens = [c["tokens"] for c in rows]
+        per = lambda col: [(c["times_us"][col] or np.nan) / c["tokens"] for c in rows]  # noqa: E731
+        ax.plot(tokens, per("plan"), "o-", color=color, label=op)
+        ax.plot(tokens, per("function"), "--", color=color, alpha=0.6)
+        ax.plot(tokens, per("memcpy"), ":", color=color)
+    ax.plot([], [], "k--", label="function form")
+    ax.plot([], [], "k:", label="memcpy of the same bytes (same rounds)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("tokens per rank")
+    ax.set_ylabel("time per token (us)")
+    ax.set_title(title or "aclnn-moe bench: time per token")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _print_report(result: dict[str, Any]) -> None:
+    m = result["machine"]
+    model = MODELS[result["model"]]
+    print(f"aclnn-moe bench {result['version']} on the {m['backend']} backend ({result['tier']} tier, model "
+          f"{result['model']}: {model.title}, H={result['hidden']}, E={model.experts}, K={model.top_k}, bf16); "
+          "medians of interleaved rounds")
+    caches = ", ".join(f"{k} {v}" for k, v in m["caches"].items()) or "unknown"
+    print(f"cpu: {m['cpu']}; {m['cores']} cores ({m['usable_cpus']} usable), host runtime threads "
+          f"{m['host_threads']}; caches: {caches}; memory {m['memory_gib']} GiB")
+    print(f"python {m['python']}, numpy {m['numpy']}, torch {m['torch'] or 'not installed'}"
+          + (f" ({m['torch_threads']} threads)" if m["torch"] else "")
+          + f"; load average (1, 5, 15 min) before {result['load_before']}, after {result['load_after']}")
+    imp = result.get("import")
+    if imp:
+        print(f"import cost, fresh interpreters: import numpy {format_time(imp['numpy_ms'] * 1e3)}, "
+              f"import aclnn_moe {format_time(imp['aclnn_moe_ms'] * 1e3)} ({imp['ratio']:.1f}x numpy; "
+              f"ml_dtypes {'imported' if imp['aclnn_moe_imports_ml_dtypes'] else 'not imported'})")
+    for call in result["ladder"]:
+        print(f"\nper-call overhead, {call['call']}")
+        for row in call["rows"]:
+            xr = "" if row["x_raw"] is None else f"x{row['x_raw']:>7.1f} of raw capi"
+            print(f"  {row['path']:<44} {format_time(row['us']):>9}   {xr}")
+    if result["cases"]:
+        heads = ["function", "plan", "raw capi", "torch op", "composite", "numpy", "memcpy"]
+        width = max(len(c["name"]) for c in result["cases"]) + 1
+        print(f"\n{'case':<{width}}" + "".join(f"{h:>10}" for h in heads) + "".join(f"{r:>10}" for r in RATIOS))
+        for c in result["cases"]:
+            print(f"{c['name']:<{width}}" + "".join(f"{format_time(c['times_us'][h]):>10}" for h in heads)
+                  + "".join(f"{_ratio_text(c['ratios'][r]):>10}" for r in RATIOS))
+        checks = [c for c in result["cases"] if c["composite_check"] is not None]
+        bad = [c for c in checks if c["composite_check"] != "equal"]
+        print(f"\ncomposites checked against the operators' results in this run (T <= {CHECK_MAX_TOKENS}, gating "
+              f"in the tests): {len(checks) - len(bad)} of {len(checks)} equal"
+              + "".join(f"\n  MISMATCH {c['name']}: {c['composite_check']}" for c in bad))
+        print(f"numpy reference: memory-bound ops above T={REFERENCE_MAX_TOKENS} not run ('-'); sampled every "
+              "third round when there are 9 or more")
+    print("\nsummary against the goals of issue 13 (worst case of each ratio):")
+    for g in result["summary"]:
+        worst = g["worst"]
+        if worst is None:
+            val, verdict = "-", "n/a (no case)"
+        else:
+            val = format_time(worst) if g["ratio"] == "tiny" else _ratio_text(worst)
+            verdict = "" if g["met"] is None else ("met" if g["met"] else "NOT MET")
+        print(f"  {g['text']:<66} worst {val:>8}  {verdict:<8} ({g['case'] or '-'})")
+    print("\n" + LEGEND)
 
 
 _IMPORT_PROBE = ("import sys, time; t0 = time.perf_counter(); import {m}; "
@@ -342,113 +679,64 @@ def _import_cost(rounds: int) -> dict[str, Any]:
             "aclnn_moe_imports_ml_dtypes": loads_ml_dtypes, "rounds": rounds}
 
 
-# ---- report ---------------------------------------------------------------------------------------------
-
-def draw_plot(cases: Iterable[dict[str, Any]], path: str, title: str = "") -> None:
-    """Draw time per token against tokens for each operator, beside the time a memcpy of the same bytes takes
-    (the bandwidth limit), to `path` (png, svg, pdf: by its suffix)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    by_family: dict[str, list[dict[str, Any]]] = {}
-    for c in cases:
-        by_family.setdefault(c["family"], []).append(c)
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    for i, (family, rows) in enumerate(sorted(by_family.items())):
-        rows = sorted(rows, key=lambda c: c["tokens"])
-        color = f"C{i % 10}"
-        tokens = [c["tokens"] for c in rows]
-        ax.plot(tokens, [c["backend_us"] / c["tokens"] for c in rows], "o-", color=color, label=family)
-        # the memcpy limit: moving this case's bytes at the copy bandwidth measured in the same rounds
-        ax.plot(tokens, [c["bytes"] / (c["memcpy_gbps"] * 1e3) / c["tokens"] for c in rows], ":", color=color)
-    ax.plot([], [], "k:", label="memcpy limit (same bytes, same rounds)")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("tokens (rows for re_routing)")
-    ax.set_ylabel("time per token (us)")
-    ax.set_title(title or "aclnn-moe bench: time per token")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def _print_report(result: dict[str, Any]) -> None:
-    imp = result["import"]
-    print(f"aclnn-moe bench on the {result['backend']} backend ({result['tier']} tier, {result['repeat']} rounds); "
-          "medians of interleaved repeats")
-    print(f"\nimport cost, fresh interpreters: import numpy {format_time(imp['numpy_ms'] * 1e3)}, "
-          f"import aclnn_moe {format_time(imp['aclnn_moe_ms'] * 1e3)} ({imp['ratio']:.1f}x numpy; "
-          f"ml_dtypes {'imported' if imp['aclnn_moe_imports_ml_dtypes'] else 'not imported'})")
-    print("\nper-call overhead (MoeComputeExpertTokens, 8 rows: the kernel is negligible)")
-    for row in result["overhead"]:
-        print(f"  {row['path']:<42} {format_time(row['us']):>10}   x{row['x_raw']:>6.1f} of raw capi")
-    if result["cases"]:
-        print(f"\n{'case':<44} {'backend':>10} {'function':>10} {'fn/plan':>7} {'numpy ref':>10} {'speedup':>8} {'GB/s':>7} {'memcpy':>7} "
-              f"{'of mcpy':>7} {'ws/io':>6}")
-        for c in result["cases"]:
-            print(f"{c['name']:<44} {format_time(c['backend_us']):>10} {format_time(c['function_us']):>10} "
-                  f"{c['function_x_plan']:>6.2f}x {format_time(c['reference_us']):>10} "
-                  f"{c['speedup']:>7.1f}x {c['gbps']:>7.2f} {c['memcpy_gbps']:>7.2f} {c['memcpy_ratio']:>7.2f} "
-                  f"{c['ws_io']:>6.2f}")
-        print(f"\nslowest speedup over the numpy reference: {result['slowest_speedup']:.1f}x; worst function form "
-              f"/ plan: {result['worst_function_x_plan']:.2f}x; worst plan / memcpy time (cases of >= 16 MB): "
-              + ("-" if result["worst_plan_x_memcpy"] is None else f"{result['worst_plan_x_memcpy']:.2f}x"))
-        print("\n" + LEGEND)
-
-
 def main(quick: bool = False, only: Sequence[str] | str | None = None, as_json: bool = False,
-         plot: str | None = None, repeat: int | None = None, progress: str = "auto") -> int:
+         plot: str | None = None, repeat: int | None = None, progress: str = "auto", model: str = "dsv3") -> int:
     """Run the benchmark and print its report (or one JSON object); return the exit status.
 
-    quick: CI-sized shapes, 5 rounds; only: parts of case names to keep (a list, or a comma-separated string);
-    plot: also draw the cases to this file (needs matplotlib); repeat: rounds per case; progress: "auto",
-    "bar", "lines" or "none" (on stderr).
+    quick: CI-sized shapes (T <= 1024, H <= 512) and fewer rounds; only: parts of case names to keep (a list,
+    or a comma-separated string); plot: also draw the cases to this file (needs matplotlib); repeat: rounds per
+    case (default: 7 quick / 15 full, fewer where a round takes long, at least 3); progress: "auto", "bar",
+    "lines" or "none" (on stderr); model: a key of ``MODELS`` (dsv3, qwen3, mixtral).
     """
-    from .capi import backend
+    import aclnn_moe as am
+    from ._version import __version__
 
+    if model not in MODELS:
+        raise ValueError(f"model: one of {', '.join(MODELS)}, got {model!r}")
+    m = MODELS[model]
     if isinstance(only, str):
         only = [o.strip() for o in only.split(",") if o.strip()]
-    repeat = repeat or (5 if quick else 15)
-    cases = [c for c in _cases(quick) if not only or any(o in c.name for o in only)]
+    cases = [c for c in _cases(quick, model) if not only or any(matches(o, c.name) for o in only)]
+    hidden = cases_mod.hidden_of_tier(m, quick)
+    default_rounds = repeat or (7 if quick else 15)
+    budget_s = 1.5 if quick else 8.0
     bar = _Progress(len(cases) + 2, "none" if progress == "none" else progress)
-    result: dict[str, Any] = {"version": None, "backend": backend().name, "tier": "quick" if quick else "full",
-                              "repeat": repeat, "cases": []}
+    result: dict[str, Any] = {"version": __version__, "tier": "quick" if quick else "full", "model": model,
+                              "hidden": hidden, "repeat": repeat, "load_before": _loadavg(), "cases": []}
+    result["machine"] = machine_info()
+    result["backend"] = result["machine"]["backend"]
+    t0 = time.perf_counter()
     try:
-        from ._version import __version__
-
-        result["version"] = __version__
         bar.step("import cost")
-        result["import"] = _import_cost(2 if quick else 5)
+        result["import"] = _import_cost(1 if quick else 5)
         bar.advance()
         bar.step("per-call overhead")
-        result["overhead"] = _overhead(repeat)
+        result["ladder"] = _ladder(m, repeat or (5 if quick else 15))
         bar.advance()
         for c in cases:
             bar.step(c.name)
-            result["cases"].append(_run_case(c, repeat))
+            result["cases"].append(_run_case(c, m, hidden, repeat, default_rounds, budget_s,
+                                             *((3e-4, 5) if quick else (1e-3, 20))))
+            am.plan_cache.clear()  # (the function form's plans of this case hold its intermediates)
+            gc.collect()  # free this case's arrays (GBs at T=16384) before the next is built
             bar.advance()
     finally:
         bar.close()
-    speedups = [c["speedup"] for c in result["cases"]]
-    result["slowest_speedup"] = min(speedups) if speedups else None
-    result["worst_function_x_plan"] = max((c["function_x_plan"] for c in result["cases"]), default=None)
-    # plan / memcpy only where memory is the limit: cases moving >= 16 MB (small ones measure per-call cost)
-    result["worst_plan_x_memcpy"] = max((1 / c["memcpy_ratio"] for c in result["cases"] if c["bytes"] >= 16 << 20),
-                                        default=None)
+    result["load_after"] = _loadavg()
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    result["summary"] = _summary(result)
     if plot is not None:
-        draw_plot(result["cases"], plot, f"aclnn-moe bench, {result['backend']} backend, {result['tier']} tier")
+        draw_plot(result["cases"], plot, f"aclnn-moe bench, {result['backend']} backend, {result['tier']} tier, "
+                                         f"{m.title}")
         result["plot"] = plot
     if as_json:
         print(json.dumps(result, indent=2))
     else:
         _print_report(result)
+        print(f"\n(the run took {result['seconds']} s)")
         if plot is not None:
             print(f"\nplot written to {plot}")
-        if not only and importlib.util.find_spec("torch") is not None:  # EP 2 and 4 on loopback (gloo)
+        if not only and _torch() is not None:  # EP 2 and 4 on loopback (gloo)
             from .distributed.bench import main as ep_bench
 
             ep_bench(quick=quick)

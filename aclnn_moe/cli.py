@@ -15,6 +15,8 @@ from ._version import __version__
 
 __all__ = ["main", "build_parser", "host_threads"]
 
+MODEL_NAMES = ("dsv3", "qwen3", "mixtral")  # aclnn_moe._bench_cases.MODELS (kept here: no import for --help)
+
 # native/common/parallel.c: the pool never grows past this many threads
 _HOST_MAX_THREADS = 256
 
@@ -240,17 +242,17 @@ def _bench(args: argparse.Namespace) -> int:
     from .bench import main as bench_main
 
     return bench_main(quick=args.quick, only=args.only, as_json=args.json, plot=args.plot, repeat=args.repeat,
-                      progress=args.progress)
+                      progress=args.progress, model=args.model)
 
 
 def _check_bench_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Checks that need more than one option: --only names exist in the chosen tier, --plot can draw."""
-    from .bench import case_names
+    from .bench import case_names, matches
 
     if args.only is not None:
-        names = case_names(args.quick)
+        names = case_names(args.quick, args.model)
         wanted = [w.strip() for w in args.only.split(",")]
-        unknown = [w for w in wanted if not w or not any(w in n for n in names)]
+        unknown = [w for w in wanted if not w or not any(matches(w, n) for n in names)]
         if unknown:
             families = sorted({n.split(" ")[0] for n in names})
             parser.error(f"argument --only: no benchmark case matches {', '.join(repr(u) for u in unknown)}; "
@@ -305,17 +307,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the layer on N local ranks instead (torch.distributed, gloo on 127.0.0.1; needs torch)")
     d.set_defaults(fn=_demo)
 
-    b = sub.add_parser("bench", help="speed and memory of the backend, as ratios measured side by side",
-                       description="Time every operator (planned, on device arrays) against its numpy reference "
-                                   "and a memcpy of the same bytes, with the repeats of the compared variants "
-                                   "interleaved; also the per-call overhead of each API level and the import "
-                                   "time of the package.")
-    b.add_argument("--quick", action="store_true", help="CI-sized shapes and fewer repeats")
+    b = sub.add_parser("bench", help="speed of every way to call each operator, as ratios measured side by side",
+                       description="Time every forward operator with a peer composite, at T in {1, 16, 256, 4096, "
+                                   "16384} tokens, every way a caller can run it: function form, plan on device "
+                                   "arrays, raw capi second phase, torch op, the torch composite the peers write, "
+                                   "the numpy reference and a memcpy of the operator's bytes, with the rounds of "
+                                   "the variants interleaved; also the per-call overhead ladder (tiny call and "
+                                   "decode gating), the machine (CPU, caches, load) and a summary against the "
+                                   "goals of issue 13.")
+    b.add_argument("--quick", action="store_true",
+                   help="CI-sized shapes (T in {1, 16, 256, 1024}, hidden size <= 512) and fewer rounds")
+    b.add_argument("--model", choices=sorted(MODEL_NAMES), default="dsv3",
+                   help="the model whose shapes are used: dsv3 (DeepSeek-V3: H=7168, E=256, K=8, grouped "
+                        "sigmoid gating), qwen3 (Qwen3-MoE-235B: H=4096, E=128, K=8), mixtral (Mixtral-8x7B: "
+                        "H=4096, E=8, K=2); default dsv3")
     b.add_argument("--only", default=None, metavar="NAMES",
-                   help="comma-separated parts of case names to run (e.g. gating_top_k,T=16); "
-                        "each must match a case")
+                   help="comma-separated parts of case names to run (e.g. gating_top_k,'re_routing T=16'); "
+                        "each must match a case ('T=1' selects T=1, not T=16)")
     b.add_argument("--repeat", type=_int_at_least(1), default=None, metavar="N",
-                   help="timed rounds per case, >= 1 (default: 5 with --quick, 15 otherwise)")
+                   help="timed rounds per case, >= 1 (default: up to 7 with --quick, up to 15 otherwise, fewer "
+                        "(at least 3) where one round takes long)")
     b.add_argument("--json", action="store_true", help="print one JSON object with every measurement")
     b.add_argument("--plot", default=None, metavar="FILE",
                    help="also draw time per token against tokens for each operator, beside the memcpy limit, "

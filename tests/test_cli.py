@@ -1,5 +1,5 @@
 """The console script: help, version, option validation, info (threads, JSON), config (used to build a program),
-selftest, demo and bench (units, legend, interleaving, progress, JSON, plot)."""
+selftest and demo; bench's option errors (its report, JSON and helpers: test_bench.py)."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import aclnn_moe
-from aclnn_moe import bench, cli
+from aclnn_moe import cli
 
 OPERATORS = ("MoeGatingTopK", "MoeComputeExpertTokens", "MoeReRouting", "MoeFinalizeRouting",
              "MoeTokenPermuteWithEp", "MoeTokenUnpermuteWithEp", "MoeInitRouting", "MoeInitRoutingV2")
@@ -209,70 +209,3 @@ def test_demo_checks_the_layer_against_a_dense_computation():
 def test_demo_with_one_token():
     r = _cli("demo", "--tokens", "1", "--repeat", "1")
     assert r.returncode == 0 and "demo passed" in r.stdout, r.stdout + r.stderr
-
-
-# ---- bench -------------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("us, text", [(0.42, "0.42 us"), (12.5, "12.5 us"), (258, "258 us"), (970, "970 us"),
-                                      (4.64e4, "46.4 ms"), (2.1e5, "210 ms"), (1.234e6, "1.23 s"),
-                                      (None, "-")])
-def test_bench_units_scale(us, text):
-    assert bench.format_time(us) == text
-
-
-def test_bench_repeats_are_interleaved():
-    calls = []
-    variants = {name: (lambda name=name: calls.append(name)) for name in "abc"}
-    samples = bench.interleaved(variants, 6, every={"c": 3}, warmup=0)
-    assert {k: len(v) for k, v in samples.items()} == {"a": 6, "b": 6, "c": 2}
-    assert all(s >= 0 for v in samples.values() for s in v)
-    # one sample of each variant per round, never a variant's repeats back to back in a block
-    assert calls[:3] in (["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"]) and set(calls[3:5]) == {"a", "b"}
-    longest_run = max(len(m.group(0)) for m in re.finditer(r"(.)\1*", "".join(calls)))
-    assert longest_run <= 2, calls
-
-
-def test_bench_case_names_cover_every_operator_family():
-    names = bench.case_names(quick=True)
-    families = {n.split(" ")[0] for n in names}
-    assert families >= {"gating_top_k", "compute_expert_tokens", "init_routing", "init_routing_v2",
-                        "token_permute_with_ep", "finalize_routing", "token_unpermute_with_ep", "re_routing"}
-    assert len(names) == len(set(names))
-
-
-def test_bench_text_report_has_units_legend_progress_and_plot(tmp_path):
-    plot = tmp_path / "bench.png"
-    args = ["bench", "--quick", "--only", "compute_expert_tokens", "--repeat", "3"]
-    has_mpl = True
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        has_mpl = False
-    r = _cli(*args, *(["--plot", str(plot)] if has_mpl else []))
-    assert r.returncode == 0, r.stdout + r.stderr
-    out = r.stdout
-    assert "raw capi" in out and "compute_expert_tokens T*K=" in out
-    assert re.search(r"compute_expert_tokens T\*K=\d+ +[\d.]+ (us|ms|s) ", out), out
-    assert "columns:" in out and all(f"  {c} " in out for c in ("backend", "numpy ref", "speedup", "ws/io"))
-    assert re.search(r"import numpy [\d.]+ (us|ms|s), import aclnn_moe [\d.]+ (us|ms|s)", out), out
-    # not a terminal: plain progress lines on stderr, one per step
-    steps = re.findall(r"^\[(\d+)/(\d+)\] ", r.stderr, re.M)
-    assert len(steps) == 4 and steps[-1] == ("4", "4"), r.stderr
-    if has_mpl:
-        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
-        assert f"plot written to {plot}" in out
-
-
-def test_bench_json():
-    r = _cli("bench", "--quick", "--only", "T*K=128", "--repeat", "4", "--json", "--progress", "none")
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stderr == ""
-    data = json.loads(r.stdout)
-    assert data["tier"] == "quick" and data["repeat"] == 4 and data["backend"] == "host"
-    [case] = data["cases"]
-    assert case["name"] == "compute_expert_tokens T*K=128" and case["tokens"] == 16
-    assert case["samples"] == {"backend": 4, "function": 4, "reference": 4, "memcpy": 4}
-    assert abs(case["function_x_plan"] - case["function_us"] / case["backend_us"]) < 1e-9
-    assert case["backend_us"] > 0 and abs(case["speedup"] - case["reference_us"] / case["backend_us"]) < 1e-9
-    assert [row["path"] for row in data["overhead"]][-1].startswith("raw capi")
-    assert data["import"]["numpy_ms"] > 0 and data["import"]["aclnn_moe_ms"] > 0
