@@ -700,16 +700,17 @@ def main(quick: bool = False, only: Sequence[str] | str | None = None, as_json: 
     hidden = cases_mod.hidden_of_tier(m, quick)
     default_rounds = repeat or (7 if quick else 15)
     budget_s = 1.5 if quick else 8.0
-    bar = _Progress(len(cases) + 2, "none" if progress == "none" else progress)
+    bar = _Progress(len(cases) + (1 if only else 2), "none" if progress == "none" else progress)
     result: dict[str, Any] = {"version": __version__, "tier": "quick" if quick else "full", "model": model,
                               "hidden": hidden, "repeat": repeat, "load_before": _loadavg(), "cases": []}
     result["machine"] = machine_info()
     result["backend"] = result["machine"]["backend"]
     t0 = time.perf_counter()
     try:
-        bar.step("import cost")
-        result["import"] = _import_cost(1 if quick else 5)
-        bar.advance()
+        if not only:  # (a whole-run measure, like the EP bench: not with --only)
+            bar.step("import cost")
+            result["import"] = _import_cost(1 if quick else 5)
+            bar.advance()
         bar.step("per-call overhead")
         result["ladder"] = _ladder(m, repeat or (5 if quick else 15))
         bar.advance()

@@ -233,6 +233,7 @@ def test_quick_tier_json_has_every_column_and_consistent_ratios(capsys):
     pytest.importorskip("torch")
     assert bench.main(quick=True, as_json=True, repeat=3, progress="none") == 0
     data = json.loads(capsys.readouterr().out)
+    assert data["import"]["numpy_ms"] > 0 and data["import"]["aclnn_moe_ms"] > 0
     assert data["model"] == "dsv3" and data["hidden"] == 512 and data["repeat"] == 3
     assert [c["name"] for c in data["cases"]] == bench.case_names(quick=True)
     _check_structure(data, with_torch=True)
@@ -263,7 +264,7 @@ def test_text_report_header_table_summary_progress_and_plot(tmp_path):
         assert text in out, text
     assert "columns (medians" in out
     steps = re.findall(r"^\[(\d+)/(\d+)\] ", r.stderr, re.M)
-    assert len(steps) == 7 and steps[-1] == ("7", "7"), r.stderr  # import cost, ladder, 5 cases
+    assert len(steps) == 6 and steps[-1] == ("6", "6"), r.stderr  # the ladder, 5 cases (no import cost: --only)
     if has_mpl:
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
         assert f"plot written to {plot}" in out
