@@ -18,11 +18,11 @@ One run prints
     OpenMP threads can cost milliseconds: the peer is given its better setting);
   - numpy: the numpy reference (sampled every third round; skipped, "-", for memory-bound operators above
     T=1024, where it takes seconds);
+  - memcpy: a C memcpy (one thread) moving as many bytes as the operator must (half of them read, half
+    written: it copies nbytes / 2), timed in the same rounds;
 
   calls shorter than a millisecond are timed in batches of back-to-back calls; any variant slower than a
   second per call is warmed up once and sampled every third round;
-  - memcpy: a C memcpy (one thread) moving as many bytes as the operator must (half of them read, half
-    written: it copies nbytes / 2), timed in the same rounds;
 
 * a summary: the worst case of each ratio against the goals of issue 13, each marked met or not met.
 
