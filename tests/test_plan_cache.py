@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import aclnn_moe as am
-from aclnn_moe import _operation, plan_cache
+from aclnn_moe import _operation, _plan_cache, plan_cache
 from aclnn_moe._plan_cache import PlanCache
 from aclnn_moe.reference.compute_expert_tokens import moe_compute_expert_tokens as ref_cet
 from aclnn_moe.reference.finalize_routing import moe_finalize_routing as ref_finalize
@@ -125,23 +125,30 @@ def test_parked_entry_keeps_no_caller_array():
 
 
 def test_threads_never_share_an_entry(monkeypatch):
+    """Both ways a cached plan runs (Operation.execute on a miss or the general path, the lean hit path of
+    _plan_cache) are watched: no plan is ever in two threads at once, and each way was taken."""
     rng = np.random.default_rng(4)
     cases = [_ids(rng, 64, 16) for _ in range(8)]
     wants = [ref_cet(c, 16) for c in cases]
     in_use, errors, lock = set(), [], threading.Lock()
-    real = _operation.Operation.execute
+    seen = {"execute": 0, "lean": 0}
 
-    def spy(self, **kw):
+    def watch(op, way, call):
         with lock:
-            assert id(self) not in in_use, "one plan used by two threads at once"
-            in_use.add(id(self))
+            assert id(op) not in in_use, "one plan used by two threads at once"
+            in_use.add(id(op))
+            seen[way] += 1
         try:
-            return real(self, **kw)
+            return call()
         finally:
             with lock:
-                in_use.discard(id(self))
+                in_use.discard(id(op))
 
-    monkeypatch.setattr(_operation.Operation, "execute", spy)
+    real_execute, real_lean = _operation.Operation.execute, _plan_cache._Lean.run
+    monkeypatch.setattr(_operation.Operation, "execute",
+                        lambda self, **kw: watch(self, "execute", lambda: real_execute(self, **kw)))
+    monkeypatch.setattr(_plan_cache._Lean, "run",
+                        lambda self, op, values: watch(op, "lean", lambda: real_lean(self, op, values)))
 
     def work(seed):
         try:
@@ -157,6 +164,7 @@ def test_threads_never_share_an_entry(monkeypatch):
     for t in ts:
         t.join()
     assert not errors, errors[0]
+    assert seen["execute"] >= 1 and seen["lean"] >= 1, seen
     assert 1 <= plan_cache.size() <= 4  # one plan per concurrently running caller at most
 
 
