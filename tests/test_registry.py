@@ -89,6 +89,11 @@ def test_a_new_operator_module_needs_no_edit_to_any_list(tmp_path, monkeypatch):
     """Dropping one module with a SPEC into ops/ (and its reference) makes it an operator everywhere."""
     import subprocess
 
+    if any("aclnn_moe" in type(f).__module__ for f in sys.meta_path):
+        # (the README's and CI's non-editable install runs it) an editable install keeps include/ and the host
+        # libraries outside the package folder, so a copy of that folder is not a whole package
+        pytest.skip("editable install: a copy of the package folder lacks its headers and host libraries")
+
     pkg = Path(ops.__file__).parent
     ref_pkg = Path(reference.__file__).parent
     code = textwrap.dedent('''
