@@ -298,3 +298,11 @@ def test_without_torch_the_torch_columns_are_empty():
     assert c["ratios"]["top/comp"] is None and c["times_us"]["plan"] > 0
     goals = {g["goal"]: g for g in data["summary"]}
     assert goals["torch_op_vs_composite"]["met"] is None
+
+
+def test_primed_variants_get_one_untimed_call_before_each_sample():
+    calls = []
+    variants = {name: (lambda name=name: calls.append(name)) for name in "ab"}
+    samples = bench.interleaved(variants, 3, batch={"a": 2}, warmup=0, prime=["a"])
+    assert {k: len(v) for k, v in samples.items()} == {"a": 3, "b": 3}
+    assert calls.count("a") == 9 and calls.count("b") == 3  # 3 samples x (1 primer + 2 timed)
