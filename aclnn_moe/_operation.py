@@ -32,6 +32,7 @@ from ._errors import AclnnError, ArgumentError, check
 from . import _npu
 from ._operands import DEVICE, HOST, TORCH_NPU, Operand, check_input
 from ._spec import Args, Attr, IntList, OpSpec, Output, Tensor, convert_attr, convert_int_list, prototypes
+from . import _runtime as _rt
 from ._runtime import (as_stream_handle, common_device, device_backed, launch_stream, on_operands_device,
                        staging_pool, workspace_pool)
 from .capi import ffi, lib
@@ -54,6 +55,12 @@ def host_in_place() -> bool:
         _host_backend = backend().name == "host"
     return _host_backend
 _log = logging.getLogger("aclnn_moe")
+
+
+class _Fallback(Exception):
+    """The lean path (``_plan_cache._Lean``) cannot run this call (a host range that cannot be registered now):
+    nothing was left bound, the general path runs it."""
+
 _I64_ARRAY = ffi.typeof("int64_t[]")
 _VOID_P, _UINTPTR, _VOID_PP = ffi.typeof("void *"), ffi.typeof("uintptr_t"), ffi.typeof("void **")
 _MAPPED = 0  # ACL_HOST_REGISTER_MAPPED (acl_rt.h)
@@ -112,7 +119,11 @@ class Operation:
         self._named: dict = {}
         self._input_index: dict = {}
         self._output_index: dict = {}
-        self._lean = None  # the plan cache's record for its lean hit path (_plan_cache._Lean)
+        self._lean = None  # the record of the lean path of repeated calls (_plan_cache._Lean)
+        self._lean_tried = False
+        # the caller's arguments in the Python parameter order, kept current by reset_operands: what the lean path
+        # of a plan binds on each execute (None for the plan cache's entries, which get each call's own)
+        self._values = tuple(values) if self.spec is not None else None
         self._owned_buffers: list = []  # device memory of intermediates the plan cache moved off the host
         if self.spec is not None:
             self._build(values)
@@ -300,10 +311,31 @@ class Operation:
         self._executor, self._workspace_size = ex, ws
         return self
 
-    @on_operands_device
     def execute(self, *, stream=None):
         """Run the operator; returns the results in the caller's array library."""
+        lean = self._lean
+        if (lean is not None and stream is None and self._values is not None and _rt._initialized
+                and getattr(_rt._thread, "device", None) == lean.device and "torch_npu" not in sys.modules):
+            # a plan executed again on the host backend: the function forms' lean path, bound to the plan's own
+            # operands (the same calls as below, without describing them again)
+            try:
+                return lean.run(self, self._values)
+            except _Fallback:
+                pass
+        result = self._execute(stream)
+        if (not self._lean_tried and self._values is not None and self._executor is not None and stream is None
+                and self._stream is None and not self._reuse_outputs):
+            self._lean_tried = True
+            from ._plan_cache import build_lean
+
+            self._lean = build_lean(self, self._values)
+        return result
+
+    @on_operands_device
+    def _execute(self, stream):
         self._check_alive()
+        if self._lean is not None:
+            self._lean.stale = True  # (this path binds the lean record's staged operands elsewhere)
         stream_h = self._stream_handle(stream)
         self._describe()
         if self._executed and not self._reuse_outputs:
@@ -465,6 +497,7 @@ class Operation:
     def reset_operands(self, **new) -> None:
         """Replace inputs by arrays of the same layout; the plan (executor) stays valid."""
         self._check_alive()
+        names = [p.name for p in type(self).spec.python_params()]
         for name, value in new.items():
             old = self._named.get(name)
             if old is None:
@@ -475,6 +508,11 @@ class Operation:
             if fresh.layout_key() != old.layout_key() or fresh.staged != old.staged:
                 raise ArgumentError(name, f"layout {fresh.layout_key()} differs from the planned "
                                           f"{old.layout_key()}; create a new operation for it")
+            if self._values is not None:
+                pos = names.index(name)
+                if type(self._values[pos]) is not type(value):  # (the lean record knows the kind it was made for)
+                    self._lean, self._lean_tried = None, False
+                self._values = self._values[:pos] + (value,) + self._values[pos + 1:]
             if old.staged:
                 old.host, old.source = fresh.host, fresh.source
                 continue

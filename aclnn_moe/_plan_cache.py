@@ -37,7 +37,7 @@ import numpy as np
 from . import _runtime
 from ._errors import AclnnError, check
 from ._operands import DEVICE, HOST, TORCH_CPU, Operand
-from ._operation import host_in_place
+from ._operation import _Fallback, host_in_place
 from ._runtime import DeviceArray, DeviceBuffer, workspace_pool
 from ._spec import Attr, Tensor
 from .capi import ffi, lib
@@ -61,10 +61,6 @@ STAGE_MAX_BYTES = int(os.environ.get("ACLNN_MOE_STAGE_MAX_BYTES", 16 << 10))
 # the runtime pools large blocks with their pages faulted in, where fresh np.empty memory is faulted in again on
 # every call (the cost that dominated large function-form calls). 1 MB: where the runtime starts pooling.
 BACKED_MIN_BYTES = int(os.environ.get("ACLNN_MOE_BACKED_MIN_BYTES", 1 << 20))
-
-
-class _Fallback(Exception):
-    """The lean path cannot run this call (a host range that cannot be registered now): use the general one."""
 
 
 def _freeze(v):
@@ -243,7 +239,7 @@ class _Lean:
                     if st:
                         check(st, "aclSetOutputTensorAddr")
             ws = self.ws
-            workspace = workspace_pool.get(ws, ffi.NULL) if ws else ffi.NULL
+            workspace = workspace_pool.get_default(ws, self.device) if ws else ffi.NULL
             st = self.phase2(workspace, ws, ex, ffi.NULL)
             if st:
                 try:
@@ -274,9 +270,7 @@ class _Lean:
 
 
 def _to_torch(a, view):
-    import torch
-
-    t = torch.from_numpy(a)
+    t = sys.modules["torch"].from_numpy(a)  # (torch is imported: the call had torch tensors)
     return t if view is None else t.view(view)
 
 
@@ -289,9 +283,10 @@ def _staging_view(op, nbytes, dtype, shape):
     return buf, view
 
 
-def _build_lean(op, values, names):
-    """The lean record of an entry just executed with ``values`` (its operands still hold them), or None when
-    some operand needs the general path every call (a converted copy, a staging arena, torch NPU...)."""
+def build_lean(op, values):
+    """The lean record of an entry (or a plan) just executed with ``values`` (its operands still hold them), or
+    None when some operand needs the general path every call (a converted copy, a staging arena, torch NPU...)."""
+    names = _info(type(op))[0]
     if (not host_in_place() or op._executor is None or op._oneshot is not None or op._arena is not None
             or "torch_npu" in sys.modules or op._kind not in (None, HOST, TORCH_CPU, DEVICE)):
         return None
@@ -569,6 +564,7 @@ class PlanCache:
 
     def _miss(self, cls, names, values, stream, key, slot, generation):
         op = cls(**dict(zip(names, values)), stream=stream)
+        op._values = None  # (an entry binds each call's own arguments, never the first call's)
         try:
             op.plan()
         except BaseException:
@@ -578,7 +574,7 @@ class PlanCache:
             return op.run_once(stream=stream)
         try:
             result = op.execute(stream=stream)
-            op._lean = _build_lean(op, values, names)
+            op._lean = build_lean(op, values)
         except AclnnError as e:
             return self._failed(cls, values, stream, op, e)
         except BaseException:

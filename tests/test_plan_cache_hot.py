@@ -287,3 +287,75 @@ def test_large_results_live_in_pooled_device_memory(monkeypatch):
     del view
     gc.collect()
     assert not _runtime.device_backed(addr, 1)
+
+
+# ---- a user's plan executed again takes the same lean path (plan once, execute many: never slower than the
+# function form)
+
+def test_a_plans_repeated_executes_run_lean_with_fresh_results(monkeypatch):
+    rng = np.random.default_rng(5)
+    runs = _lean_runs(monkeypatch)
+    args, kw = _gating(rng, 200)
+    want = _unplanned(am.MoeGatingTopK, args, kw)
+    with am.MoeGatingTopK(*args, **kw) as op:
+        op.plan()
+        got = [op.execute() for _ in range(4)]
+    assert len(runs) == 3 and all(r is op for r in runs)  # the first execute made the record, the others used it
+    for g in got:
+        _same(g, want)
+    for i, g in enumerate(got):  # each execute's results are the caller's own
+        for other in got[i + 1:]:
+            assert not np.shares_memory(g[0], other[0]) and not np.shares_memory(g[1], other[1])
+    for a in (args[0], kw["bias"], got[-1][0]):
+        assert not _registered(a)
+
+
+def test_reset_operands_feeds_the_lean_path_and_a_new_kind_rebuilds_it(monkeypatch):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    runs = _lean_runs(monkeypatch)
+    (x, k), kw = _gating(rng, 40, np.float32)
+    op = am.MoeGatingTopK(x, k, **kw).plan()
+    op.execute()
+    for _ in range(2):  # same kind, new data: the record binds the new array
+        x2 = rng.standard_normal(x.shape).astype(np.float32)
+        op.reset_operands(x=x2)
+        _same(op.execute(), _unplanned(am.MoeGatingTopK, (x2, k), kw))
+    assert len(runs) == 2
+    x3 = rng.standard_normal(x.shape).astype(np.float32)
+    x3[..., 0] = 5.0  # a visible change: the record must not keep reading an earlier array
+    op.reset_operands(x=torch.from_numpy(x3))  # another kind: the record is dropped
+    want = _unplanned(am.MoeGatingTopK, (x3, k), kw)
+    for _ in range(2):
+        got = op.execute()
+        assert isinstance(got[0], np.ndarray)  # (the caller's kind is the plan's first kind: numpy)
+        _same(got, want)
+    assert len(runs) == 2  # (a torch tensor in an operand described from numpy: the general path, every call)
+    op.free()
+
+
+def test_plans_with_a_stream_or_reused_outputs_keep_the_general_path(monkeypatch):
+    rng = np.random.default_rng(7)
+    runs = _lean_runs(monkeypatch)
+    args, kw = _gating(rng, 16)
+    want = _unplanned(am.MoeGatingTopK, args, kw)
+    stream = am.Stream()
+    try:
+        with am.MoeGatingTopK(*args, **kw, stream=stream) as op:
+            op.plan()
+            for _ in range(3):
+                _same(op.execute(), want)
+        with am.MoeGatingTopK(*args, **kw, reuse_outputs=True) as op:
+            op.plan()
+            first = op.execute()
+            second = op.execute()
+            assert np.shares_memory(first[0], second[0])  # reuse_outputs: the same arrays, overwritten
+            _same(second, want)
+        with am.MoeGatingTopK(*args, **kw) as op:
+            op.plan()
+            op.execute()
+            _same(op.execute(stream=stream), want)  # an explicit stream: the general path, then lean again
+            _same(op.execute(), want)
+    finally:
+        stream.close()
+    assert len(runs) == 1
