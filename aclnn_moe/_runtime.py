@@ -423,6 +423,14 @@ class WorkspacePool:
             self.prune()
         return fresh.cptr
 
+    def get_default(self, nbytes: int, device: int):
+        """``get(nbytes)`` on the default stream of ``device``, the thread's current device (the lean path of
+        repeated calls: one dict lookup; only this thread replaces its own buffer, so no lock is needed to read)."""
+        buf = self._buffers.get((0, threading.get_ident(), device))
+        if buf is not None and buf.nbytes >= nbytes:
+            return buf.cptr
+        return self.get(nbytes, ffi.NULL)
+
     def prune(self) -> None:
         """Release the buffers of threads that have finished (after their stream drained: on a stream that was
         destroyed meanwhile, the destroy already waited)."""
@@ -565,9 +573,25 @@ def new_device_array(shape: tuple, dtype: np.dtype, nbytes: int, device: int | N
     cache's fresh outputs: none of the constructor's conversions)."""
     a = DeviceArray.__new__(DeviceArray)
     a.shape, a.dtype, a.nbytes, a._owner = shape, dtype, nbytes, None
+    cur = getattr(_thread, "device", None)
+    if _initialized and cur is not None and cur == device and "torch_npu" not in sys.modules:
+        # (hot path, what DeviceBuffer() does on the thread's own device without its checks: a cached plan's
+        # fresh outputs are made on every call)
+        out = _new(_VOID_PP)
+        if lib.aclrtMalloc(out, nbytes or 1, _HUGE_FIRST):
+            DeviceBuffer._malloc(out, nbytes)  # (the general path: recovery, or the error raised)
+        b = _new_buffer(DeviceBuffer)
+        p = out[0]
+        ptr = int(_cast(_UINTPTR, p))
+        b.__dict__.update(nbytes=nbytes, device=cur, _handle=p, _live=p, cptr=p, ptr=ptr)
+        a.buffer, a.ptr, a.device = b, ptr, cur
+        return a
     a.buffer = b = DeviceBuffer(nbytes, device)
     a.ptr, a.device = b.ptr, b.device
     return a
+
+
+_new, _cast, _new_buffer = ffi.new, ffi.cast, object.__new__
 
 
 # ---- host arrays in device memory (the plan cache's large fresh outputs on the host backend)

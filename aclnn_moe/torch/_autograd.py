@@ -53,6 +53,33 @@ _CPU, _AD_INPLACE_OR_VIEW = torch._C.DispatchKey.CPU, torch._C.DispatchKey.ADInp
 REGISTERED: dict[str, str] = {}  # op -> "grad-op" | "composite" (what backs its backward; see the table above)
 
 
+_TENSOR = torch.Tensor
+
+
+def _wants_grad(args, kwargs) -> bool:
+    """Whether a tensor argument (nn.Parameter included) requires grad (loops, not any() over a generator: this
+    runs on every call)."""
+    for v in args:
+        if isinstance(v, _TENSOR) and v.requires_grad:
+            return True
+    for v in kwargs.values():
+        if isinstance(v, _TENSOR) and v.requires_grad:
+            return True
+    return False
+
+
+_CPU_NEXT: dict = {}  # DispatchKeySet.raw_repr() -> whether below autograd the CPU kernel is next
+
+
+def _reaches_cpu(keyset) -> bool:
+    raw = keyset.raw_repr()
+    hit = _CPU_NEXT.get(raw)
+    if hit is None:
+        below = (keyset & _after_autograd_keyset).remove(_AD_INPLACE_OR_VIEW)
+        hit = _CPU_NEXT[raw] = below.highestPriorityTypeId() == _CPU
+    return hit
+
+
 def _fill(arguments, args, kwargs) -> dict:
     """Every argument by name, defaults included (the dispatcher drops arguments equal to their default).
     ``arguments``: (name, kwarg_only, default) of each schema argument, read once by _register
@@ -102,17 +129,16 @@ def _register(name: str, setup, backward, kind: str) -> None:
     Fn.__name__ = f"{name}_autograd"
 
     def kernel(keyset, *args, **kwargs):
-        if torch.is_grad_enabled() and any(isinstance(v, torch.Tensor) and v.requires_grad
-                                           for v in (*args, *kwargs.values())):
+        if torch.is_grad_enabled() and _wants_grad(args, kwargs):
             values = _fill(arguments, args, kwargs)
             return Fn.apply(keyset, *[values[n] for n in names])
-        below = keyset & _after_autograd_keyset
+        if cpu is not None and _reaches_cpu(keyset):
+            # what the redispatch would reach (ADInplaceOrView falls through for these ops), without a second
+            # trip through the boxed dispatcher, which costs more than a small op call; no guard needed: no input
+            # wants a gradient and the CPU kernel only wraps fresh arrays as tensors
+            return cpu(*args, **kwargs)
         with torch._C._AutoDispatchBelowAutograd():  # (no gradient wanted: the arguments as they came)
-            if cpu is not None and below.remove(_AD_INPLACE_OR_VIEW).highestPriorityTypeId() == _CPU:
-                # what the redispatch would reach (ADInplaceOrView falls through for these ops), without a
-                # second trip through the boxed dispatcher, which costs more than a small op call
-                return cpu(*args, **kwargs)
-            return op.redispatch(below, *args, **kwargs)
+            return op.redispatch(keyset & _after_autograd_keyset, *args, **kwargs)
 
     _lib.impl(name, kernel, "Autograd", with_keyset=True)
     REGISTERED[name] = kind
