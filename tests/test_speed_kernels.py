@@ -35,3 +35,34 @@ def test_first_negative_is_named(pos):
         am.moe_compute_expert_tokens(ids, 4)
     assert e.value.status == 161002
     assert re.search(rf"\[{pos}\] = -3\b", str(e.value)), str(e.value)
+
+
+_SPIN_CHILD = r"""
+import time, numpy as np, aclnn_moe as am
+from aclnn_moe import reference
+rng = np.random.default_rng(3)
+t, k, h = 512, 4, 256  # large enough for the kernel pool
+rows = rng.standard_normal((t * k, h)).astype(np.float32)
+probs = rng.random((t, k)).astype(np.float32)
+idx = rng.permutation(t * k).astype(np.int32)
+want = reference.moe_token_unpermute(rows, idx, probs)
+for i in range(60):  # back to back, then with pauses longer than the spin: workers asleep, woken by the next job
+    if i >= 30:
+        time.sleep(0.003)
+    got = am.moe_token_unpermute(rows, idx, probs)
+    assert np.array_equal(got, want), i
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("spin", ["0", "200", "1000", "-5", "junk"])
+def test_workers_spinning_or_sleeping_give_the_same_results(spin):
+    # ACLNN_MOE_SPIN_US: how long idle kernel threads spin before they sleep (bad values: the default); jobs
+    # handed to spinning workers and jobs broadcast to sleeping ones give the same bytes
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, ACLNN_MOE_SPIN_US=spin, ACLNN_MOE_NUM_THREADS="3")
+    out = subprocess.run([sys.executable, "-c", _SPIN_CHILD], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

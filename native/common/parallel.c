@@ -4,6 +4,9 @@
  * dynamically through an atomic counter and the calling thread works too. A call made while the pool is busy
  * (another thread's kernel, or a nested call) runs serially in its caller rather than waiting.
  *
+ * Idle workers spin for ACLNN_MOE_SPIN_US (default 200) before they sleep, and a job is broadcast only to
+ * sleeping workers (g_sleepers), so back-to-back calls cost no futex call on either side.
+ *
  * The caller waits only for the workers that joined the job: a sleeping worker takes tens of microseconds to
  * wake on a loaded or virtualised machine, and when the caller has already run every chunk itself it must not
  * wait for that wake-up. Joining is a reference count (g_refs, the caller holds one while the job is open):
@@ -15,6 +18,7 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -22,6 +26,11 @@
 
 #define HOST_MAX_THREADS 256
 #define HOST_SPIN_ITERS 20000
+/* How long an idle worker keeps spinning before it sleeps (ACLNN_MOE_SPIN_US). A caller calling kernels back to
+ * back from Python has tens of microseconds of its own work between them: a worker that slept in that gap costs a
+ * futex wake-up plus, on a virtual machine, the vCPU's wake-up (seen here: 30-60 us, the kernel itself at T=16
+ * takes 30), so it spins through such gaps; OpenMP runtimes spin far longer by default. */
+#define HOST_SPIN_US_DEFAULT 200
 
 static pthread_mutex_t g_init_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_int g_started; /* workers running (reset in a forked child) */
@@ -39,7 +48,41 @@ static struct {
 static atomic_long g_generation;
 static atomic_long g_next_chunk;
 static atomic_int g_refs; /* the caller (until it has run out of chunks) + the workers inside the job; 0: closed */
+static atomic_int g_sleepers; /* workers in (or entering) pthread_cond_wait: a job is broadcast only when > 0 */
+static int64_t g_spin_ns;
 static __thread int tls_in_pool;
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* spins until the generation moves on or the spin budget is spent; returns the generation seen last */
+static long spin_for_job(long seen)
+{
+    long gen = atomic_load(&g_generation);
+    if (gen != seen || g_spin_ns <= 0) return gen;
+    const int64_t until = now_ns() + g_spin_ns;
+    for (;;) {
+        for (int i = 0; i < 64; i++) {
+            gen = atomic_load(&g_generation);
+            if (gen != seen) return gen;
+            cpu_relax();
+        }
+        if (now_ns() >= until) return gen;
+    }
+}
 
 static void run_chunks(void)
 {
@@ -58,12 +101,12 @@ static void *worker(void *arg)
     tls_in_pool = 1;
     long seen = 0;
     for (;;) {
-        long gen;
-        int spins = 0;
-        while ((gen = atomic_load(&g_generation)) == seen && spins < HOST_SPIN_ITERS) spins++;
+        long gen = spin_for_job(seen);
         if (gen == seen) {
             pthread_mutex_lock(&g_lock);
+            atomic_fetch_add(&g_sleepers, 1); /* before the re-check: a caller that missed it sees the new job */
             while ((gen = atomic_load(&g_generation)) == seen) pthread_cond_wait(&g_wake, &g_lock);
+            atomic_fetch_sub(&g_sleepers, 1);
             pthread_mutex_unlock(&g_lock);
         }
         seen = gen;
@@ -92,6 +135,11 @@ static void pool_start(void)
     }
     if (n < 1) n = 1;
     if (n > HOST_MAX_THREADS) n = HOST_MAX_THREADS;
+    const char *spin = getenv("ACLNN_MOE_SPIN_US");
+    long us = spin && *spin ? atol(spin) : HOST_SPIN_US_DEFAULT;
+    if (us < 0) us = 0;
+    if (us > 1000000) us = 1000000;
+    g_spin_ns = (int64_t)us * 1000;
     int started = 1;
     for (int i = 1; i < n; i++) {
         pthread_t t;
@@ -137,6 +185,7 @@ static void atfork_child(void)
     pthread_cond_init(&g_wake, NULL);
     pthread_cond_init(&g_done, NULL);
     atomic_store(&g_refs, 0);
+    atomic_store(&g_sleepers, 0);
     g_nthreads = 1;
     atomic_store(&g_started, 0);
     pthread_mutex_unlock(&g_lock);
@@ -170,10 +219,14 @@ void acl_host_parallel_for(int64_t n, int64_t grain, acl_host_range_fn fn, void 
     g_job.nchunks = (n + chunk - 1) / chunk;
     atomic_store(&g_next_chunk, 0);
     atomic_store(&g_refs, 1);
-    pthread_mutex_lock(&g_lock);
     atomic_fetch_add(&g_generation, 1);
-    pthread_cond_broadcast(&g_wake);
-    pthread_mutex_unlock(&g_lock);
+    /* (seq_cst with the worker's g_sleepers increment and re-check: either it sees the new generation or this
+     * load sees it asleep; spinning workers need no broadcast, and the lock stays off the hot path) */
+    if (atomic_load(&g_sleepers) > 0) {
+        pthread_mutex_lock(&g_lock);
+        pthread_cond_broadcast(&g_wake);
+        pthread_mutex_unlock(&g_lock);
+    }
     tls_in_pool = 1;
     run_chunks();
     tls_in_pool = 0;
