@@ -287,7 +287,7 @@ def build_lean(op, values):
     """The lean record of an entry (or a plan) just executed with ``values`` (its operands still hold them), or
     None when some operand needs the general path every call (a converted copy, a staging arena, torch NPU...)."""
     names = _info(type(op))[0]
-    if (not host_in_place() or op._executor is None or op._oneshot is not None or op._arena is not None
+    if (not host_in_place() or op._executor is None or op._oneshot is not None or _copies_through_arena(op)
             or "torch_npu" in sys.modules or op._kind not in (None, HOST, TORCH_CPU, DEVICE)):
         return None
     protos_in, protos_out = op._input_index, op._output_index
@@ -394,6 +394,13 @@ def build_lean(op, values):
     lean.staged = tuple(staged)
     lean.bind_staged()
     return lean
+
+
+def _copies_through_arena(op) -> bool:
+    """Whether some operand is copied through the op's staging arena on every call (empty operands sit there
+    too, but nothing is copied for them: the lean path can leave them bound as they are)."""
+    return op._arena is not None and any(o is not None and o.staged and not o.in_place and o.storage
+                                         for o in op._inputs + op._outputs)
 
 
 class _Slot:

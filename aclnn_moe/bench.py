@@ -11,7 +11,7 @@ One run prints
 
   - function: the function form on numpy arrays (what most callers write);
   - plan: a planned Operation executed on DeviceArrays (fresh outputs every call, the caller owns them);
-  - raw capi: the aclnn second phase on that plan's repeatable executor (the kernel alone);
+  - raw capi: the aclnn second phase on a repeatable executor of its own (the kernel alone);
   - torch op: ``torch.ops.aclnn_moe.<op>`` on CPU tensors;
   - composite: the same step in plain torch ops as the peers write it (``aclnn_moe._bench_composites``),
     the faster of torch on all its threads and torch on one thread (on a loaded machine waking torch's
@@ -65,7 +65,7 @@ LEGEND = """\
 columns (medians over interleaved rounds; us = microseconds, ms = milliseconds, s = seconds):
   function   the function form on numpy arrays (plan cache on): what most callers write
   plan       a planned Operation, execute() on DeviceArrays (fresh outputs each call)
-  raw capi   the aclnn second phase on that plan's repeatable executor: the kernel alone
+  raw capi   the aclnn second phase on a repeatable executor of its own: the kernel alone
   torch op   torch.ops.aclnn_moe.<op> on CPU tensors
   composite  the same step in plain torch ops, written as the peers write it (vLLM grouped_topk, searchsorted,
              argsort + index_select, (rows * probs).sum / index_add_, repeat_interleave + argsort): the faster

@@ -359,3 +359,16 @@ def test_plans_with_a_stream_or_reused_outputs_keep_the_general_path(monkeypatch
     finally:
         stream.close()
     assert len(runs) == 1
+
+
+def test_an_empty_operand_does_not_keep_a_call_off_the_lean_path(monkeypatch):
+    # an empty window (permuted_tokens with 0 rows) sits in the staging arena, where nothing is ever copied
+    rng = np.random.default_rng(8)
+    runs = _lean_runs(monkeypatch)
+    for _ in range(4):
+        args = (rng.standard_normal((0, 64)).astype(np.float32), rng.permutation(8).astype(np.int32))
+        kw = dict(probs=rng.random((1, 8)).astype(np.float32), num_topk=8, range=[0, 0])
+        got = am.moe_token_unpermute_with_ep(*args, **kw)
+        _same(got, _unplanned(am.MoeTokenUnpermuteWithEp, args, kw))
+        assert not got.any()
+    assert len(runs) == 3
