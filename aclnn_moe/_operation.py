@@ -27,6 +27,7 @@ import functools
 import logging
 import re
 import sys
+import threading
 
 from ._errors import AclnnError, ArgumentError, check
 from . import _npu
@@ -121,6 +122,7 @@ class Operation:
         self._output_index: dict = {}
         self._lean = None  # the record of the lean path of repeated calls (_plan_cache._Lean)
         self._lean_tried = False
+        self._exec_lock = threading.Lock()
         # the caller's arguments in the Python parameter order, kept current by reset_operands: what the lean path
         # of a plan binds on each execute (None for the plan cache's entries, which get each call's own)
         self._values = tuple(values) if self.spec is not None else None
@@ -312,7 +314,12 @@ class Operation:
         return self
 
     def execute(self, *, stream=None):
-        """Run the operator; returns the results in the caller's array library."""
+        """Run the operator; returns the results in the caller's array library. Threads sharing one Operation
+        run its calls one at a time (each call rebinds the plan's descriptors)."""
+        with self._exec_lock:
+            return self._execute_locked(stream)
+
+    def _execute_locked(self, stream):
         lean = self._lean
         if (lean is not None and stream is None and self._values is not None and _rt._initialized
                 and getattr(_rt._thread, "device", None) == lean.device and "torch_npu" not in sys.modules):

@@ -372,3 +372,29 @@ def test_an_empty_operand_does_not_keep_a_call_off_the_lean_path(monkeypatch):
         _same(got, _unplanned(am.MoeTokenUnpermuteWithEp, args, kw))
         assert not got.any()
     assert len(runs) == 3
+
+
+def test_threads_sharing_one_plan_get_their_own_correct_results():
+    rng = np.random.default_rng(9)
+    args, kw = _gating(rng, 64, np.float32)
+    want = _unplanned(am.MoeGatingTopK, args, kw)
+    errors, results = [], []
+    with am.MoeGatingTopK(*args, **kw) as op:
+        op.plan()
+
+        def work():
+            try:
+                for _ in range(50):
+                    results.append(op.execute())
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+
+        ts = [threading.Thread(target=work) for _ in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    assert not errors, errors[0]
+    assert len(results) == 200
+    for got in results:  # (every call's results intact: no call wrote into another's outputs)
+        _same(got, want)
