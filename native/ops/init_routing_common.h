@@ -15,12 +15,12 @@
 /* ---- V1 layout (MoeInitRouting, MoeInitRoutingQuant): rowIdx gives each pair's "row" value ----
  * Checks expertIdx in (-2^24, 2^24] (the ids sort as fp32 keys on the NPU) and that rowIdx is a permutation of
  * [0, N*K) (161002, nothing written), sorts stably, writes expandedExpertIdxOut[j] = fe[order[j]] and
- * expandedRowIdxOut[fr[order[j]]] = j, and returns order and the rowIdx values (both inside ws) for the gather:
- * output row j reads token fr[order[j]] % N. */
+ * expandedRowIdxOut[fr[order[j]]] = j, and returns for the gather (inside ws) src[j] = fr[order[j]] % N, the
+ * token output row j reads. */
 uint64_t irc_v1_ws_bytes(int64_t nk);
 aclnnStatus irc_v1_route(const char *api, const aclTensor *row_idx, const aclTensor *expert_idx, void *ws,
                          const aclTensor *expanded_row_idx_out, const aclTensor *expanded_expert_idx_out,
-                         const int64_t **order, const int64_t **rows);
+                         const int64_t **src);
 
 /* ---- V2 layout (MoeInitRoutingV2/V3, MoeInitRoutingQuantV2) ---- */
 typedef struct {
@@ -87,9 +87,7 @@ typedef struct {
     int64_t rows_total, h, k;
     const IrcSorted *sorted;    /* row r reads irc_row_pos(sorted, capacity, rows_valid, r) / k, or is zero */
     int64_t capacity, rows_valid;
-    const int64_t *v1_rows;     /* V1 layout instead of `sorted`: row r reads v1_rows[v1_order[r]] % N */
-    const int64_t *v1_order;
-    int64_t v1_nk;
+    const int64_t *v1_src;      /* V1 layout instead of `sorted`: row r reads token v1_src[r] (irc_v1_route) */
     float scale, offset;        /* static modes */
     const aclTensor *smooth;    /* dynamic: NULL, [1, H], or [E, H] indexed by expert id - smooth_base */
     int64_t smooth_base;

@@ -32,8 +32,8 @@ static aclnnStatus init_routing_kernel(aclOpExecutor *ex, void *ws, uint64_t wsS
     if (NK == 0) return ACLNN_SUCCESS;
 
     /* checks, stable sort and both index outputs: shared with MoeInitRoutingQuant */
-    const int64_t *order, *rows;
-    OP_TRY(irc_v1_route(api, row_idx, expert_idx, ws, ex->outputs[1], ex->outputs[2], &order, &rows));
+    const int64_t *src;
+    OP_TRY(irc_v1_route(api, row_idx, expert_idx, ws, ex->outputs[1], ex->outputs[2], &src));
     IrcRows w = {0};
     w.mode = IRC_ROWS_COPY;
     w.x = x;
@@ -41,9 +41,7 @@ static aclnnStatus init_routing_kernel(aclOpExecutor *ex, void *ws, uint64_t wsS
     w.rows_total = p->active_rows;
     w.h = p->H;
     w.k = p->K;
-    w.v1_rows = rows;
-    w.v1_order = order;
-    w.v1_nk = NK;
+    w.v1_src = src;
     return irc_write_rows(&w, ex->api);
 }
 

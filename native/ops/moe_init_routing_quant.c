@@ -27,8 +27,8 @@ static aclnnStatus quant_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
     const QuantParams *p = ex->params;
     (void)wsSize; /* phase 2 guarantees the planned workspace (op_common.h) */
     if (p->n * p->k == 0) return ACLNN_SUCCESS;
-    const int64_t *order, *rows;
-    OP_TRY(irc_v1_route(api, ex->inputs[1], ex->inputs[2], ws, ex->outputs[1], ex->outputs[2], &order, &rows));
+    const int64_t *src;
+    OP_TRY(irc_v1_route(api, ex->inputs[1], ex->inputs[2], ws, ex->outputs[1], ex->outputs[2], &src));
     IrcRows w = {0};
     w.mode = IRC_ROWS_STATIC_F16;
     w.x = ex->inputs[0];
@@ -36,9 +36,7 @@ static aclnnStatus quant_kernel(aclOpExecutor *ex, void *ws, uint64_t wsSize)
     w.rows_total = p->active_rows;
     w.h = p->h;
     w.k = p->k;
-    w.v1_rows = rows;
-    w.v1_order = order;
-    w.v1_nk = p->n * p->k;
+    w.v1_src = src;
     w.scale = p->scale;
     w.offset = p->offset;
     return irc_write_rows(&w, ex->api);

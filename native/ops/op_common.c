@@ -848,6 +848,8 @@ void op_row_weighted_sum(aclDataType dt, int fp16_native, void *out, const void 
  * lines); smaller ones stay in the L3, where their consumer reads them next. See op_common.h for the measurements. */
 
 #define GATHER_PREFETCH_BYTES 4096
+/* rows of at least this many bytes are worth grouping by source (op_gather_rows) */
+#define GATHER_BY_SRC_MIN_ROW_BYTES 2048
 static _Atomic size_t g_gather_prefetch = GATHER_PREFETCH_BYTES;
 void op_set_gather_prefetch_bytes(size_t bytes) { atomic_store_explicit(&g_gather_prefetch, bytes, memory_order_relaxed); }
 
@@ -857,6 +859,7 @@ typedef struct {
     op_row_source_fn src_row;
     const void *ctx;
     int nt; /* non-temporal stores */
+    const int64_t *by_src, *src_of; /* optional: item i writes dst row by_src[i] from src row src_of[i] */
 } GatherCtx;
 
 #if defined(__x86_64__) && !defined(ACLNN_MOE_NO_X86_SIMD)
@@ -892,15 +895,16 @@ static void gather_rows_range(void *vctx, int64_t begin, int64_t end)
 {
     const GatherCtx *c = vctx;
     const size_t row_bytes = (size_t)(c->h * op_elem_size(c->dst));
-    int64_t next = begin < end ? c->src_row(c->ctx, begin) : -1;
+#define GATHER_SRC(i) (c->by_src ? c->src_of[i] : c->src_row(c->ctx, i))
+    int64_t next = begin < end ? GATHER_SRC(begin) : -1;
     size_t pf_bytes = op_row_stride(c->src) == 1 ? atomic_load_explicit(&g_gather_prefetch, memory_order_relaxed) : 0;
     if (pf_bytes > row_bytes) pf_bytes = row_bytes;
-    for (int64_t r = begin; r < end; r++) {
-        const int64_t s = next;
-        next = r + 1 < end ? c->src_row(c->ctx, r + 1) : -1;
+    for (int64_t i = begin; i < end; i++) {
+        const int64_t r = c->by_src ? c->by_src[i] : i, s = next;
+        next = i + 1 < end ? GATHER_SRC(i + 1) : -1;
         /* the rows come in routing order: the hardware prefetcher restarts on each one, so the head of the next
-         * source row is requested while this one is copied */
-        if (next >= 0 && pf_bytes) {
+         * source row is requested while this one is copied (a repeat of this row is in the caches already) */
+        if (next >= 0 && next != s && pf_bytes) {
             const char *q = op_ptr2(c->src, next, 0);
             for (size_t b = 0; b < pf_bytes; b += 64) __builtin_prefetch(q + b, 0, 3);
         }
@@ -924,8 +928,37 @@ void op_gather_rows(const aclTensor *dst, const aclTensor *src, int64_t nrows, i
 {
     if (nrows <= 0 || h <= 0) return;
     const int64_t row_bytes = h * op_elem_size(dst);
-    GatherCtx c = {dst, src, h, src_row, ctx, 0};
+    GatherCtx c = {dst, src, h, src_row, ctx, 0, NULL, NULL};
     c.nt = GATHER_HAVE_NT && op_row_stride(dst) == 1 && op_row_stride(src) == 1 &&
            (uint64_t)nrows * (uint64_t)row_bytes >= op_nt_min_bytes();
+    /* Outputs past the caches that repeat source rows (routing: each token feeds K rows) are written grouped by
+     * source row (a stable counting sort of the dst rows): each source row then comes from DRAM once and its
+     * repeats from L1/L2, instead of once per copy in routing order. Bytes either way: the same result. */
+    const int64_t nsrc = src->dims[0];
+    int64_t *mem = NULL;
+    if (c.nt && nrows > nsrc && nsrc > 0 && (uint64_t)row_bytes >= GATHER_BY_SRC_MIN_ROW_BYTES)
+        mem = malloc(((size_t)nrows * 2 + (size_t)nsrc + 2) * sizeof(int64_t));
+    if (mem) {
+        int64_t *src_of = mem, *by_src = mem + nrows, *start = by_src + nrows; /* start: [nsrc + 2] */
+        memset(start, 0, ((size_t)nsrc + 2) * sizeof(int64_t));
+        for (int64_t r = 0; r < nrows; r++) {
+            int64_t s = src_row(ctx, r);
+            if (s >= nsrc) break; /* not a row of src: left to the plain loop, as before */
+            if (s < 0) s = -1;    /* zero rows first */
+            src_of[r] = s;
+            start[s + 2]++;
+            if (r + 1 == nrows) c.by_src = by_src;
+        }
+    }
+    if (c.by_src) {
+        int64_t *src_of = mem, *by_src = mem + nrows, *start = by_src + nrows;
+        for (int64_t b = 2; b < nsrc + 2; b++) start[b] += start[b - 1];
+        for (int64_t r = 0; r < nrows; r++) by_src[start[src_of[r] + 1]++] = r;
+        /* src_of is indexed by item from here on (read sequentially): start[s + 1] is now the end of bucket s */
+        for (int64_t i = 0, s = -1; s < nsrc; s++)
+            while (i < start[s + 1]) src_of[i++] = s;
+        c.src_of = src_of;
+    }
     acl_host_parallel_for(nrows, 1 + OP_PARALLEL_MIN_BYTES / row_bytes, gather_rows_range, &c);
+    free(mem);
 }
