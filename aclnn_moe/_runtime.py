@@ -353,15 +353,16 @@ class DeviceBuffer(_Owned):
         out = ffi.new(_VOID_PP)
         cur = getattr(_thread, "device", None)
         if _initialized and cur is not None and (device is None or device == cur) and "torch_npu" not in sys.modules:
-            self.device = cur  # (hot path: the thread is on the device already, no scope to enter)
-            self._malloc(out, nbytes)
+            self.device = cur  # (hot path, taken by every fresh output of a cached plan: no scope to enter)
+            if lib.aclrtMalloc(out, nbytes or 1, _HUGE_FIRST):
+                self._malloc(out, nbytes)  # (recovery after an aclFinalize, or the error raised)
         else:
             with device_scope(device):
                 self.device = current_device_id()
                 self._malloc(out, nbytes)
-        self._own(out[0])
-        self.cptr = out[0]
-        self.ptr = int(ffi.cast(_UINTPTR, out[0]))
+        p = out[0]
+        self._handle = self._live = self.cptr = p  # (what _own does, inline)
+        self.ptr = int(ffi.cast(_UINTPTR, p))
 
     @staticmethod
     def _malloc(out, nbytes):
@@ -573,25 +574,11 @@ def new_device_array(shape: tuple, dtype: np.dtype, nbytes: int, device: int | N
     cache's fresh outputs: none of the constructor's conversions)."""
     a = DeviceArray.__new__(DeviceArray)
     a.shape, a.dtype, a.nbytes, a._owner = shape, dtype, nbytes, None
-    cur = getattr(_thread, "device", None)
-    if _initialized and cur is not None and cur == device and "torch_npu" not in sys.modules:
-        # (hot path, what DeviceBuffer() does on the thread's own device without its checks: a cached plan's
-        # fresh outputs are made on every call)
-        out = _new(_VOID_PP)
-        if lib.aclrtMalloc(out, nbytes or 1, _HUGE_FIRST):
-            DeviceBuffer._malloc(out, nbytes)  # (the general path: recovery, or the error raised)
-        b = _new_buffer(DeviceBuffer)
-        p = out[0]
-        ptr = int(_cast(_UINTPTR, p))
-        b.__dict__.update(nbytes=nbytes, device=cur, _handle=p, _live=p, cptr=p, ptr=ptr)
-        a.buffer, a.ptr, a.device = b, ptr, cur
-        return a
     a.buffer = b = DeviceBuffer(nbytes, device)
     a.ptr, a.device = b.ptr, b.device
     return a
 
 
-_new, _cast, _new_buffer = ffi.new, ffi.cast, object.__new__
 
 
 # ---- host arrays in device memory (the plan cache's large fresh outputs on the host backend)
