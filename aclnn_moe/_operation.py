@@ -33,7 +33,6 @@ from ._errors import AclnnError, ArgumentError, check
 from . import _npu
 from ._operands import DEVICE, HOST, TORCH_NPU, Operand, check_input
 from ._spec import Args, Attr, IntList, OpSpec, Output, Tensor, convert_attr, convert_int_list, prototypes
-from . import _runtime as _rt
 from ._runtime import (as_stream_handle, common_device, device_backed, launch_stream, on_operands_device,
                        staging_pool, workspace_pool)
 from .capi import ffi, lib
@@ -56,15 +55,14 @@ def host_in_place() -> bool:
         _host_backend = backend().name == "host"
     return _host_backend
 _log = logging.getLogger("aclnn_moe")
+_I64_ARRAY = ffi.typeof("int64_t[]")
+_VOID_P, _UINTPTR, _VOID_PP = ffi.typeof("void *"), ffi.typeof("uintptr_t"), ffi.typeof("void **")
+_MAPPED = 0  # ACL_HOST_REGISTER_MAPPED (acl_rt.h)
 
 
 class _Fallback(Exception):
     """The lean path (``_plan_cache._Lean``) cannot run this call (a host range that cannot be registered now):
     nothing was left bound, the general path runs it."""
-
-_I64_ARRAY = ffi.typeof("int64_t[]")
-_VOID_P, _UINTPTR, _VOID_PP = ffi.typeof("void *"), ffi.typeof("uintptr_t"), ffi.typeof("void **")
-_MAPPED = 0  # ACL_HOST_REGISTER_MAPPED (acl_rt.h)
 
 
 class _IntArray:
@@ -321,8 +319,7 @@ class Operation:
 
     def _execute_locked(self, stream):
         lean = self._lean
-        if (lean is not None and stream is None and self._values is not None and _rt._initialized
-                and getattr(_rt._thread, "device", None) == lean.device and "torch_npu" not in sys.modules):
+        if lean is not None and self._values is not None and lean.usable(stream):
             # a plan executed again on the host backend: the function forms' lean path, bound to the plan's own
             # operands (the same calls as below, without describing them again)
             try:

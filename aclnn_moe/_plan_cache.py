@@ -168,6 +168,12 @@ class _Lean:
     __slots__ = ("inputs", "outputs", "results", "single", "ex", "ws", "device", "dev_pp", "phase2", "api",
                  "reg", "unreg", "set_in", "set_out", "sync", "staged", "stale")
 
+    def usable(self, stream) -> bool:
+        """Whether a call can run here: the default stream, the runtime up, this thread on the record's device,
+        no torch_npu (whose streams and allocator the general path handles)."""
+        return (stream is None and _runtime._initialized and getattr(_runtime._thread, "device", None) == self.device
+                and "torch_npu" not in sys.modules)
+
     def bind_staged(self) -> None:
         """Point the descriptors of the staged operands at the entry's buffers (again, after a general-path call
         of the entry bound them elsewhere)."""
@@ -535,8 +541,7 @@ class PlanCache:
         if op is None:
             return self._miss(cls, names, values, stream, key, slot, generation)
         lean = op._lean
-        if (lean is not None and stream is None and _runtime._initialized
-                and getattr(_runtime._thread, "device", None) == lean.device and "torch_npu" not in sys.modules):
+        if lean is not None and lean.usable(stream):
             try:
                 result = lean.run(op, values)
             except _Fallback:
