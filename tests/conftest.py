@@ -13,6 +13,8 @@ numpy arrays given for them.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -164,3 +166,28 @@ def two_phase():
                 w.close()
 
     return call
+
+
+@pytest.fixture
+def in_threads():
+    """in_threads(work, n=4): run ``work(i)`` for i in range(n) in n threads at once, wait for all, and re-raise
+    the first exception any of them raised (an assertion inside a thread fails the test)."""
+
+    def run(work, n=4):
+        errors = []
+
+        def guarded(i):
+            try:
+                work(i)
+            except BaseException as e:  # noqa: BLE001  (re-raised in the test's thread)
+                errors.append(e)
+
+        threads = [threading.Thread(target=guarded, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+
+    return run

@@ -124,13 +124,13 @@ def test_parked_entry_keeps_no_caller_array():
     assert wi() is None and wo() is None
 
 
-def test_threads_never_share_an_entry(monkeypatch):
+def test_threads_never_share_an_entry(monkeypatch, in_threads):
     """Both ways a cached plan runs (Operation.execute on a miss or the general path, the lean hit path of
     _plan_cache) are watched: no plan is ever in two threads at once, and each way was taken."""
     rng = np.random.default_rng(4)
     cases = [_ids(rng, 64, 16) for _ in range(8)]
     wants = [ref_cet(c, 16) for c in cases]
-    in_use, errors, lock = set(), [], threading.Lock()
+    in_use, lock = set(), threading.Lock()
     seen = {"execute": 0, "lean": 0}
 
     def watch(op, way, call):
@@ -151,19 +151,11 @@ def test_threads_never_share_an_entry(monkeypatch):
                         lambda self, op, values: watch(op, "lean", lambda: real_lean(self, op, values)))
 
     def work(seed):
-        try:
-            for i in range(40):
-                j = (seed + i) % len(cases)
-                np.testing.assert_array_equal(am.moe_compute_expert_tokens(cases[j], 16), wants[j])
-        except BaseException as e:  # noqa: BLE001
-            errors.append(e)
+        for i in range(40):
+            j = (seed + i) % len(cases)
+            np.testing.assert_array_equal(am.moe_compute_expert_tokens(cases[j], 16), wants[j])
 
-    ts = [threading.Thread(target=work, args=(s,)) for s in range(4)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    assert not errors, errors[0]
+    in_threads(work)
     assert seen["execute"] >= 1 and seen["lean"] >= 1, seen
     assert 1 <= plan_cache.size() <= 4  # one plan per concurrently running caller at most
 

@@ -5,7 +5,6 @@ DeviceArrays, threads that never share an entry, and the runtime objects behind 
 from __future__ import annotations
 
 import gc
-import threading
 
 import numpy as np
 import pytest
@@ -374,27 +373,14 @@ def test_an_empty_operand_does_not_keep_a_call_off_the_lean_path(monkeypatch):
     assert len(runs) == 3
 
 
-def test_threads_sharing_one_plan_get_their_own_correct_results():
+def test_threads_sharing_one_plan_get_their_own_correct_results(in_threads):
     rng = np.random.default_rng(9)
     args, kw = _gating(rng, 64, np.float32)
     want = _unplanned(am.MoeGatingTopK, args, kw)
-    errors, results = [], []
+    results = []
     with am.MoeGatingTopK(*args, **kw) as op:
         op.plan()
-
-        def work():
-            try:
-                for _ in range(50):
-                    results.append(op.execute())
-            except BaseException as e:  # noqa: BLE001
-                errors.append(e)
-
-        ts = [threading.Thread(target=work) for _ in range(4)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-    assert not errors, errors[0]
+        in_threads(lambda _: results.extend(op.execute() for _ in range(50)))
     assert len(results) == 200
     for got in results:  # (every call's results intact: no call wrote into another's outputs)
         _same(got, want)

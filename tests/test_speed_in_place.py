@@ -3,7 +3,6 @@ never staged; the staging path (CANN's) still works when forced; a range that ca
 to staging for that call; registrations never outlive the call."""
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import pytest
@@ -145,26 +144,17 @@ def test_plan_with_host_arrays_rebinds_every_call(monkeypatch):
     assert spy.leases == 0
 
 
-def test_threads_sharing_an_input():
+def test_threads_sharing_an_input(in_threads):
     # concurrent calls on the same input array: the ranges clash, the loser stages; every result is right
     rng = np.random.default_rng(7)
     case = _finalize_case(rng, n=64, h=256)
     want = _ref(case)
-    errors = []
 
-    def work():
-        try:
-            for _ in range(30):
-                np.testing.assert_array_equal(_call(case), want)
-        except BaseException as e:  # noqa: BLE001
-            errors.append(e)
+    def work(_):
+        for _ in range(30):
+            np.testing.assert_array_equal(_call(case), want)
 
-    ts = [threading.Thread(target=work) for _ in range(4)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    assert not errors, errors[0]
+    in_threads(work)
     assert not _registered(case["expanded_x"])
 
 
