@@ -151,15 +151,20 @@ def test_num_expert_2048_passes(ws_status):
     assert out[0] == 1 and out[4] == 1 and out[5] == 2 and out[2046] == 2 and out[2047] == 3
 
 
-@pytest.mark.parametrize("m", [10, 300_000])  # serial and multithreaded kernels
+@pytest.mark.parametrize("m", [10, 300_000])
 @pytest.mark.parametrize("bad", [-1, -(1 << 31)])
-def test_negative_values_are_rejected(m, bad, device_view, two_phase):
-    """A negative expert id would make the NPU write before its output: the host runtime refuses it, names the
-    first offending position and value, and leaves the output untouched."""
+@pytest.mark.parametrize("where", ["sorted", "first probe"])
+def test_negative_values_are_rejected(m, bad, where, device_view, two_phase):
+    """A negative expert id would make the NPU write before its output: the host runtime refuses it, names a
+    position and value, and leaves the output untouched. Sorted input has its negatives first (position 0 is
+    named); an unsorted one is caught where a search reads a negative id (the golden's first midpoint here)."""
     src = np.sort(np.random.default_rng(m).integers(0, 3, m)).astype(np.int32)
-    pos = m // 2 + 1
-    src[pos] = bad
-    src[-1] = bad
+    if where == "sorted":
+        src[: m // 3] = bad
+        pos = 0
+    else:
+        pos = (m - 1) // 2
+        src[pos] = bad
     st_, _ = device_view(src, (m,), (1,), 0)
     out = np.full(3, -9, np.int32)
     ot, obuf = device_view(out, (3,), (1,), 0)
@@ -170,6 +175,20 @@ def test_negative_values_are_rejected(m, bad, device_view, two_phase):
     with pytest.raises(AclnnError) as e:
         moe_compute_expert_tokens(src, 3)
     assert e.value.status == lib.ACLNN_ERR_PARAM_INVALID
+
+
+def test_searches_equal_the_golden_on_any_input():
+    """Every expert's result is the golden's own binary search, also on unsorted ids (which break the contract:
+    the golden defines the answer there) and on every row count from 0 up (the lockstep step count)."""
+    rng = np.random.default_rng(7)
+    for m in list(range(0, 70)) + [127, 128, 129, 1000, 4097]:
+        for sort in (True, False):
+            src = rng.integers(0, 9, m).astype(np.int32)
+            if sort:
+                src.sort()
+            for ne in (1, 8, 63, 64, 65, 130):
+                np.testing.assert_array_equal(moe_compute_expert_tokens(src, ne), ref(src, ne),
+                                              err_msg=f"m={m} sorted={sort} num_expert={ne}")
 
 
 @pytest.mark.parametrize("m", [10, 300_000])
