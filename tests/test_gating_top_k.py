@@ -130,6 +130,18 @@ def test_group_configurations(rng, mode, norm_type, experts, group_count, k_grou
     run_both(x, k, k_group=k_group, group_count=group_count, group_select_mode=mode, norm_type=norm_type)
 
 
+@pytest.mark.parametrize("norm_type", [0, 1])
+@pytest.mark.parametrize("experts,k", [(2, 1), (5, 2), (8, 2), (8, 8), (15, 4), (16, 2), (17, 3), (24, 6), (31, 2),
+                                       (32, 8), (33, 2), (40, 16)])
+def test_few_experts(rng, norm_type, experts, k):
+    """Rows shorter than a vector or with a partial one (the scores' masked tails) and few candidates (the scalar
+    top-k): the same scores, order and ties as the reference; bf16 rows as Mixtral's (E = 8) are."""
+    x = rng.standard_normal((37, experts)).astype(np.float32)
+    x[3, :] = x[3, 0]  # a row of ties: ranked by index
+    run_both(x, k, norm_type=norm_type, out_flag=True)
+    run_both(separated(rng, 37, experts, bfloat16), k, norm_type=norm_type, bias=small_bias(rng, experts, bfloat16))
+
+
 def test_group_mode_changes_the_selection():
     """A group with one strong expert beats one with two good experts under max (mode 0), loses under top-2 sum."""
     x = np.full((1, 8), -4.0, np.float32)

@@ -28,6 +28,7 @@
 #include "aclnnop/aclnn_moe_gating_top_k.h"
 #include "op_math.h"
 
+#define GTK_SCAN_MAX_CANDIDATES 32 /* at most this many candidates: scalar top-k (gtk_scan) */
 #define GTK_LANES 8            /* independent running top-2 per group score: ILP, vectorisable */
 #define GTK_ROWS OP_SOFTMAX_ROWS /* rows whose scores are computed together (overlapping softmax sums) */
 #define GTK_CHUNKS_PER_THREAD 4
@@ -396,7 +397,10 @@ static void gtk_row(const GatingTopKCtx *c, int64_t row, const float *norm, cons
         }
         int done = 0;
 #if OP_X86_SIMD
-        if (c->avx512 && k <= 16) done = gtk_topk_avx512(s->hi, starts, nr, len, k, s->buf);
+        /* (few candidates: the scan is cheaper than the vector threshold search's fixed cost, which had been
+         * half of a Mixtral row, E = 8) */
+        if (c->avx512 && k <= 16 && len * nr > GTK_SCAN_MAX_CANDIDATES)
+            done = gtk_topk_avx512(s->hi, starts, nr, len, k, s->buf);
 #endif
         if (!done) {
             int64_t m = 0;

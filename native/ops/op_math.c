@@ -170,7 +170,11 @@ OP_TARGET_AVX512 static void math_sigmoid_avx512(float *v, int64_t e)
         const __m512 nx = _mm512_xor_ps(_mm512_loadu_ps(v + i), _mm512_set1_ps(-0.0f)); /* -x */
         _mm512_storeu_ps(v + i, _mm512_div_ps(one, _mm512_add_ps(one, math_exp16_avx512(nx, tab))));
     }
-    math_sigmoid_portable(v + e16, e - e16);
+    if (e > e16) { /* the tail in one masked vector (same bits as the scalar code: a row of 8 experts had paid */
+        const __mmask16 m = (__mmask16)((1u << (e - e16)) - 1u); /* 8 scalar exps per row) */
+        const __m512 nx = _mm512_xor_ps(_mm512_maskz_loadu_ps(m, v + e16), _mm512_set1_ps(-0.0f));
+        _mm512_mask_storeu_ps(v + e16, m, _mm512_div_ps(one, _mm512_add_ps(one, math_exp16_avx512(nx, tab))));
+    }
 }
 
 OP_TARGET_AVX512 static void math_softmax_exp_avx512(float *v, int64_t e)
@@ -182,15 +186,24 @@ OP_TARGET_AVX512 static void math_softmax_exp_avx512(float *v, int64_t e)
     __m512 vm = _mm512_set1_ps(v[0]);
     for (int64_t i = 0; i < e16; i += 16) vm = _mm512_max_ps(_mm512_loadu_ps(v + i), vm);
     float lanes[16], m = v[0];
-    _mm512_storeu_ps(lanes, vm);
-    for (int l = 0; l < 16; l++)
-        if (lanes[l] > m) m = lanes[l];
+    if (e16) { /* (rows of fewer than 16 experts: the vector max is all v[0]) */
+        _mm512_storeu_ps(lanes, vm);
+        for (int l = 0; l < 16; l++)
+            if (lanes[l] > m) m = lanes[l];
+    }
     for (int64_t i = e16; i < e; i++)
         if (v[i] > m) m = v[i];
     const __m512 vmax = _mm512_set1_ps(m);
     for (int64_t i = 0; i < e16; i += 16)
         _mm512_storeu_ps(v + i, math_exp16_avx512(_mm512_sub_ps(_mm512_loadu_ps(v + i), vmax), tab));
-    for (int64_t i = e16; i < e; i++) v[i] = op_exp_f32(v[i] - m);
+    if (e > e16) { /* the tail in one masked vector, as in math_sigmoid_avx512 */
+        const __mmask16 tm = (__mmask16)((1u << (e - e16)) - 1u);
+        const __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(tm, v + e16), vmax);
+        if (e - e16 <= 8) /* (half a vector: one exp8) */
+            _mm256_mask_storeu_ps(v + e16, (__mmask8)tm, math_exp8_avx512(_mm512_castps512_ps256(x), tab));
+        else
+            _mm512_mask_storeu_ps(v + e16, tm, math_exp16_avx512(x, tab));
+    }
 }
 #endif
 
