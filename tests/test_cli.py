@@ -145,7 +145,8 @@ with contextlib.redirect_stdout(out):
     assert cli.main(["info", "--json"]) == 0
 before = threads()
 import aclnn_moe as am
-am.moe_compute_expert_tokens(np.zeros(1 << 16, np.int32), 4)   # starts the kernel pool
+rows = np.ones((2048, 256), np.float32)   # an unpermute of 512 tokens x 4 x 256: large enough for the kernel pool
+am.moe_token_unpermute(rows, np.arange(2048, dtype=np.int32), np.ones((512, 4), np.float32))
 print(json.loads(out.getvalue())["threads"]["count"], threads() - before + 1)   # the workers + the caller
 """
 

@@ -23,4 +23,6 @@ SPEC = OpSpec(
                     dtype=lambda a: a.sorted_expert_for_source_row.dtype),),
     examples=_examples,
     doc="""``torch_npu.npu_moe_compute_expert_tokens``: for experts 0..num_expert-1, the end row (exclusive) of each
-    expert's segment in `sorted_expert_for_source_row` (int32, ascending). Ids >= num_expert are ignored.""")
+    expert's segment in `sorted_expert_for_source_row` (int32, ascending). Ids >= num_expert are ignored. As CANN
+    documents it, the operator runs binary searches (it does not read every id): a negative first id, or one a search
+    reads, raises AclnnError (ACLNN_ERR_PARAM_INVALID); unsorted ids give the golden's searches' answer.""")
