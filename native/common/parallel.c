@@ -50,6 +50,7 @@ static atomic_long g_next_chunk;
 static atomic_int g_refs; /* the caller (until it has run out of chunks) + the workers inside the job; 0: closed */
 static atomic_int g_sleepers; /* workers in (or entering) pthread_cond_wait: a job is broadcast only when > 0 */
 static int64_t g_spin_ns;
+static atomic_int g_caller_cpu = -1; /* the CPU the last job's caller ran on when the job ended */
 static __thread int tls_in_pool;
 
 static inline void cpu_relax(void)
@@ -81,6 +82,10 @@ static long spin_for_job(long seen)
             cpu_relax();
         }
         if (now_ns() >= until) return gen;
+        /* spinning on the CPU the caller last ran on would only keep the caller (back in Python, or in a serial
+         * phase) from that CPU until a time slice ends: with more threads than cores (torch's OpenMP workers
+         * spinning too) calls had taken 4-6x as long; sleep instead, the next job wakes this worker */
+        if (sched_getcpu() == atomic_load_explicit(&g_caller_cpu, memory_order_relaxed)) return gen;
     }
 }
 
@@ -240,5 +245,6 @@ void acl_host_parallel_for(int64_t n, int64_t grain, acl_host_range_fn fn, void 
             pthread_mutex_unlock(&g_lock);
         }
     }
+    atomic_store_explicit(&g_caller_cpu, sched_getcpu(), memory_order_relaxed);
     pthread_mutex_unlock(&g_busy);
 }
