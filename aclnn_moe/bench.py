@@ -29,7 +29,7 @@ One run prints
 * a summary: the worst case of each ratio against the goals of issue 13, each marked met or not met.
 
 The machine is shared and noisy, so the variants of one case are timed in interleaved rounds (one sample of each
-per round, the order rotating) and medians are reported: a burst of load hits all of them, not one. Compare the
+per round, in a shuffled order) and medians are reported: a burst of load hits all of them, not one. Compare the
 ratios of one run, never absolute times across runs.
 """
 from __future__ import annotations
@@ -104,7 +104,8 @@ def interleaved(variants: dict[str, Callable[[], Any]], rounds: int, *, every: d
     """Time several variants in interleaved rounds; returns each variant's samples in microseconds.
 
     Each round takes one sample of every variant (of variant v only every ``every[v]`` rounds, for slow ones),
-    the order rotating from round to round; a sample is the mean of `batch` back-to-back calls (a dict: per
+    in an order shuffled from round to round (seeded): a rotation would keep every variant behind the same
+    neighbour, and one behind a cache-flushing variant (the memcpy) was timed cold in every round; a sample is the mean of `batch` back-to-back calls (a dict: per
     variant, default 1). A variant named in ``prime`` is called once, untimed, before each of its samples: on a
     virtual machine the first call after another variant (or after any pause) finds caches and cores cold and
     can take several times as long as the next (seen here: a 1 MB memcpy 28 us back to back, 75 us after a 1 ms
@@ -118,8 +119,9 @@ def interleaved(variants: dict[str, Callable[[], Any]], rounds: int, *, every: d
         for _ in range(warmup):
             variants[name]()
     samples: dict[str, list[float]] = {n: [] for n in names}
+    shuffle = np.random.default_rng(len(names) * 1000 + rounds)
     for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = [names[i] for i in shuffle.permutation(len(names))]
         for name in order:
             if r % every.get(name, 1):
                 continue

@@ -40,9 +40,20 @@ def test_repeats_are_interleaved():
     assert {k: len(v) for k, v in samples.items()} == {"a": 6, "b": 6, "c": 2}
     assert all(s >= 0 for v in samples.values() for s in v)
     # one sample of each variant per round, never a variant's repeats back to back in a block
-    assert calls[:3] in (["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"]) and set(calls[3:5]) == {"a", "b"}
+    assert sorted(calls[:3]) == ["a", "b", "c"] and set(calls[3:5]) == {"a", "b"}
     longest_run = max(len(m.group(0)) for m in re.finditer(r"(.)\1*", "".join(calls)))
     assert longest_run <= 2, calls
+
+
+def test_no_variant_always_follows_the_same_one():
+    # (a fixed neighbour, e.g. right after the cache-flushing memcpy, would time one variant cold every round)
+    calls = []
+    variants = {name: (lambda name=name: calls.append(name)) for name in "abcdefg"}
+    bench.interleaved(variants, 15, warmup=0)
+    rounds = [calls[i:i + 7] for i in range(0, len(calls), 7)]
+    assert all(sorted(r) == list("abcdefg") for r in rounds)
+    before = {n: {r[r.index(n) - 1] for r in rounds if r.index(n) > 0} for n in "abcdefg"}
+    assert all(len(b) >= 3 for b in before.values()), before
 
 
 def test_batches_may_differ_per_variant():
