@@ -105,11 +105,12 @@ def interleaved(variants: dict[str, Callable[[], Any]], rounds: int, *, every: d
 
     Each round takes one sample of every variant (of variant v only every ``every[v]`` rounds, for slow ones),
     in an order shuffled from round to round (seeded): a rotation would keep every variant behind the same
-    neighbour, and one behind a cache-flushing variant (the memcpy) was timed cold in every round; a sample is the mean of `batch` back-to-back calls (a dict: per
-    variant, default 1). A variant named in ``prime`` is called once, untimed, before each of its samples: on a
-    virtual machine the first call after another variant (or after any pause) finds caches and cores cold and
-    can take several times as long as the next (seen here: a 1 MB memcpy 28 us back to back, 75 us after a 1 ms
-    pause), so without it a variant sampled one call at a time would be timed cold and one in batches warm.
+    neighbour, and one behind a cache-flushing variant (the memcpy) was timed cold in every round. A sample is
+    the mean of `batch` back-to-back calls (a dict: per variant, default 1). A variant named in ``prime`` is
+    called once, untimed, before each of its samples: on a virtual machine the first call after another variant
+    (or after any pause) finds caches and cores cold and can take several times as long as the next (seen here:
+    a 1 MB memcpy 28 us back to back, 75 us after a 1 ms pause), so without it a variant sampled one call at a
+    time would be timed cold and one in batches warm.
     """
     every = every or {}
     prime = set(prime)

@@ -64,5 +64,6 @@ def test_workers_spinning_or_sleeping_give_the_same_results(spin):
     import sys
 
     env = dict(os.environ, ACLNN_MOE_SPIN_US=spin, ACLNN_MOE_NUM_THREADS="3")
-    out = subprocess.run([sys.executable, "-P", "-c", _SPIN_CHILD], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-P", "-c", _SPIN_CHILD], env=env, capture_output=True, text=True,
+                         timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

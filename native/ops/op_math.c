@@ -160,6 +160,14 @@ OP_TARGET_AVX512 static void math_exp_tab_avx512(__m512d tab[4])
     for (int i = 0; i < 4; i++) tab[i] = _mm512_loadu_pd(op_exp_tab + 8 * i);
 }
 
+/* exp of the first n < 16 lanes of x, by one exp8 when they fit half a vector (the upper half then 0): a row's
+ * tail in one masked vector, the same bits as op_exp_f32 (a row of 8 experts had paid 8 scalar exps) */
+OP_TARGET_AVX512 static inline __m512 math_exp_part_avx512(__m512 x, int64_t n, const __m512d tab[4])
+{
+    if (n <= 8) return _mm512_zextps256_ps512(math_exp8_avx512(_mm512_castps512_ps256(x), tab));
+    return math_exp16_avx512(x, tab);
+}
+
 OP_TARGET_AVX512 static void math_sigmoid_avx512(float *v, int64_t e)
 {
     __m512d tab[4];
@@ -170,10 +178,11 @@ OP_TARGET_AVX512 static void math_sigmoid_avx512(float *v, int64_t e)
         const __m512 nx = _mm512_xor_ps(_mm512_loadu_ps(v + i), _mm512_set1_ps(-0.0f)); /* -x */
         _mm512_storeu_ps(v + i, _mm512_div_ps(one, _mm512_add_ps(one, math_exp16_avx512(nx, tab))));
     }
-    if (e > e16) { /* the tail in one masked vector (same bits as the scalar code: a row of 8 experts had paid */
-        const __mmask16 m = (__mmask16)((1u << (e - e16)) - 1u); /* 8 scalar exps per row) */
+    if (e > e16) {
+        const __mmask16 m = (__mmask16)((1u << (e - e16)) - 1u);
         const __m512 nx = _mm512_xor_ps(_mm512_maskz_loadu_ps(m, v + e16), _mm512_set1_ps(-0.0f));
-        _mm512_mask_storeu_ps(v + e16, m, _mm512_div_ps(one, _mm512_add_ps(one, math_exp16_avx512(nx, tab))));
+        _mm512_mask_storeu_ps(v + e16, m,
+                              _mm512_div_ps(one, _mm512_add_ps(one, math_exp_part_avx512(nx, e - e16, tab))));
     }
 }
 
@@ -196,13 +205,10 @@ OP_TARGET_AVX512 static void math_softmax_exp_avx512(float *v, int64_t e)
     const __m512 vmax = _mm512_set1_ps(m);
     for (int64_t i = 0; i < e16; i += 16)
         _mm512_storeu_ps(v + i, math_exp16_avx512(_mm512_sub_ps(_mm512_loadu_ps(v + i), vmax), tab));
-    if (e > e16) { /* the tail in one masked vector, as in math_sigmoid_avx512 */
+    if (e > e16) {
         const __mmask16 tm = (__mmask16)((1u << (e - e16)) - 1u);
         const __m512 x = _mm512_sub_ps(_mm512_maskz_loadu_ps(tm, v + e16), vmax);
-        if (e - e16 <= 8) /* (half a vector: one exp8) */
-            _mm256_mask_storeu_ps(v + e16, (__mmask8)tm, math_exp8_avx512(_mm512_castps512_ps256(x), tab));
-        else
-            _mm512_mask_storeu_ps(v + e16, tm, math_exp16_avx512(x, tab));
+        _mm512_mask_storeu_ps(v + e16, tm, math_exp_part_avx512(x, e - e16, tab));
     }
 }
 #endif
